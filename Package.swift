@@ -1,0 +1,113 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies point one way: the CLI composes; the engine knows the legacy
+// queue and the TaskManager client, never the embedded server.
+let package = Package(
+    name: "taskbridge",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "taskbridge", targets: ["taskbridge"]),
+        .library(name: "TaskManagerModel", targets: ["TaskManagerModel"]),
+        .library(name: "TaskManagerClient", targets: ["TaskManagerClient"]),
+        .library(name: "TaskManagerServer", targets: ["TaskManagerServer"]),
+        .library(name: "TaskBridgeTesting", targets: ["TaskBridgeTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // Pure wire model: ordered JSON, PHP-compatible encoding, dedupe key,
+        // JSON Schema subset, envelopes. No I/O.
+        .target(name: "TaskManagerModel"),
+        .target(
+            name: "TaskManagerClient",
+            dependencies: [
+                "TaskManagerModel",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "TaskManagerServer",
+            dependencies: [
+                "TaskManagerModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "LegacyQueue",
+            dependencies: [
+                "TaskManagerModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "BridgeConfig",
+            dependencies: [
+                "TaskManagerModel",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .target(
+            name: "BridgeEngine",
+            dependencies: [
+                "TaskManagerModel", "TaskManagerClient", "LegacyQueue", "BridgeConfig",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // One harness shared by tests, the demo and the benchmarks.
+        .target(
+            name: "TaskBridgeTesting",
+            dependencies: [
+                "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "taskbridge",
+            dependencies: [
+                "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue",
+                "BridgeConfig", "BridgeEngine", "TaskBridgeTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(name: "TaskManagerModelTests", dependencies: ["TaskManagerModel"]),
+        .testTarget(
+            name: "TaskManagerConformanceTests",
+            dependencies: ["TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "TaskBridgeTesting"]
+        ),
+        .testTarget(
+            name: "TaskManagerClientTests",
+            dependencies: [
+                "TaskManagerModel", "TaskManagerClient", "TaskBridgeTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(name: "LegacyQueueTests", dependencies: ["LegacyQueue", "TaskBridgeTesting"]),
+        .testTarget(
+            name: "BridgeEngineTests",
+            dependencies: ["BridgeEngine", "BridgeConfig", "LegacyQueue", "TaskBridgeTesting", "TaskManagerClient"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,282 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import TaskManagerModel
+
+/// A Swift client for the TaskManager REST API, tolerant of the PHP server as
+/// it really answers (spec section 11.5): ids as int or numeric string,
+/// `{items,count}` wrappers around single objects, an empty claim answered by
+/// 404 or by the PHP bug (500 "There is no active transaction"),
+/// `deduplicated`/`duplicate`, and middleware errors sent as `text/html`.
+public final class TaskManagerClient: Sendable {
+    public let configuration: ClientConfiguration
+    let http: HTTPClient
+    let gate: ConcurrencyGate
+    let logger: Logger
+
+    public init(configuration: ClientConfiguration, logger: Logger = Logger(label: "taskmanager.client")) {
+        self.configuration = configuration
+        var c = HTTPClient.Configuration()
+        c.timeout = .init(
+            connect: .nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000
+                + configuration.connectTimeout.components.attoseconds / 1_000_000_000),
+            read: .seconds(Int64(configuration.requestTimeout.components.seconds)))
+        c.connectionPool = .init(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, configuration.maxConcurrentRequests))
+        c.decompression = .disabled
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
+        self.gate = ConcurrencyGate(limit: configuration.maxConcurrentRequests)
+        self.logger = logger
+    }
+
+    /// Must be called before the client is released.
+    public func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    // MARK: - Routes
+
+    public func health() async throws(TaskManagerError) -> JSONValue {
+        try await send(.GET, "/health", retry: true)
+    }
+
+    public func registerTaskType(name: String, version: String, paramSchema: JSONValue) async throws(TaskManagerError)
+        -> RegisterResult
+    {
+        let body: JSONValue = ["name": .string(name), "version": .string(version), "param_schema": paramSchema]
+        // Register is an upsert: repeating it is harmless.
+        return try decode(try await send(.POST, "/task-types/register", body: body, retry: true), RegisterResult.init)
+    }
+
+    public func getTaskType(name: String) async throws(TaskManagerError) -> TaskTypeInfo {
+        let data = try await send(.GET, "/task-types/\(Self.pathSegment(name))", retry: true)
+        guard let item = try Self.single(data) else { throw .notFound("Task type not found") }
+        return try decode(item, TaskTypeInfo.init)
+    }
+
+    public func listTaskTypes(activeOnly: Bool = false) async throws(TaskManagerError) -> [TaskTypeInfo] {
+        let data = try await send(.GET, "/task-types" + (activeOnly ? "?active_only=1" : ""), retry: true)
+        return try Self.items(data).map { v throws(TaskManagerError) in try decode(v, TaskTypeInfo.init) }
+    }
+
+    /// Creates a task, or returns the existing one with the same type and
+    /// params (in any status). Safe to retry: the API dedupes.
+    public func createTask(type: String, params: JSONValue, priority: Int? = nil) async throws(TaskManagerError) -> CreateResult {
+        var members = [JSONMember("type", .string(type)), JSONMember("params", params)]
+        if let priority { members.append(JSONMember("priority", .int(Int64(priority)))) }
+        return try decode(try await send(.POST, "/tasks", body: .object(members), retry: true), CreateResult.init)
+    }
+
+    /// Claims one task of a type; nil when there is none.
+    public func claimTask(
+        workerID: String, taskTypeID: Int64, policy: ClaimPolicy = .fifo, typePattern: String? = nil
+    ) async throws(TaskManagerError) -> ClaimedTask? {
+        try await claimTask(workerID: workerID, taskTypeID: taskTypeID, sortBy: policy.sortBy, sortOrder: policy.sortOrder, typePattern: typePattern)
+    }
+
+    public func claimTask(
+        workerID: String, taskTypeID: Int64, sortBy: String, sortOrder: String, typePattern: String? = nil
+    ) async throws(TaskManagerError) -> ClaimedTask? {
+        var members = [
+            JSONMember("worker_id", .string(workerID)), JSONMember("task_type_id", .int(taskTypeID)),
+            JSONMember("sort_by", .string(sortBy)), JSONMember("sort_order", .string(sortOrder)),
+        ]
+        if let typePattern { members.append(JSONMember("type_pattern", .string(typePattern))) }
+        do {
+            // Never retried: a lost answer would leave a claimed task behind.
+            return try decode(try await send(.POST, "/tasks/claim", body: .object(members), retry: false), ClaimedTask.init)
+        } catch .notFound {
+            return nil
+        } catch .server(500, let message) where message.contains("There is no active transaction") {
+            return nil
+        }
+    }
+
+    /// Reports the outcome; `success: false` is the only way to fail a task.
+    public func completeTask(id: Int64, workerID: String, success: Bool, result: JSONValue? = nil, error: String? = nil)
+        async throws(TaskManagerError) -> CompleteResult
+    {
+        var members = [JSONMember("worker_id", .string(workerID)), JSONMember("success", .bool(success))]
+        if let result { members.append(JSONMember("result", result)) }
+        if let error { members.append(JSONMember("error", .string(error))) }
+        return try decode(try await send(.POST, "/tasks/\(id)/complete", body: .object(members), retry: false), CompleteResult.init)
+    }
+
+    public func updateProgress(id: Int64, workerID: String, progress: Int, message: String? = nil) async throws(TaskManagerError)
+        -> ProgressResult
+    {
+        var members = [JSONMember("worker_id", .string(workerID)), JSONMember("progress", .int(Int64(progress)))]
+        if let message { members.append(JSONMember("message", .string(message))) }
+        return try decode(try await send(.POST, "/tasks/\(id)/progress", body: .object(members), retry: false), ProgressResult.init)
+    }
+
+    public func getTask(id: Int64) async throws(TaskManagerError) -> TaskInfo {
+        let data = try await send(.GET, "/tasks/\(id)", retry: true)
+        guard let item = try Self.single(data) else { throw .notFound("Task not found") }
+        return try decode(item, TaskInfo.init)
+    }
+
+    /// Lists tasks, newest first. Several statuses are fetched one call per
+    /// status (the PHP server has no comma filter) and merged.
+    public func listTasks(statuses: [String] = [], type: String? = nil, limit: Int = 50, offset: Int = 0)
+        async throws(TaskManagerError) -> [TaskInfo]
+    {
+        if statuses.count > 1 {
+            var merged: [TaskInfo] = []
+            for s in statuses {
+                merged += try await listTasks(statuses: [s], type: type, limit: limit + offset, offset: 0)
+            }
+            merged.sort { ($0.createdAt ?? "", $0.id) > ($1.createdAt ?? "", $1.id) }
+            return Array(merged.dropFirst(offset).prefix(limit))
+        }
+        var query = ["limit=\(limit)", "offset=\(offset)"]
+        if let s = statuses.first { query.append("status=\(Self.queryValue(s))") }
+        if let type { query.append("type=\(Self.queryValue(type))") }
+        let data = try await send(.GET, "/tasks?" + query.joined(separator: "&"), retry: true)
+        return try Self.items(data).map { v throws(TaskManagerError) in try decode(v, TaskInfo.init) }
+    }
+
+    // MARK: - Transport
+
+    private func decode<T>(_ value: JSONValue, _ make: (JSONValue) -> T?) throws(TaskManagerError) -> T {
+        guard let t = make(value) else {
+            throw TaskManagerError.undecodable(status: 200, snippet: String(PHPJSON.encode(value).prefix(200)))
+        }
+        return t
+    }
+
+    /// Single-object GETs: the PHP server wraps them in `{items,count}`.
+    static func single(_ data: JSONValue) throws(TaskManagerError) -> JSONValue? {
+        if let items = data["items"]?.arrayValue { return items.first }
+        return data.isNull ? nil : data
+    }
+
+    static func items(_ data: JSONValue) throws(TaskManagerError) -> [JSONValue] {
+        if let items = data["items"]?.arrayValue { return items }
+        if let items = data.arrayValue { return items }
+        throw .undecodable(status: 200, snippet: String(PHPJSON.encode(data).prefix(200)))
+    }
+
+    static func pathSegment(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/?#"))) ?? s
+    }
+
+    static func queryValue(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
+    }
+
+    private func send(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retry: Bool) async throws(TaskManagerError)
+        -> JSONValue
+    {
+        let attempts = retry ? max(1, configuration.maxAttempts) : 1
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await sendOnce(method, path, body: body)
+            } catch {
+                guard attempt < attempts, error.isTransient else { throw error.redacting(configuration.apiKey) }
+                var delay = configuration.retryBaseDelay * (1 << (attempt - 1))
+                if case .rateLimited(let after?, _) = error {
+                    let wait = Duration.milliseconds(Int64(after * 1000))
+                    if wait > configuration.maxRetryAfter { throw error.redacting(configuration.apiKey) }
+                    delay = wait
+                }
+                let jitter = Double.random(in: 0.8...1.2)
+                try? await Task.sleep(for: delay * jitter)
+            }
+        }
+    }
+
+    private func sendOnce(_ method: HTTPMethod, _ path: String, body: JSONValue?) async throws(TaskManagerError) -> JSONValue {
+        var request = HTTPClientRequest(url: configuration.baseURL + path)
+        request.method = method
+        request.headers.add(name: "X-API-Key", value: configuration.apiKey)
+        request.headers.add(name: "Accept", value: "application/json")
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: PHPJSON.encode(body)))
+        }
+        let status: Int
+        let headers: HTTPHeaders
+        let bytes: ByteBuffer
+        do {
+            let prepared = request
+            let response = try await gate.run { [http, configuration] in
+                let r = try await http.execute(prepared, timeout: .seconds(Int64(configuration.requestTimeout.components.seconds)))
+                return (r.status.code, r.headers, try await r.body.collect(upTo: 64 << 20))
+            }
+            (status, headers, bytes) = (Int(response.0), response.1, response.2)
+        } catch let e as TaskManagerError {
+            throw e
+        } catch {
+            throw .transport(Self.describe(error))
+        }
+        return try Self.interpret(status: status, retryAfterHeader: headers.first(name: "Retry-After"), body: Array(bytes.readableBytesView))
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? HTTPClientError {
+            if e == .connectTimeout { return "connect timeout" }
+            if e == .deadlineExceeded || e == .readTimeout { return "request timed out" }
+            if e == .remoteConnectionClosed { return "connection closed by server" }
+            return "\(e)"
+        }
+        return String(describing: error)
+    }
+
+    /// Maps a raw answer to the envelope's `data` or a typed error. Status
+    /// comes first: a 401 page that is not even JSON is still a 401.
+    public static func interpret(status: Int, retryAfterHeader: String?, body: [UInt8]) throws(TaskManagerError) -> JSONValue {
+        let json = try? JSONParser.parse(body)
+        let snippet = String(decoding: body.prefix(200), as: UTF8.self)
+        let errorText = json?["error"]?.stringValue
+        let message = json?["message"]?.stringValue
+        let text = errorText.map { e in message.map { "\(e): \($0)" } ?? e } ?? (json == nil ? snippet : "HTTP \(status)")
+        switch status {
+        case 200..<300:
+            guard let json, json["success"]?.boolValue == true else {
+                if let json, json["success"]?.boolValue == false { throw .server(status: status, message: errorText ?? "unknown error") }
+                throw .undecodable(status: status, snippet: snippet)
+            }
+            return json["data"] ?? .null
+        case 400:
+            let details = json?["details"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            throw .validation(errorText ?? text, details: details)
+        case 401: throw .unauthorized(message ?? errorText ?? "Unauthorized")
+        case 403: throw .forbidden(errorText ?? text)
+        case 404: throw .notFound(errorText ?? text)
+        case 413: throw .payloadTooLarge(message ?? errorText ?? "Request Too Large")
+        case 429:
+            let after = retryAfterHeader.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+                ?? json?["retry_after"]?.doubleValue
+            throw .rateLimited(retryAfter: after, message: message ?? "Too Many Requests")
+        default:
+            if json == nil { throw .undecodable(status: status, snippet: snippet) }
+            throw .server(status: status, message: errorText ?? text)
+        }
+    }
+}
+
+/// Bounds the requests in flight through one client.
+actor ConcurrencyGate {
+    let limit: Int
+    var running = 0
+    var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        if running >= limit {
+            await withCheckedContinuation { waiters.append($0) }
+        } else {
+            running += 1
+        }
+        defer {
+            if waiters.isEmpty { running -= 1 } else { waiters.removeFirst().resume() }
+        }
+        return try await body()
+    }
+}
