@@ -1,0 +1,114 @@
+import Foundation
+import TaskManagerModel
+
+/// Per-type cutover stage (PRODUCT.md section 2).
+public enum BridgeMode: String, Sendable, CaseIterable, Codable {
+    case off
+    case dryRun = "dry-run"
+    case forward
+    case retired
+
+    /// Modes in which the bridge takes rows for itself.
+    public var claimsRows: Bool { self == .forward || self == .retired }
+}
+
+/// How identical legacy rows map onto TaskManager's type+params dedupe.
+public enum DedupeMode: String, Sendable, CaseIterable, Codable {
+    /// Identical rows share one task (the API's own behaviour).
+    case collapse
+    /// A marker field with the legacy id makes every row its own task.
+    case perRow = "per-row"
+}
+
+public struct TypeMapping: Sendable, Equatable {
+    public var legacyType: String
+    public var name: String
+    public var version: String
+    /// The starting mode of a type the database holds no state for yet.
+    public var mode: BridgeMode
+    public var dedupe: DedupeMode
+    /// Params field that carries the legacy id under `per-row`.
+    public var marker: String
+    public var paramSchema: JSONValue
+
+    public init(legacyType: String, name: String, version: String = "1.0.0", mode: BridgeMode = .off,
+                dedupe: DedupeMode = .collapse, marker: String = "_legacy_id", paramSchema: JSONValue = ["type": "object"]) {
+        self.legacyType = legacyType
+        self.name = name
+        self.version = version
+        self.mode = mode
+        self.dedupe = dedupe
+        self.marker = marker
+        self.paramSchema = paramSchema
+    }
+}
+
+/// Everything `bridge.conf` says, with environment overrides applied and
+/// relative paths resolved against the config file's directory.
+public struct BridgeConfiguration: Sendable {
+    public struct Legacy: Sendable {
+        public var database: String
+        public var table = "task_queue"
+        public var createIfMissing = false
+        public var busyTimeoutMilliseconds = 5_000
+    }
+
+    public struct TaskManager: Sendable {
+        /// `"embedded"` or a base URL that includes `/api`.
+        public var url = "embedded"
+        /// From `TASKMANAGER_API_KEY` or `.env`; never from the file.
+        public var apiKey: String?
+        public var requestTimeoutSeconds = 30.0
+        public var isEmbedded: Bool { url == "embedded" }
+    }
+
+    public struct Embedded: Sendable {
+        public var host = "127.0.0.1"
+        public var port = 8787
+        public var database: String
+        /// Where a generated key is kept (mode 0600) when none is configured.
+        public var keyFile: String
+    }
+
+    public struct Bridge: Sendable {
+        public var id = "taskbridge"
+        public var metricsListen: String? = "127.0.0.1:9464"
+        /// How often `PRAGMA data_version` is checked, and the longest time a
+        /// mode change waits before it applies.
+        public var pollIntervalSeconds = 0.05
+        /// Rows claimed and forwarded per write transaction.
+        public var batchSize = 64
+        /// Requests to TaskManager in flight at once, over all types.
+        public var maxInFlight = 64
+        /// Full scan of the legacy table for rows no trigger saw.
+        public var reconcileIntervalSeconds = 300.0
+        /// How often in-flight tasks are polled for completion.
+        public var mirrorIntervalSeconds = 0.5
+    }
+
+    public var file: String
+    public var legacy: Legacy
+    public var taskManager = TaskManager()
+    public var embedded: Embedded
+    public var bridge = Bridge()
+    /// In file order.
+    public var types: [TypeMapping] = []
+
+    public func mapping(forLegacyType t: String) -> TypeMapping? { types.first { $0.legacyType == t } }
+
+    public init(file: String, legacy: Legacy, embedded: Embedded) {
+        self.file = file
+        self.legacy = legacy
+        self.embedded = embedded
+    }
+}
+
+public struct ConfigError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var file: String
+    public var message: String
+    public var description: String { "\(file): \(message)" }
+    public init(file: String, _ message: String) {
+        self.file = file
+        self.message = message
+    }
+}

@@ -1,0 +1,200 @@
+import GRDB
+import TaskManagerModel
+
+/// Every database object taskbridge adds to the legacy file, all named
+/// `_taskbridge_*`. Legacy DDL is never run; these are created and removed in
+/// one transaction each, and their stored SQL is hashed so that a dropped or
+/// altered object is noticed (PRODUCT.md invariant 7).
+///
+/// Capture design (PRODUCT.md section 4):
+/// - `_taskbridge_ai` claims a new row of a `forward`/`retired` type inside
+///   the producer's own INSERT transaction, reading the mode table, so no
+///   legacy worker ever sees it `queued`; it logs inserts of non-`off` types.
+/// - `_taskbridge_au` logs status changes of bridged rows and of rows of
+///   non-`off` types, except the bridge's own writes: those run with
+///   `_taskbridge_echo.active = 1`, set and cleared inside the bridge's write
+///   transaction, so no other connection ever observes it set.
+/// - `_taskbridge_ad` logs deletions the ledger must know about.
+/// Off-type inserts pay one primary-key lookup in `_taskbridge_mode` and
+/// nothing else.
+public struct BridgeObjects: Sendable {
+    public static let version = 1
+    public let table: String
+    public let bridgeID: String
+
+    public init(table: String, bridgeID: String) {
+        self.table = table
+        self.bridgeID = bridgeID
+    }
+
+    public static let tableNames = [
+        "_taskbridge_meta", "_taskbridge_mode", "_taskbridge_audit", "_taskbridge_changes", "_taskbridge_ledger",
+        "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_echo",
+    ]
+    public static let triggerNames = ["_taskbridge_ai", "_taskbridge_au", "_taskbridge_ad"]
+    public static let indexNames = ["_taskbridge_ledger_state", "_taskbridge_ledger_task", "_taskbridge_ledger_type"]
+
+    static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
+    var t: String { "\"\(table)\"" }
+    var b: String { Self.quote(bridgeID) }
+    static let now = "strftime('%Y-%m-%dT%H:%M:%f+00:00','now')"
+
+    public var tableDDL: [String] {
+        [
+            "CREATE TABLE IF NOT EXISTS _taskbridge_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            """
+            CREATE TABLE IF NOT EXISTS _taskbridge_mode (task_type TEXT PRIMARY KEY, mode TEXT NOT NULL
+                CHECK (mode IN ('off','dry-run','forward','retired')), changed_at TEXT NOT NULL) WITHOUT ROWID
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS _taskbridge_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
+                task_type TEXT NOT NULL, from_mode TEXT, to_mode TEXT NOT NULL, reason TEXT, host TEXT, actor TEXT)
+            """,
+            "CREATE TABLE IF NOT EXISTS _taskbridge_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, row_id INTEGER NOT NULL, op TEXT NOT NULL)",
+            """
+            CREATE TABLE IF NOT EXISTS _taskbridge_ledger (
+                legacy_id INTEGER PRIMARY KEY,
+                task_type TEXT NOT NULL,
+                tm_type TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('intent','sent','done','quarantined')),
+                params_json TEXT,
+                dedupe_key TEXT,
+                priority INTEGER,
+                due_at REAL NOT NULL DEFAULT 0,
+                tm_task_id INTEGER,
+                tm_status TEXT,
+                collapsed INTEGER NOT NULL DEFAULT 0,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at REAL NOT NULL DEFAULT 0,
+                last_error TEXT,
+                claimed_at TEXT NOT NULL,
+                sent_at TEXT,
+                done_at TEXT,
+                updated_at TEXT NOT NULL)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS _taskbridge_quarantine (legacy_id INTEGER PRIMARY KEY, task_type TEXT NOT NULL,
+                reason TEXT NOT NULL, detail TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 1,
+                first_at TEXT NOT NULL, last_at TEXT NOT NULL)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS _taskbridge_dryrun (legacy_id INTEGER PRIMARY KEY, task_type TEXT NOT NULL,
+                verdict TEXT NOT NULL CHECK (verdict IN ('would-forward','would-reject')), reason TEXT, at TEXT NOT NULL)
+            """,
+            "CREATE TABLE IF NOT EXISTS _taskbridge_echo (id INTEGER PRIMARY KEY CHECK (id = 1), active INTEGER NOT NULL)",
+            "INSERT OR IGNORE INTO _taskbridge_echo (id, active) VALUES (1, 0)",
+            "CREATE INDEX IF NOT EXISTS _taskbridge_ledger_state ON _taskbridge_ledger(state, next_attempt_at)",
+            "CREATE INDEX IF NOT EXISTS _taskbridge_ledger_task ON _taskbridge_ledger(tm_task_id)",
+            "CREATE INDEX IF NOT EXISTS _taskbridge_ledger_type ON _taskbridge_ledger(task_type, state)",
+        ]
+    }
+
+    public var triggerDDL: [String] {
+        [
+            """
+            CREATE TRIGGER _taskbridge_ai AFTER INSERT ON \(t)
+            WHEN EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode <> 'off')
+            BEGIN
+                UPDATE \(t) SET status = 'claimed', claimed_by = \(b), claimed_at = \(Self.now), updated_at = \(Self.now)
+                WHERE id = NEW.id AND status = 'queued'
+                  AND EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode IN ('forward','retired'));
+                INSERT INTO _taskbridge_changes (row_id, op) VALUES (NEW.id, 'I');
+            END
+            """,
+            """
+            CREATE TRIGGER _taskbridge_au AFTER UPDATE OF status ON \(t)
+            WHEN OLD.status IS NOT NEW.status
+              AND (SELECT active FROM _taskbridge_echo WHERE id = 1) = 0
+              AND NOT (OLD.status = 'queued' AND NEW.status = 'claimed' AND NEW.claimed_by = \(b))
+              AND (OLD.claimed_by = \(b) OR NEW.claimed_by = \(b)
+                   OR EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode <> 'off'))
+            BEGIN
+                INSERT INTO _taskbridge_changes (row_id, op) VALUES (NEW.id, 'U');
+            END
+            """,
+            """
+            CREATE TRIGGER _taskbridge_ad AFTER DELETE ON \(t)
+            WHEN OLD.claimed_by = \(b) OR EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = OLD.task_type AND mode <> 'off')
+            BEGIN
+                INSERT INTO _taskbridge_changes (row_id, op) VALUES (OLD.id, 'D');
+            END
+            """,
+        ]
+    }
+
+    /// Identifies what this code would install: a change of table, bridge id
+    /// or DDL means the installed objects are out of date.
+    public var definitionHash: String {
+        SHA256Digest.hex(Array((["v\(Self.version)", table, bridgeID] + tableDDL + triggerDDL).joined(separator: "\u{1}").utf8))
+    }
+
+    public static func installedSQL(_ db: Database) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT name, sql FROM sqlite_master WHERE name LIKE '\\_taskbridge\\_%' ESCAPE '\\'") {
+            out[row["name"]] = row["sql"] ?? ""
+        }
+        return out
+    }
+
+    static func objectsHash(_ installed: [String: String]) -> String {
+        SHA256Digest.hex(Array(installed.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n").utf8))
+    }
+
+    public var allNames: [String] { Self.tableNames + Self.triggerNames + Self.indexNames }
+
+    /// Creates what is missing and (re)creates the triggers; keeps data.
+    /// Must run inside a transaction.
+    public func install(_ db: Database, installedAt: String) throws {
+        for sql in tableDDL { try db.execute(sql: sql) }
+        for name in Self.triggerNames { try db.execute(sql: "DROP TRIGGER IF EXISTS \(name)") }
+        for sql in triggerDDL { try db.execute(sql: sql) }
+        let installed = try Self.installedSQL(db).filter { $0.key != "_taskbridge_meta" }
+        let meta: [(String, String)] = [
+            ("version", String(Self.version)), ("table", table), ("bridge_id", bridgeID),
+            ("definition_hash", definitionHash), ("objects_hash", Self.objectsHash(installed)), ("installed_at", installedAt),
+        ]
+        for (k, v) in meta {
+            try db.execute(sql: "INSERT INTO _taskbridge_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                           arguments: [k, v])
+        }
+    }
+
+    /// Removes every `_taskbridge_*` object. Must run inside a transaction.
+    public static func uninstall(_ db: Database) throws {
+        for name in triggerNames { try db.execute(sql: "DROP TRIGGER IF EXISTS \(name)") }
+        for name in indexNames { try db.execute(sql: "DROP INDEX IF EXISTS \(name)") }
+        for name in tableNames { try db.execute(sql: "DROP TABLE IF EXISTS \(name)") }
+        // Leftovers from another version: anything with the prefix.
+        for row in try Row.fetchAll(db, sql: "SELECT type, name FROM sqlite_master WHERE name LIKE '\\_taskbridge\\_%' ESCAPE '\\'") {
+            let type: String = row["type"]
+            guard ["table", "trigger", "index", "view"].contains(type) else { continue }
+            try db.execute(sql: "DROP \(type.uppercased()) IF EXISTS \"\(row["name"] as String)\"")
+        }
+        // AUTOINCREMENT left rows for our tables in sqlite_sequence.
+        if try db.tableExists("sqlite_sequence") {
+            try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name LIKE '\\_taskbridge\\_%' ESCAPE '\\'")
+        }
+    }
+
+    public enum Health: Sendable, Equatable {
+        case notInstalled
+        case intact
+        /// Installed by other code (version, table or bridge id differ).
+        case outdated
+        case damaged(missing: [String], altered: Bool)
+    }
+
+    public func check(_ db: Database) throws -> Health {
+        let installed = try Self.installedSQL(db)
+        if installed.isEmpty { return .notInstalled }
+        let missing = allNames.filter { installed[$0] == nil }
+        guard installed["_taskbridge_meta"] != nil else { return .damaged(missing: missing, altered: true) }
+        let meta = Dictionary(
+            try Row.fetchAll(db, sql: "SELECT key, value FROM _taskbridge_meta").map { ($0["key"] as String, $0["value"] as String) },
+            uniquingKeysWith: { a, _ in a })
+        if !missing.isEmpty { return .damaged(missing: missing, altered: false) }
+        if meta["definition_hash"] != definitionHash { return .outdated }
+        let altered = meta["objects_hash"] != Self.objectsHash(installed.filter { $0.key != "_taskbridge_meta" })
+        return altered ? .damaged(missing: [], altered: true) : .intact
+    }
+}

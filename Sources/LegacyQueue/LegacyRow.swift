@@ -1,0 +1,146 @@
+import Foundation
+import GRDB
+
+/// One `task_queue` row as the bridge reads it. `parameters` is read as raw
+/// bytes so that invalid UTF-8 is seen, not silently repaired.
+public struct LegacyRow: Sendable, Equatable {
+    public var id: Int64
+    public var taskType: String
+    public var parameters: [UInt8]?
+    public var priority: Int64?
+    public var runAfter: String?
+    public var status: String?
+    public var claimedBy: String?
+    public var claimedAt: String?
+    public var retryCount: Int64?
+    public var maxRetries: Int64?
+    public var resultData: String?
+    public var errorMessage: String?
+    public var createdAt: String?
+    public var updatedAt: String?
+    public var completedAt: String?
+
+    static func selectSQL(_ schema: LegacySchema) -> String {
+        let opt = { (c: String) in schema.columns.contains(c) ? c : "NULL AS \(c)" }
+        return """
+            SELECT id, task_type, CAST(parameters AS BLOB) AS parameters_blob, \(opt("priority")), \(opt("run_after_utc")),
+                   status, claimed_by, claimed_at, \(opt("retry_count")), \(opt("max_retries")), result_data, error_message,
+                   created_at, updated_at, completed_at
+            FROM "\(schema.table)"
+            """
+    }
+
+    /// Reads leniently: A-min has no CHECKs and no strict types, so any
+    /// column may hold any storage class, and a bad row must never crash.
+    init(row: Row) {
+        func text(_ c: String) -> String? {
+            let v: DatabaseValue = row[c]
+            switch v.storage {
+            case .null: return nil
+            case .string(let s): return s
+            case .int64(let i): return String(i)
+            case .double(let d): return String(d)
+            case .blob(let b): return String(decoding: b, as: UTF8.self)
+            }
+        }
+        func int(_ c: String) -> Int64? {
+            let v: DatabaseValue = row[c]
+            switch v.storage {
+            case .int64(let i): return i
+            case .double(let d) where d == d.rounded() && abs(d) < 9e18: return Int64(d)
+            case .string(let s): return Int64(s.trimmingCharacters(in: .whitespaces))
+            default: return nil
+            }
+        }
+        id = int("id") ?? 0
+        taskType = text("task_type") ?? ""
+        let p: DatabaseValue = row["parameters_blob"]
+        switch p.storage {
+        case .null: parameters = nil
+        case .blob(let b): parameters = [UInt8](b)
+        case .string(let s): parameters = Array(s.utf8)
+        case .int64(let i): parameters = Array(String(i).utf8)
+        case .double(let d): parameters = Array(String(d).utf8)
+        }
+        priority = int("priority")
+        runAfter = text("run_after_utc")
+        status = text("status")
+        claimedBy = text("claimed_by")
+        claimedAt = text("claimed_at")
+        retryCount = int("retry_count")
+        maxRetries = int("max_retries")
+        resultData = text("result_data")
+        errorMessage = text("error_message")
+        createdAt = text("created_at")
+        updatedAt = text("updated_at")
+        completedAt = text("completed_at")
+    }
+}
+
+/// A row of `_taskbridge_ledger`: the bridge's write-ahead record of one
+/// forwarded legacy row.
+public struct LedgerEntry: Sendable, Equatable {
+    public enum State: String, Sendable { case intent, sent, done, quarantined }
+    public var legacyID: Int64
+    public var taskType: String
+    public var tmType: String
+    public var state: State
+    public var paramsJSON: String?
+    public var dedupeKey: String?
+    public var priority: Int64?
+    public var dueAt: Double
+    public var tmTaskID: Int64?
+    public var tmStatus: String?
+    public var collapsed: Bool
+    public var attempts: Int64
+    public var nextAttemptAt: Double
+    public var lastError: String?
+    public var claimedAt: String
+
+    init(row: Row) {
+        legacyID = row["legacy_id"]
+        taskType = row["task_type"]
+        tmType = row["tm_type"]
+        state = State(rawValue: row["state"]) ?? .intent
+        paramsJSON = row["params_json"]
+        dedupeKey = row["dedupe_key"]
+        priority = row["priority"]
+        dueAt = row["due_at"]
+        tmTaskID = row["tm_task_id"]
+        tmStatus = row["tm_status"]
+        collapsed = (row["collapsed"] as Int64? ?? 0) != 0
+        attempts = row["attempts"]
+        nextAttemptAt = row["next_attempt_at"]
+        lastError = row["last_error"]
+        claimedAt = row["claimed_at"]
+    }
+}
+
+/// What the engine decided for a row it captured.
+public enum CaptureDecision: Sendable, Equatable {
+    /// Forward: write-ahead intent with exactly the params that will be sent.
+    case intent(tmType: String, paramsJSON: String, dedupeKey: String, priority: Int64?, dueAt: Double)
+    case quarantine(taskType: String, code: String, detail: String)
+    case dryRun(verdict: String, reason: String?)
+    /// Not the bridge's business (type off or unmapped, row not claimed by it).
+    case ignore
+}
+
+public struct QuarantineEntry: Sendable, Equatable {
+    public var legacyID: Int64
+    public var taskType: String
+    public var reason: String
+    public var detail: String
+    public var attempts: Int64
+    public var firstAt: String
+    public var lastAt: String
+}
+
+public struct AuditEntry: Sendable, Equatable {
+    public var at: String
+    public var taskType: String
+    public var from: String?
+    public var to: String
+    public var reason: String?
+    public var host: String?
+}
