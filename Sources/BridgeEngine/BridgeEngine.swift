@@ -1,0 +1,555 @@
+import BridgeConfig
+import Foundation
+import LegacyQueue
+import Logging
+import Metrics
+import TaskManagerClient
+import TaskManagerModel
+
+/// The bridge: capture -> forward -> mirror, per legacy task type, with the
+/// ledger as the single source of truth so that any step can crash and be
+/// replayed (PRODUCT.md sections 3 to 5).
+///
+/// Four loops run side by side:
+/// - capture: wakes on `PRAGMA data_version`, consumes change rows, claims
+///   the backlog of forward types, records write-ahead intents;
+/// - send: creates TaskManager tasks for due intents, bounded in flight,
+///   with per-row backoff, a per-type breaker and global pauses;
+/// - mirror: polls only what can have changed and writes it back;
+/// - reconcile: checks the `_taskbridge_*` objects, adopts orphan rows,
+///   re-arms the backlog scan.
+public final class BridgeEngine: Sendable {
+    public let config: BridgeConfiguration
+    public let store: LegacyQueueStore
+    public let client: TaskManagerClient
+    let policy: CapturePolicy
+    let logger: Logger
+    let host: String
+    let state = EngineState()
+    let sendSignal = WakeSignal()
+    let stopping = Flag()
+
+    public init(config: BridgeConfiguration, store: LegacyQueueStore, client: TaskManagerClient, logger: Logger,
+                host: String = ProcessInfo.processInfo.hostName) {
+        self.config = config
+        self.store = store
+        self.client = client
+        self.logger = logger
+        self.host = host
+        self.policy = CapturePolicy(mappings: config.types, bridgeID: config.bridge.id)
+    }
+
+    /// Asks every loop to finish: no new claims or sends; requests in flight
+    /// complete (or are abandoned safely: their intents stay in the ledger
+    /// and are re-sent, deduplicated, on the next start).
+    public func stop() {
+        stopping.set()
+        sendSignal.signal()
+    }
+
+    public var isStopping: Bool { stopping.isSet }
+
+    /// Installs or repairs the objects, seeds modes, then runs until `stop()`
+    /// or cancellation.
+    public func run() async throws {
+        try await reconcileObjects()
+        for m in config.types {
+            if try await store.seedMode(taskType: m.legacyType, mode: m.mode.rawValue, host: host) {
+                logger.info("type starts in its configured mode", metadata: ["type": "\(m.legacyType)", "mode": "\(m.mode.rawValue)"])
+            }
+        }
+        try await refreshModes()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.guarded("capture") { try await self.captureLoop() } }
+            group.addTask { await self.guarded("send") { try await self.sendLoop() } }
+            group.addTask { await self.guarded("mirror") { try await self.mirrorLoop() } }
+            group.addTask { await self.guarded("reconcile") { try await self.reconcileLoop() } }
+            group.addTask { await self.guarded("register") { try await self.registerLoop() } }
+        }
+    }
+
+    /// A loop that throws is logged and restarted after a pause: a bad
+    /// moment (disk full, lock timeout) must not end the process.
+    private func guarded(_ name: String, _ body: @Sendable () async throws -> Void) async {
+        while !isStopping && !Task.isCancelled {
+            do {
+                try await body()
+                return
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.error("loop failed; restarting", metadata: ["loop": "\(name)", "error": "\(error)"])
+                Metrics.Counter(label: "taskbridge_loop_errors_total", dimensions: [("loop", name)]).increment()
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    private func sleep(_ seconds: Double) async {
+        try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+    }
+
+    // MARK: - Capture
+
+    func refreshModes() async throws {
+        let raw = try await store.modes()
+        var modes: [String: BridgeMode] = [:]
+        for (k, v) in raw { modes[k] = BridgeMode(rawValue: v) ?? .off }
+        let entered = await state.setModes(modes)
+        for t in entered { logger.info("type entered forward mode; claiming its backlog", metadata: ["type": "\(t)"]) }
+    }
+
+    func captureLoop() async throws {
+        var lastVersion: Int64 = -1
+        var lastActivity = Date().timeIntervalSince1970
+        var lastModeRefresh = 0.0
+        while !isStopping {
+            let now = Date().timeIntervalSince1970
+            let version = try store.dataVersion()
+            if version != lastVersion || now - lastModeRefresh >= config.bridge.pollIntervalSeconds * 20 {
+                lastVersion = version
+                lastModeRefresh = now
+                try await refreshModes()
+                let didWork = try await captureOnce()
+                if didWork {
+                    lastActivity = now
+                    sendSignal.signal()
+                }
+                await state.tick()
+            }
+            // Poll fast while rows are arriving (commit-to-send latency),
+            // slowly when idle (idle CPU).
+            let recent = Date().timeIntervalSince1970 - lastActivity < 2
+            await sleep(recent ? 0.001 : config.bridge.pollIntervalSeconds)
+        }
+    }
+
+    /// One pass: change rows, then the backlog. True if anything was captured.
+    func captureOnce() async throws -> Bool {
+        var any = false
+        let modes = await state.modes
+        let policy = self.policy
+        while !isStopping {
+            let r = try await store.processChanges(limit: 500) { row in policy.decide(row, mode: modes[row.taskType]) }
+            if r.processed > 0 { any = true }
+            count(r)
+            if !r.remaining { break }
+        }
+        if await state.backlogPending {
+            let forward = modes.filter { $0.value.claimsRows }.map(\.key).sorted()
+            var remaining = true
+            while remaining && !isStopping && !forward.isEmpty {
+                let r = try await store.claimBacklog(types: forward, limit: config.bridge.batchSize) { row in policy.decide(row, mode: modes[row.taskType]) }
+                if r.processed > 0 {
+                    any = true
+                    logger.debug("claimed backlog rows", metadata: ["count": "\(r.processed)"])
+                }
+                count(r)
+                remaining = r.remaining
+            }
+            let dry = modes.filter { $0.value == .dryRun }.map(\.key).sorted()
+            if !dry.isEmpty {
+                let rows = try await store.dryRunBacklog(types: dry, limit: 1000)
+                var verdicts: [(Int64, String, String, String?)] = []
+                for row in rows {
+                    if case .dryRun(let v, let reason) = policy.decide(row, mode: .dryRun) {
+                        verdicts.append((row.id, row.taskType, v, reason))
+                        Metrics.Counter(label: "taskbridge_dry_run_total", dimensions: [("type", row.taskType), ("verdict", v)]).increment()
+                    }
+                }
+                try await store.recordDryRun(verdicts)
+            }
+            if !remaining { await state.markBacklog(false) }
+        }
+        return any
+    }
+
+    private func count(_ r: LegacyQueueStore.CaptureResult) {
+        if r.intents > 0 { Metrics.Counter(label: "taskbridge_captured_total").increment(by: r.intents) }
+        if r.quarantined > 0 { Metrics.Counter(label: "taskbridge_quarantined_total").increment(by: r.quarantined) }
+        if r.dryRun > 0 { Metrics.Counter(label: "taskbridge_dry_run_total").increment(by: r.dryRun) }
+    }
+
+    // MARK: - Registration
+
+    func registerLoop() async throws {
+        var attempt: Int64 = 0
+        while !isStopping {
+            var pending = false
+            for m in config.types where !(await state.isRegistered(m.name)) {
+                do {
+                    let r = try await client.registerTaskType(name: m.name, version: m.version, paramSchema: m.paramSchema)
+                    await state.markRegistered(m.name)
+                    await state.recordAPISuccess()
+                    logger.info("task type registered", metadata: ["type": "\(m.legacyType)", "name": "\(m.name)", "created": "\(r.created)"])
+                } catch {
+                    pending = true
+                    await noteAPIError(error, context: "register \(m.name)")
+                }
+            }
+            if !pending {
+                sendSignal.signal()
+                return
+            }
+            attempt += 1
+            await sleep(backoff(attempts: attempt, base: 0.5, cap: 30))
+        }
+    }
+
+    func noteAPIError(_ error: TaskManagerError, context: String) async {
+        let unauthorized: Bool
+        if case .unauthorized = error { unauthorized = true } else { unauthorized = false }
+        let snap = await state.snapshot()
+        // One line per problem per 30 s: an outage must not flood the log.
+        if snap.lastAPIError != error.description || Date().timeIntervalSince1970 - snap.lastAPIErrorAt > 30 {
+            if unauthorized {
+                logger.error("TaskManager rejected the API key (401); check TASKMANAGER_API_KEY", metadata: ["during": "\(context)"])
+            } else {
+                logger.warning("TaskManager request failed", metadata: ["during": "\(context)", "error": "\(error)"])
+            }
+        }
+        await state.recordAPIError(error.description, unauthorized: unauthorized)
+        Metrics.Counter(label: "taskbridge_api_errors_total", dimensions: [("kind", Self.kind(error))]).increment()
+    }
+
+    static func kind(_ e: TaskManagerError) -> String {
+        switch e {
+        case .configuration: return "configuration"
+        case .unauthorized: return "unauthorized"
+        case .forbidden: return "forbidden"
+        case .notFound: return "not_found"
+        case .validation: return "validation"
+        case .payloadTooLarge: return "too_large"
+        case .rateLimited: return "rate_limited"
+        case .server: return "server"
+        case .transport: return "transport"
+        case .undecodable: return "undecodable"
+        }
+    }
+
+    // MARK: - Send
+
+    func sendLoop() async throws {
+        while !isStopping {
+            let sent = try await sendWave()
+            if sent == 0 {
+                // Capture signals new intents; the timeout catches rows whose
+                // run_after_utc or backoff has just passed.
+                await sendSignal.wait(timeout: .milliseconds(100))
+            }
+        }
+    }
+
+    /// Sends up to `max_in_flight` due intents concurrently and records the
+    /// outcomes in one transaction. Returns how many were attempted.
+    func sendWave() async throws -> Int {
+        let now = Date().timeIntervalSince1970
+        if now < (await state.pausedUntil()) { return 0 }
+        let open = await state.openBreakers(now: now)
+        let registered = await state.registered
+        let modes = await state.modes
+        let candidates = try await store.dueIntents(now: now, limit: config.bridge.maxInFlight * 2)
+        let batch = candidates.filter { !open.contains($0.tmType) && registered.contains($0.tmType) }.prefix(config.bridge.maxInFlight)
+        guard !batch.isEmpty else { return 0 }
+        let outcomes = await withTaskGroup(of: (LegacyQueueStore.SendOutcome, TaskInfoRequest?).self) { group in
+            for e in batch {
+                if modes[e.taskType] == .retired {
+                    logger.warning("row arrived for a retired type; forwarding it", metadata: ["type": "\(e.taskType)", "id": "\(e.legacyID)"])
+                    Metrics.Counter(label: "taskbridge_retired_rows_total", dimensions: [("type", e.taskType)]).increment()
+                }
+                group.addTask { await self.send(e) }
+            }
+            var out: [(LegacyQueueStore.SendOutcome, TaskInfoRequest?)] = []
+            for await o in group { out.append(o) }
+            return out
+        }
+        try await store.recordSends(outcomes.map(\.0))
+        for (o, _) in outcomes {
+            if case .sent(_, _, _, let collapsed) = o, collapsed {
+                Metrics.Counter(label: "taskbridge_collapsed_total").increment()
+            }
+        }
+        Metrics.Counter(label: "taskbridge_forwarded_total").increment(by: outcomes.filter { if case .sent = $0.0 { true } else { false } }.count)
+        // A collapse onto a finished task gets that result at once.
+        let finished = outcomes.compactMap(\.1)
+        if !finished.isEmpty { try await mirrorNow(finished) }
+        return batch.count
+    }
+
+    struct TaskInfoRequest: Sendable {
+        var legacyID: Int64
+        var taskID: Int64
+    }
+
+    func send(_ e: LedgerEntry) async -> (LegacyQueueStore.SendOutcome, TaskInfoRequest?) {
+        let now = Date().timeIntervalSince1970
+        guard let json = e.paramsJSON, let params = try? JSONParser.parse(json) else {
+            return (.rejected(legacyID: e.legacyID, taskType: e.taskType, code: "ledger_corrupt", detail: "ledger params are unreadable"), nil)
+        }
+        var reRegistered = false
+        while true {
+            do {
+                let r = try await client.createTask(type: e.tmType, params: params, priority: e.priority.map(Int.init))
+                await state.breakerSuccess(e.tmType)
+                await state.recordAPISuccess()
+                let terminal = TaskStatus(rawValue: r.status)?.isTerminal ?? false
+                return (.sent(legacyID: e.legacyID, taskID: r.id, status: r.status, collapsed: r.deduplicated),
+                        terminal ? TaskInfoRequest(legacyID: e.legacyID, taskID: r.id) : nil)
+            } catch {
+                await noteAPIError(error, context: "create task for row \(e.legacyID)")
+                switch error {
+                case .notFound where !reRegistered:
+                    // The type vanished from TaskManager (a reset server):
+                    // register it again once before calling the row bad.
+                    reRegistered = true
+                    if let m = config.types.first(where: { $0.name == e.tmType }),
+                        (try? await client.registerTaskType(name: m.name, version: m.version, paramSchema: m.paramSchema)) != nil
+                    {
+                        continue
+                    }
+                    return (.retry(legacyID: e.legacyID, error: error.description, nextAttemptAt: now + backoff(attempts: e.attempts)), nil)
+                case .validation(let m, let d):
+                    return (.rejected(legacyID: e.legacyID, taskType: e.taskType, code: "api_validation",
+                                      detail: ([m] + d).joined(separator: "; ")), nil)
+                case .notFound(let m):
+                    return (.rejected(legacyID: e.legacyID, taskType: e.taskType, code: "api_unknown_type", detail: m), nil)
+                case .payloadTooLarge(let m):
+                    return (.rejected(legacyID: e.legacyID, taskType: e.taskType, code: "api_too_large", detail: m), nil)
+                case .unauthorized:
+                    await state.pause(until: now + 30)
+                    return (.retry(legacyID: e.legacyID, error: "unauthorized", nextAttemptAt: now + 30), nil)
+                case .rateLimited(let after, _):
+                    let wait = after ?? backoff(attempts: e.attempts)
+                    await state.pause(until: now + wait)
+                    return (.retry(legacyID: e.legacyID, error: error.description, nextAttemptAt: now + wait), nil)
+                default:
+                    if await state.breakerFailure(e.tmType, now: now) {
+                        logger.warning("circuit opened for type after repeated failures", metadata: ["name": "\(e.tmType)"])
+                    }
+                    return (.retry(legacyID: e.legacyID, error: error.description, nextAttemptAt: now + backoff(attempts: e.attempts)), nil)
+                }
+            }
+        }
+    }
+
+    // MARK: - Mirror
+
+    func mirrorLoop() async throws {
+        while !isStopping {
+            try await mirrorCycle()
+            await sleep(config.bridge.mirrorIntervalSeconds)
+        }
+    }
+
+    /// One mirror pass against an API without a change feed: list the
+    /// claimed tasks of each type (few: one per busy worker) and the newest
+    /// finished ones; fetch individually only the tasks that left `claimed`,
+    /// appear finished, or whose scheduled re-check (growing with age) is due.
+    func mirrorCycle() async throws {
+        let now = Date().timeIntervalSince1970
+        if now < (await state.pausedUntil()) { return }
+        let entries = try await store.inFlight(limit: 200_000)
+        guard !entries.isEmpty else { return }
+        var claimed: [Int64: TaskInfo] = [:]
+        var finished: Set<Int64> = []
+        for type in Set(entries.map(\.tmType)) {
+            do {
+                for t in try await client.listTasks(statuses: ["claimed"], type: type, limit: 1000) { claimed[t.id] = t }
+                for t in try await client.listTasks(statuses: ["completed", "failed"], type: type, limit: 200) { finished.insert(t.id) }
+            } catch {
+                await noteAPIError(error, context: "list tasks of \(type)")
+                return
+            }
+        }
+        var updates: [LegacyQueueStore.MirrorUpdate] = []
+        var fetch: [LedgerEntry] = []
+        for e in entries {
+            guard let id = e.tmTaskID else { continue }
+            if let c = claimed[id] {
+                if e.tmStatus != "claimed" || e.nextAttemptAt <= now {
+                    updates.append(.init(legacyID: e.legacyID, tmStatus: "claimed", attempts: c.attempts, result: nil, error: nil,
+                                         nextCheckAt: now + recheckInterval(e, now: now)))
+                }
+                continue
+            }
+            let terminalKnown = TaskStatus(rawValue: e.tmStatus ?? "")?.isTerminal ?? false
+            if e.tmStatus == "claimed" || finished.contains(id) || terminalKnown || e.nextAttemptAt <= now {
+                fetch.append(e)
+            }
+        }
+        let limited = fetch.prefix(512)
+        let fetched = await withTaskGroup(of: LegacyQueueStore.MirrorUpdate?.self) { group in
+            for e in limited {
+                group.addTask { await self.fetchUpdate(e, now: now) }
+            }
+            var out: [LegacyQueueStore.MirrorUpdate] = []
+            for await u in group { if let u { out.append(u) } }
+            return out
+        }
+        updates += fetched
+        let done = try await store.recordMirror(updates)
+        if done > 0 { Metrics.Counter(label: "taskbridge_mirrored_total").increment(by: done) }
+    }
+
+    func recheckInterval(_ e: LedgerEntry, now: Double) -> Double {
+        let age = LegacyTimestamp.parse(e.claimedAt).map { now - $0.timeIntervalSince1970 } ?? 60
+        return min(30, max(1, age / 10))
+    }
+
+    func fetchUpdate(_ e: LedgerEntry, now: Double) async -> LegacyQueueStore.MirrorUpdate? {
+        guard let id = e.tmTaskID else { return nil }
+        do {
+            let t = try await client.getTask(id: id)
+            return .init(legacyID: e.legacyID, tmStatus: t.rawStatus, attempts: t.attempts, result: t.result, error: t.errorMessage,
+                         nextCheckAt: now + recheckInterval(e, now: now))
+        } catch {
+            await noteAPIError(error, context: "get task \(id)")
+            return nil
+        }
+    }
+
+    func mirrorNow(_ requests: [TaskInfoRequest]) async throws {
+        let ids = requests.map(\.taskID)
+        let entries = try await store.inFlight(taskIDs: ids)
+        let now = Date().timeIntervalSince1970
+        var updates: [LegacyQueueStore.MirrorUpdate] = []
+        for e in entries {
+            if let u = await fetchUpdate(e, now: now) { updates.append(u) }
+        }
+        let done = try await store.recordMirror(updates)
+        if done > 0 { Metrics.Counter(label: "taskbridge_mirrored_total").increment(by: done) }
+    }
+
+    // MARK: - Reconcile
+
+    func reconcileObjects() async throws {
+        switch try await store.objectsHealth() {
+        case .intact:
+            await state.setObjectsHealthy(true)
+        case .notInstalled:
+            try await store.install()
+            logger.info("installed the _taskbridge_* objects", metadata: ["database": "\(store.path)"])
+            await state.setObjectsHealthy(true)
+        case .outdated:
+            try await store.install()
+            logger.notice("reinstalled the _taskbridge_* objects (definition changed: bridge id, table or version)")
+            await state.setObjectsHealthy(true)
+        case .damaged(let missing, let altered):
+            logger.warning("_taskbridge_* objects were dropped or altered; reinstalling",
+                           metadata: ["missing": "\(missing.joined(separator: ","))", "altered": "\(altered)"])
+            Metrics.Counter(label: "taskbridge_objects_repaired_total").increment()
+            try await store.install()
+            await state.setObjectsHealthy(true)
+        }
+    }
+
+    func reconcileLoop() async throws {
+        var lastFull = 0.0
+        while !isStopping {
+            try await reconcileObjects()
+            let now = Date().timeIntervalSince1970
+            if now - lastFull >= config.bridge.reconcileIntervalSeconds {
+                lastFull = now
+                let policy = self.policy
+                let modes = await state.modes
+                var remaining = true
+                while remaining && !isStopping {
+                    let r = try await store.adoptOrphans(limit: 500) { row in policy.decide(row, mode: modes[row.taskType]) }
+                    if r.processed > 0 { logger.notice("adopted rows the bridge held without a ledger entry", metadata: ["count": "\(r.processed)"]) }
+                    remaining = r.remaining
+                }
+                await state.markBacklog(true)
+                sendSignal.signal()
+            }
+            // Object integrity is cheap to check: every few seconds.
+            for _ in 0..<50 where !isStopping { await sleep(0.1) }
+        }
+    }
+
+    // MARK: - Health
+
+    public struct Health: Sendable {
+        public var healthy: Bool
+        public var details: JSONValue
+    }
+
+    public func health() async -> Health {
+        let s = await state.snapshot()
+        let now = Date().timeIntervalSince1970
+        let stalled = now - s.lastLoopAt > max(10, config.bridge.pollIntervalSeconds * 100)
+        let healthy = !s.unauthorized && s.objectsHealthy && !stalled
+        var details: [JSONMember] = [
+            JSONMember("status", .string(healthy ? "ok" : "degraded")),
+            JSONMember("api_key_accepted", .bool(!s.unauthorized)),
+            JSONMember("objects_intact", .bool(s.objectsHealthy)),
+            JSONMember("capture_loop_age_seconds", .double((now - s.lastLoopAt) * 1000 / 1000)),
+            JSONMember("open_circuits", .array(s.openBreakers.map { .string($0) })),
+        ]
+        if let e = s.lastAPIError { details.append(JSONMember("last_api_error", .string(e))) }
+        return Health(healthy: healthy, details: .object(details))
+    }
+}
+
+/// A one-way flag readable without awaiting.
+final class Flag: Sendable {
+    private let storage = AtomicBool()
+    func set() { storage.store(true) }
+    var isSet: Bool { storage.load() }
+}
+
+import Synchronization
+
+/// Wakes one waiting loop, or lets its next wait return at once.
+final class WakeSignal: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+        var generation = 0
+    }
+    private let state = Mutex(State())
+
+    func signal() {
+        let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if let w = s.waiter {
+                s.waiter = nil
+                return w
+            }
+            s.pending = true
+            return nil
+        }
+        w?.resume()
+    }
+
+    func wait(timeout: Duration) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let generation = state.withLock { s -> Int? in
+                if s.pending {
+                    s.pending = false
+                    return nil
+                }
+                s.generation += 1
+                s.waiter = c
+                return s.generation
+            }
+            guard let generation else {
+                c.resume()
+                return
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                let w = self.state.withLock { s -> CheckedContinuation<Void, Never>? in
+                    guard s.generation == generation, let w = s.waiter else { return nil }
+                    s.waiter = nil
+                    return w
+                }
+                w?.resume()
+            }
+        }
+    }
+}
+
+final class AtomicBool: Sendable {
+    private let value = Atomic<Bool>(false)
+    func store(_ v: Bool) { value.store(v, ordering: .releasing) }
+    func load() -> Bool { value.load(ordering: .acquiring) }
+}

@@ -1,0 +1,94 @@
+import BridgeConfig
+import Foundation
+import LegacyQueue
+import TaskManagerModel
+
+/// Pure decisions about one captured legacy row: forward it (and exactly
+/// what to send), quarantine it (and why), or record a dry-run verdict.
+/// No I/O, so every bad input of PRODUCT.md section 6 is tested without
+/// sockets.
+public struct CapturePolicy: Sendable {
+    public let mappings: [String: TypeMapping]
+    public let bridgeID: String
+    public let maxBodyBytes: Int
+
+    public init(mappings: [TypeMapping], bridgeID: String, maxBodyBytes: Int = 1_048_576) {
+        self.mappings = Dictionary(mappings.map { ($0.legacyType, $0) }, uniquingKeysWith: { a, _ in a })
+        self.bridgeID = bridgeID
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    public enum Validation: Sendable, Equatable {
+        case ok(params: JSONValue, paramsJSON: String, dedupeKey: String, priority: Int64, dueAt: Double, notes: [String])
+        case reject(code: String, detail: String)
+    }
+
+    /// What would be sent for this row under its mapping.
+    public func validate(_ row: LegacyRow, mapping: TypeMapping) -> Validation {
+        var params: JSONValue
+        var notes: [String] = []
+        switch LegacyParameters.decode(row.parameters, maxBodyBytes: maxBodyBytes) {
+        case .failure(let p): return .reject(code: p.code, detail: p.description)
+        case .success(let (v, source)):
+            params = v
+            if source == .pythonLiteral { notes.append("parameters read as a Python literal") }
+        }
+        if mapping.dedupe == .perRow {
+            guard case .object(var members) = params else { return .reject(code: "params_not_object", detail: "parameters is not an object") }
+            if members.contains(where: { $0.key == mapping.marker }) {
+                return .reject(code: "marker_conflict",
+                               detail: "parameters already has the per-row marker field \"\(mapping.marker)\"; choose another marker in bridge.conf")
+            }
+            members.append(JSONMember(mapping.marker, .int(row.id)))
+            params = .object(members)
+        }
+        let errors = JSONSchemaValidator().validate(params, schema: mapping.paramSchema)
+        if !errors.isEmpty {
+            return .reject(code: "param_schema", detail: "Parameter validation failed: " + errors.joined(separator: ", "))
+        }
+        var dueAt = 0.0
+        if let ra = row.runAfter, !ra.trimmingCharacters(in: .whitespaces).isEmpty {
+            guard let d = LegacyTimestamp.parse(ra) else {
+                return .reject(code: "run_after_unparseable", detail: "run_after_utc \"\(ra.prefix(64))\" is not a timestamp in any legacy format")
+            }
+            dueAt = d.timeIntervalSince1970
+        }
+        let priority: Int64
+        if let p = row.priority {
+            priority = p
+            if !(1...10).contains(p) { notes.append("priority \(p) is outside 1..10; sent as is") }
+        } else {
+            priority = 5
+            notes.append("priority is NULL; sent as the legacy default 5")
+        }
+        let json = PHPJSON.encode(params)
+        return .ok(params: params, paramsJSON: json, dedupeKey: DedupeKey.compute(type: mapping.name, paramsJSON: json),
+                   priority: priority, dueAt: dueAt, notes: notes)
+    }
+
+    /// A row the insert trigger (or a backlog claim) gave the bridge is
+    /// forwarded whatever mode the engine last read: the row's owner is the
+    /// truth. Dry-run verdicts need the mode, since nothing was claimed.
+    public func decide(_ row: LegacyRow, mode: BridgeMode?) -> CaptureDecision {
+        let ours = row.claimedBy == bridgeID && LegacyStatus(text: row.status) == .claimed
+        guard let mapping = mappings[row.taskType] else {
+            return ours ? .quarantine(taskType: row.taskType, code: "unknown_type",
+                                      detail: "task_type \"\(row.taskType)\" has no mapping in bridge.conf") : .ignore
+        }
+        if ours {
+            switch validate(row, mapping: mapping) {
+            case .ok(_, let json, let key, let priority, let dueAt, _):
+                return .intent(tmType: mapping.name, paramsJSON: json, dedupeKey: key, priority: priority, dueAt: dueAt)
+            case .reject(let code, let detail):
+                return .quarantine(taskType: row.taskType, code: code, detail: detail)
+            }
+        }
+        if mode == .dryRun, LegacyStatus(text: row.status) == .queued {
+            switch validate(row, mapping: mapping) {
+            case .ok(_, _, _, _, _, let notes): return .dryRun(verdict: "would-forward", reason: notes.isEmpty ? nil : notes.joined(separator: "; "))
+            case .reject(let code, let detail): return .dryRun(verdict: "would-reject", reason: "\(code): \(detail)")
+            }
+        }
+        return .ignore
+    }
+}

@@ -1,0 +1,100 @@
+import BridgeConfig
+import Foundation
+
+/// Mutable state the engine's loops share. Everything durable lives in the
+/// ledger; this is only what makes the loops polite (breakers, pauses) and
+/// what `/health` reports.
+actor EngineState {
+    var modes: [String: BridgeMode] = [:]
+    var registered: Set<String> = []
+    var backlogPending = true
+    /// Sends of every type wait until then (429 Retry-After, 401).
+    var globalPauseUntil: Double = 0
+    var unauthorized = false
+    var lastAPIError: String?
+    var lastAPIErrorAt: Double = 0
+    var objectsHealthy = true
+    var lastLoopAt: Double = Date().timeIntervalSince1970
+    var breakers: [String: Breaker] = [:]
+
+    struct Breaker {
+        var failures = 0
+        var openUntil: Double = 0
+        var opened = 0
+    }
+
+    func setModes(_ m: [String: BridgeMode]) -> [String] {
+        let newlyForward = m.filter { $0.value.claimsRows && !(modes[$0.key]?.claimsRows ?? false) }.map(\.key)
+        modes = m
+        if !newlyForward.isEmpty { backlogPending = true }
+        return newlyForward
+    }
+
+    func markBacklog(_ pending: Bool) { backlogPending = pending }
+    func markRegistered(_ name: String) { registered.insert(name) }
+    func isRegistered(_ name: String) -> Bool { registered.contains(name) }
+    func tick() { lastLoopAt = Date().timeIntervalSince1970 }
+    func setObjectsHealthy(_ ok: Bool) { objectsHealthy = ok }
+
+    func pause(until t: Double) { globalPauseUntil = max(globalPauseUntil, t) }
+    func pausedUntil() -> Double { globalPauseUntil }
+
+    func recordAPIError(_ text: String, unauthorized u: Bool = false) {
+        lastAPIError = text
+        lastAPIErrorAt = Date().timeIntervalSince1970
+        if u { unauthorized = true }
+    }
+
+    func recordAPISuccess() {
+        unauthorized = false
+    }
+
+    /// Per-type circuit breaker: five transient failures in a row open it
+    /// for an exponentially growing, jittered period; a success closes it.
+    func breakerFailure(_ type: String, now: Double) -> Bool {
+        var b = breakers[type] ?? Breaker()
+        b.failures += 1
+        var opened = false
+        if b.failures >= 5 {
+            b.opened += 1
+            let base = min(60, pow(2, Double(min(b.opened, 6))))
+            b.openUntil = now + base * Double.random(in: 0.8...1.2)
+            b.failures = 0
+            opened = true
+        }
+        breakers[type] = b
+        return opened
+    }
+
+    func breakerSuccess(_ type: String) {
+        if breakers[type] != nil { breakers[type] = Breaker() }
+    }
+
+    func openBreakers(now: Double) -> Set<String> {
+        Set(breakers.filter { $0.value.openUntil > now }.map(\.key))
+    }
+
+    struct Snapshot: Sendable {
+        var unauthorized: Bool
+        var lastAPIError: String?
+        var lastAPIErrorAt: Double
+        var objectsHealthy: Bool
+        var lastLoopAt: Double
+        var openBreakers: [String]
+        var pausedUntil: Double
+        var modes: [String: BridgeMode]
+    }
+
+    func snapshot() -> Snapshot {
+        let now = Date().timeIntervalSince1970
+        return Snapshot(unauthorized: unauthorized, lastAPIError: lastAPIError, lastAPIErrorAt: lastAPIErrorAt,
+                        objectsHealthy: objectsHealthy, lastLoopAt: lastLoopAt,
+                        openBreakers: breakers.filter { $0.value.openUntil > now }.map(\.key).sorted(),
+                        pausedUntil: globalPauseUntil, modes: modes)
+    }
+}
+
+/// Exponential backoff with jitter for one row's next attempt.
+func backoff(attempts: Int64, base: Double = 0.5, cap: Double = 60) -> Double {
+    min(cap, base * pow(2, Double(min(attempts, 16)))) * Double.random(in: 0.8...1.2)
+}
