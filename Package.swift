@@ -73,7 +73,7 @@ let package = Package(
         .target(
             name: "TaskBridgeTesting",
             dependencies: [
-                "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue",
+                "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue", "BridgeConfig", "BridgeEngine",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]

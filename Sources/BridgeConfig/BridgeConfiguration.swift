@@ -51,6 +51,7 @@ public struct BridgeConfiguration: Sendable {
         public var table = "task_queue"
         public var createIfMissing = false
         public var busyTimeoutMilliseconds = 5_000
+        public init(database: String) { self.database = database }
     }
 
     public struct TaskManager: Sendable {
@@ -68,6 +69,10 @@ public struct BridgeConfiguration: Sendable {
         public var database: String
         /// Where a generated key is kept (mode 0600) when none is configured.
         public var keyFile: String
+        public init(database: String, keyFile: String) {
+            self.database = database
+            self.keyFile = keyFile
+        }
     }
 
     public struct Bridge: Sendable {

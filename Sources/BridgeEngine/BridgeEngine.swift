@@ -132,6 +132,7 @@ public final class BridgeEngine: Sendable {
         while !isStopping {
             let r = try await store.processChanges(limit: 500) { row in policy.decide(row, mode: modes[row.taskType]) }
             if r.processed > 0 { any = true }
+            if r.requeued > 0 { await state.markBacklog(true) }
             count(r)
             if !r.remaining { break }
         }

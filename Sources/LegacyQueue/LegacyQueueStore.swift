@@ -238,6 +238,7 @@ public final class LegacyQueueStore: Sendable {
                         try db.execute(sql: "UPDATE _taskbridge_ledger SET next_attempt_at = 0, state = CASE WHEN state = 'done' THEN 'sent' ELSE state END WHERE legacy_id = ? AND state IN ('sent','done')", arguments: [id])
                         continue
                     }
+                    if op == "U", LegacyStatus(text: row.status) == .queued { result.requeued += 1 }
                     try self.apply(decide(row), row: row, db: db, result: &result)
                 case "D":
                     continue  // the ledger keeps its record; verify reports the row as missing
@@ -551,6 +552,8 @@ public final class LegacyQueueStore: Sendable {
                 try db.execute(
                     sql: "UPDATE \(t) SET error_message = NULL, updated_at = ? WHERE id = ? AND claimed_by = ? AND error_message LIKE 'taskbridge quarantine%'",
                     arguments: [LegacyTimestamp.format(Date()), id, b])
+                // A change row makes the running bridge decide again at once.
+                try db.execute(sql: "INSERT INTO _taskbridge_changes (row_id, op) VALUES (?, 'I')", arguments: [id])
             }
             return released
         }

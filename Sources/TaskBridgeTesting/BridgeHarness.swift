@@ -1,0 +1,154 @@
+import BridgeConfig
+import BridgeEngine
+import Foundation
+import GRDB
+import LegacyQueue
+import Logging
+import Synchronization
+import TaskManagerClient
+import TaskManagerModel
+
+/// A legacy queue file of a chosen variant, the embedded TaskManager on an
+/// ephemeral port, and a bridge engine between them, all in one temporary
+/// directory: the rig for tests, `taskbridge demo` and the benchmarks.
+public final class BridgeHarness: Sendable {
+    public let tm: TaskManagerHarness
+    public let legacyPath: String
+    public let config: BridgeConfiguration
+    public let store: LegacyQueueStore
+    public let engine: BridgeEngine
+    public let bridgeClient: TaskManagerClient
+    private let running = Mutex<Task<Void, Never>?>(nil)
+
+    public static func start(
+        variant: LegacyFixture = .a,
+        types: [TypeMapping],
+        baseURL: String? = nil,
+        configure: (inout BridgeConfiguration) -> Void = { _ in },
+        startEngine: Bool = true,
+        logLevel: Logger.Level = .warning
+    ) async throws -> BridgeHarness {
+        let tm = try await TaskManagerHarness.start()
+        let legacyPath = tm.directory.path("worker_queue.db")
+        try variant.create(at: legacyPath)
+        var config = BridgeConfiguration(
+            file: tm.directory.path("bridge.conf"),
+            legacy: .init(database: legacyPath),
+            embedded: .init(database: tm.directory.path("unused.db"), keyFile: tm.directory.path("unused.key")))
+        config.taskManager.url = baseURL ?? tm.baseURL
+        config.taskManager.apiKey = tm.apiKey
+        config.bridge.metricsListen = nil
+        config.bridge.pollIntervalSeconds = 0.01
+        config.bridge.mirrorIntervalSeconds = 0.05
+        config.types = types
+        configure(&config)
+        let store = try LegacyQueueStore.open(path: legacyPath, table: config.legacy.table, bridgeID: config.bridge.id, createIfMissing: false).store
+        var cc = try ClientConfiguration(baseURL: config.taskManager.url, apiKey: tm.apiKey)
+        cc.maxAttempts = 1
+        cc.requestTimeout = .seconds(5)
+        cc.maxConcurrentRequests = config.bridge.maxInFlight
+        let client = TaskManagerClient(configuration: cc)
+        var logger = Logger(label: "bridge-test")
+        logger.logLevel = logLevel
+        let engine = BridgeEngine(config: config, store: store, client: client, logger: logger, host: "test-host")
+        let h = BridgeHarness(tm: tm, legacyPath: legacyPath, config: config, store: store, engine: engine, bridgeClient: client)
+        if startEngine {
+            h.startEngine()
+            try await h.waitReady()
+        }
+        return h
+    }
+
+    init(tm: TaskManagerHarness, legacyPath: String, config: BridgeConfiguration, store: LegacyQueueStore, engine: BridgeEngine,
+         bridgeClient: TaskManagerClient) {
+        self.tm = tm
+        self.legacyPath = legacyPath
+        self.config = config
+        self.store = store
+        self.engine = engine
+        self.bridgeClient = bridgeClient
+    }
+
+    public func startEngine() {
+        let engine = self.engine
+        running.withLock { t in
+            guard t == nil else { return }
+            t = Task {
+                do { try await engine.run() } catch { print("engine stopped with error: \(error)") }
+            }
+        }
+    }
+
+    /// Until the objects are installed and every configured type has a mode:
+    /// from then on the insert trigger claims rows of forward types.
+    public func waitReady(timeout: Duration = .seconds(10)) async throws {
+        let expected = Set(config.types.map(\.legacyType))
+        let ok = try await eventually(timeout: timeout) {
+            let modes = (try? await store.modes()) ?? [:]
+            return expected.isSubset(of: Set(modes.keys))
+        }
+        if !ok { throw HarnessError("the bridge did not become ready") }
+    }
+
+    public func stopEngine() async {
+        engine.stop()
+        let t = running.withLock { t -> Task<Void, Never>? in
+            defer { t = nil }
+            return t
+        }
+        await t?.value
+    }
+
+    public func shutdown() async {
+        await stopEngine()
+        await bridgeClient.shutdown()
+        try? store.close()
+        await tm.shutdown()
+    }
+
+    public func producer() throws -> LegacyProducer { try LegacyProducer(path: legacyPath) }
+
+    /// Reads rows through a connection of its own, as an outside observer.
+    public func rows(where condition: String = "1", _ arguments: StatementArguments = []) throws -> [Row] {
+        let q = try DatabaseQueue(path: legacyPath)
+        defer { try? q.close() }
+        return try q.read { db in try Row.fetchAll(db, sql: "SELECT * FROM task_queue WHERE \(condition) ORDER BY id", arguments: arguments) }
+    }
+
+    public func scalar(_ sql: String, _ arguments: StatementArguments = []) throws -> Int {
+        let q = try DatabaseQueue(path: legacyPath)
+        defer { try? q.close() }
+        return try q.read { db in try Int.fetchOne(db, sql: sql, arguments: arguments) ?? 0 }
+    }
+
+    /// Waits until the engine has registered a type, and returns its id.
+    public func typeID(_ name: String, timeout: Duration = .seconds(10)) async throws -> Int64 {
+        var id: Int64?
+        _ = try await eventually(timeout: timeout) {
+            id = try? await tm.client.getTaskType(name: name).id
+            return id != nil
+        }
+        guard let id else { throw HarnessError("type \(name) was never registered") }
+        return id
+    }
+
+    public static func with<T: Sendable>(
+        variant: LegacyFixture = .a, types: [TypeMapping], configure: (inout BridgeConfiguration) -> Void = { _ in },
+        startEngine: Bool = true, _ body: (BridgeHarness) async throws -> T
+    ) async throws -> T {
+        let h = try await start(variant: variant, types: types, configure: configure, startEngine: startEngine)
+        do {
+            let r = try await body(h)
+            await h.shutdown()
+            return r
+        } catch {
+            await h.shutdown()
+            throw error
+        }
+    }
+}
+
+public struct HarnessError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}

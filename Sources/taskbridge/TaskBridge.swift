@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+
+/// `taskbridge`: a dual-write bridge between a legacy SQLite task queue and
+/// TaskManager. One file per subcommand.
+struct TaskBridge: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "taskbridge",
+        abstract: "Bridge a legacy SQLite task_queue and the TaskManager API during a staged migration.",
+        discussion: "Exit codes: 0 ok, 1 a check found problems, 2 usage or configuration error, 3 runtime failure.",
+        subcommands: [
+            RunCommand.self, InstallCommand.self, UninstallCommand.self, StatusCommand.self,
+            CutoverCommand.self, QuarantineCommand.self, DoctorCommand.self, ServeCommand.self,
+        ]
+    )
+}
+
+@main
+enum Main {
+    static func main() async {
+        do {
+            var command = try TaskBridge.parseAsRoot()
+            if var async = command as? AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
+        } catch let e as CLIError {
+            FileHandle.standardError.write(Data("taskbridge: \(e.message)\n".utf8))
+            exit(e.code.rawValue)
+        } catch {
+            let code = TaskBridge.exitCode(for: error)
+            let message = TaskBridge.fullMessage(for: error)
+            if !message.isEmpty {
+                (code == .success ? FileHandle.standardOutput : FileHandle.standardError).write(Data((message + "\n").utf8))
+            }
+            // ArgumentParser says 64 for usage errors; the contract says 2.
+            exit(code == .success ? 0 : (code == .validationFailure ? ExitStatus.usage.rawValue : code.rawValue))
+        }
+    }
+}
