@@ -76,6 +76,8 @@ let package = Package(
                 "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue", "BridgeConfig", "BridgeEngine",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .executableTarget(

@@ -18,24 +18,32 @@ public final class BridgeHarness: Sendable {
     public let store: LegacyQueueStore
     public let engine: BridgeEngine
     public let bridgeClient: TaskManagerClient
+    /// In front of the server when started `withProxy`: fault injection.
+    public let proxy: FaultProxy?
     private let running = Mutex<Task<Void, Never>?>(nil)
 
     public static func start(
         variant: LegacyFixture = .a,
         types: [TypeMapping],
-        baseURL: String? = nil,
+        withProxy: Bool = false,
         configure: (inout BridgeConfiguration) -> Void = { _ in },
         startEngine: Bool = true,
         logLevel: Logger.Level = .warning
     ) async throws -> BridgeHarness {
         let tm = try await TaskManagerHarness.start()
+        var proxy: FaultProxy?
+        if withProxy {
+            let p = FaultProxy(upstream: tm.baseURL)
+            try await p.start()
+            proxy = p
+        }
         let legacyPath = tm.directory.path("worker_queue.db")
         try variant.create(at: legacyPath)
         var config = BridgeConfiguration(
             file: tm.directory.path("bridge.conf"),
             legacy: .init(database: legacyPath),
             embedded: .init(database: tm.directory.path("unused.db"), keyFile: tm.directory.path("unused.key")))
-        config.taskManager.url = baseURL ?? tm.baseURL
+        config.taskManager.url = proxy?.baseURL ?? tm.baseURL
         config.taskManager.apiKey = tm.apiKey
         config.bridge.metricsListen = nil
         config.bridge.pollIntervalSeconds = 0.01
@@ -51,7 +59,7 @@ public final class BridgeHarness: Sendable {
         var logger = Logger(label: "bridge-test")
         logger.logLevel = logLevel
         let engine = BridgeEngine(config: config, store: store, client: client, logger: logger, host: "test-host")
-        let h = BridgeHarness(tm: tm, legacyPath: legacyPath, config: config, store: store, engine: engine, bridgeClient: client)
+        let h = BridgeHarness(tm: tm, legacyPath: legacyPath, config: config, store: store, engine: engine, bridgeClient: client, proxy: proxy)
         if startEngine {
             h.startEngine()
             try await h.waitReady()
@@ -60,7 +68,8 @@ public final class BridgeHarness: Sendable {
     }
 
     init(tm: TaskManagerHarness, legacyPath: String, config: BridgeConfiguration, store: LegacyQueueStore, engine: BridgeEngine,
-         bridgeClient: TaskManagerClient) {
+         bridgeClient: TaskManagerClient, proxy: FaultProxy?) {
+        self.proxy = proxy
         self.tm = tm
         self.legacyPath = legacyPath
         self.config = config
@@ -103,6 +112,7 @@ public final class BridgeHarness: Sendable {
         await stopEngine()
         await bridgeClient.shutdown()
         try? store.close()
+        await proxy?.stop()
         await tm.shutdown()
     }
 
@@ -133,10 +143,10 @@ public final class BridgeHarness: Sendable {
     }
 
     public static func with<T: Sendable>(
-        variant: LegacyFixture = .a, types: [TypeMapping], configure: (inout BridgeConfiguration) -> Void = { _ in },
+        variant: LegacyFixture = .a, types: [TypeMapping], withProxy: Bool = false, configure: (inout BridgeConfiguration) -> Void = { _ in },
         startEngine: Bool = true, _ body: (BridgeHarness) async throws -> T
     ) async throws -> T {
-        let h = try await start(variant: variant, types: types, configure: configure, startEngine: startEngine)
+        let h = try await start(variant: variant, types: types, withProxy: withProxy, configure: configure, startEngine: startEngine)
         do {
             let r = try await body(h)
             await h.shutdown()

@@ -1,0 +1,98 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// An HTTP proxy in front of a real TaskManager that injects the faults a
+/// real server cannot produce on demand: outage (503 or HTML), 429 with
+/// Retry-After, and "request delivered, answer lost" (the request reaches
+/// the server, the response never comes back).
+public final class FaultProxy: Sendable {
+    public enum Mode: Sendable, Equatable {
+        case pass
+        case status(Int, body: String, contentType: String = "text/html")
+        case rateLimited(retryAfter: Int)
+        /// Forward the request, then hang instead of answering.
+        case swallowResponse
+    }
+
+    public let upstream: String
+    private let mode = Mutex<Mode>(.pass)
+    private let counts = Mutex<[String: Int]>([:])
+    private let task = Mutex<Task<Void, any Error>?>(nil)
+    let http: HTTPClient
+    private let boundPort = Mutex<Int>(0)
+    public var port: Int { boundPort.withLock { $0 } }
+
+    public init(upstream: String) {
+        self.upstream = upstream
+        http = HTTPClient(eventLoopGroupProvider: .singleton)
+    }
+
+    public func set(_ m: Mode) { mode.withLock { $0 = m } }
+    /// Requests seen per "METHOD path", whatever the mode.
+    public func count(_ key: String) -> Int { counts.withLock { $0[key] ?? 0 } }
+    public func total() -> Int { counts.withLock { $0.values.reduce(0, +) } }
+    public var baseURL: String { "http://127.0.0.1:\(port)/api" }
+
+    public func start() async throws {
+        let (stream, cont) = AsyncStream<Int>.makeStream()
+        let responder = CallbackResponder<BasicRequestContext> { [self] request, _ in
+            try await self.handle(request)
+        }
+        var quiet = Logger(label: "fault-proxy")
+        quiet.logLevel = .critical
+        let app = Application(
+            responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { ch in cont.yield(ch.localAddress?.port ?? 0); cont.finish() }, logger: quiet)
+        task.withLock { $0 = Task { try await app.runService(gracefulShutdownSignals: []) } }
+        for await p in stream { boundPort.withLock { $0 = p } }
+    }
+
+    public func stop() async {
+        let t = task.withLock { t -> Task<Void, any Error>? in defer { t = nil }; return t }
+        t?.cancel()
+        _ = try? await t?.value
+        try? await http.shutdown()
+    }
+
+    private func handle(_ request: Request) async throws -> Response {
+        let path = request.uri.path
+        counts.withLock { $0["\(request.method.rawValue) \(path)", default: 0] += 1 }
+        switch mode.withLock({ $0 }) {
+        case .status(let code, let body, let type):
+            var h = HTTPFields()
+            h[.contentType] = type
+            return Response(status: .init(code: code), headers: h, body: .init(byteBuffer: ByteBuffer(string: body)))
+        case .rateLimited(let after):
+            var h = HTTPFields()
+            h[.contentType] = "text/html; charset=UTF-8"
+            h[.retryAfter] = String(after)
+            let body = #"{"error":"Too Many Requests","message":"Rate limit exceeded. Please try again in \#(after) seconds.","retry_after":\#(after),"limit":100,"window":60,"timestamp":"2026-11-29T00:00:00+00:00"}"#
+            return Response(status: .tooManyRequests, headers: h, body: .init(byteBuffer: ByteBuffer(string: body)))
+        case .pass, .swallowResponse:
+            let swallow = mode.withLock { $0 } == .swallowResponse
+            var out = HTTPClientRequest(url: upstream + request.uri.description.replacingOccurrences(of: "/api", with: "", options: .anchored))
+            out.method = HTTPMethod(rawValue: request.method.rawValue)
+            for f in request.headers where f.name.canonicalName != "host" { out.headers.add(name: f.name.rawName, value: f.value) }
+            var req = request
+            let body = try await req.collectBody(upTo: 16 << 20)
+            out.body = .bytes(body)
+            let r = try await http.execute(out, timeout: .seconds(30))
+            let bytes = try await r.body.collect(upTo: 16 << 20)
+            if swallow {
+                // The server has acted on the request; the caller never hears.
+                try await Task.sleep(for: .seconds(3600))
+            }
+            var h = HTTPFields()
+            for (name, value) in r.headers {
+                if let n = HTTPField.Name(name), n != .contentLength, n != .transferEncoding, n != .connection { h.append(HTTPField(name: n, value: value)) }
+            }
+            return Response(status: .init(code: Int(r.status.code)), headers: h, body: .init(byteBuffer: bytes))
+        }
+    }
+}

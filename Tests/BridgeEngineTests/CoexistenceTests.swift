@@ -1,0 +1,151 @@
+import BridgeConfig
+import Foundation
+import GRDB
+import LegacyQueue
+import TaskBridgeTesting
+import TaskManagerModel
+import Testing
+
+/// PrismQ's legacy workers claim any queued row whatever its type. These
+/// tests run them unchanged next to producers and the bridge.
+@Suite(.serialized) struct CoexistenceTests {
+    /// Producers insert forward and off rows for a while; legacy workers run
+    /// the BaseWorker claim SQL (no task_type filter); API workers execute
+    /// forward tasks.
+    @Test func legacyWorkersNeverExecuteForwardRows() async throws {
+        try await BridgeHarness.with(types: [channel, video]) { h in
+            let log = ExecutionLog()
+            let channelID = try await h.typeID(channel.name)
+            let stop = Deadline(seconds: Double(ProcessInfo.processInfo.environment["COEXIST_SECONDS"] ?? "10") ?? 10)
+            let legacyForward = LockedCounter()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for p in 0..<2 {
+                    group.addTask {
+                        let producer = try h.producer()
+                        var i = 0
+                        while !stop.passed {
+                            let type = i % 2 == 0 ? "youtube_channel_scrape" : "youtube_video_scrape"
+                            let key = type == "youtube_channel_scrape" ? "channel_url" : "video_url"
+                            try producer.insert(type: type, parameters: #"{"\#(key)": "https://youtube.com/p\#(p)-\#(i)"}"#,
+                                                style: LegacyProducer.Style.allCases[i % 3])
+                            i += 1
+                            try await Task.sleep(for: .milliseconds(5))
+                        }
+                        try producer.close()
+                    }
+                }
+                for w in 0..<3 {
+                    group.addTask {
+                        let worker = try LegacyWorker(path: h.legacyPath, workerID: "legacy-\(w)", strategy: ["LIFO", "FIFO", "PRIORITY"][w])
+                        while !stop.passed {
+                            if let c = try worker.claim() {
+                                await log.legacyExecuted(c.id)
+                                if c.taskType == "youtube_channel_scrape" { legacyForward.add() }
+                                try worker.complete(c.id)
+                            } else {
+                                try await Task.sleep(for: .milliseconds(2))
+                            }
+                        }
+                        try worker.close()
+                    }
+                }
+                for w in 0..<2 {
+                    group.addTask {
+                        let worker = APIWorker(client: h.tm.client, workerID: "api-\(w)", typeIDs: [channelID])
+                        while !stop.passed {
+                            if try await worker.runOnce(log: log) == nil { try await Task.sleep(for: .milliseconds(5)) }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            // Drain: legacy workers finish the off rows, API workers the rest.
+            let worker = APIWorker(client: h.tm.client, workerID: "api-drain", typeIDs: [channelID])
+            let legacy = try LegacyWorker(path: h.legacyPath, workerID: "legacy-drain")
+            let drained = try await eventually(timeout: .seconds(30)) {
+                while let c = try legacy.claim() {
+                    await log.legacyExecuted(c.id)
+                    if c.taskType == "youtube_channel_scrape" { legacyForward.add() }
+                    try legacy.complete(c.id)
+                }
+                while try await worker.runOnce(log: log) != nil {}
+                return try h.scalar("SELECT COUNT(*) FROM task_queue WHERE status <> 'completed'") == 0
+            }
+            let forwardRows = try h.scalar("SELECT COUNT(*) FROM task_queue WHERE task_type = 'youtube_channel_scrape'")
+            let offRows = try h.scalar("SELECT COUNT(*) FROM task_queue WHERE task_type = 'youtube_video_scrape'")
+            #expect(drained, "every row ends completed")
+            #expect(forwardRows > 50 && offRows > 50)
+            #expect(legacyForward.value == 0, "a legacy worker executed a forward row")
+            #expect(await log.legacyDoubles == 0)
+            #expect(await log.apiDoubles == 0)
+            // Every off row was executed by a legacy worker, every forward row through TaskManager.
+            #expect(await log.legacy.count == offRows)
+            #expect(try h.scalar("SELECT COUNT(*) FROM task_queue WHERE task_type = 'youtube_video_scrape' AND claimed_by LIKE 'legacy-%'") == offRows)
+            #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'done'") == forwardRows)
+            #expect(await log.api.count == forwardRows)
+        }
+    }
+
+    /// Rows queued while the type was off are shared between legacy workers
+    /// and the bridge after the switch: whoever claims first executes.
+    @Test func backlogIsSharedWithoutDoubleExecution() async throws {
+        var off = channel
+        off.mode = .off
+        try await BridgeHarness.with(types: [off]) { h in
+            let producer = try h.producer()
+            for i in 0..<300 { try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "b\#(i)"}"#) }
+            let log = ExecutionLog()
+            let stop = Deadline(seconds: 4)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for w in 0..<2 {
+                    group.addTask {
+                        let worker = try LegacyWorker(path: h.legacyPath, workerID: "legacy-\(w)")
+                        while !stop.passed {
+                            if let c = try worker.claim() {
+                                await log.legacyExecuted(c.id)
+                                try worker.complete(c.id)
+                            }
+                            try await Task.sleep(for: .milliseconds(3))
+                        }
+                        try worker.close()
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(200))
+                    try await h.store.setMode(taskType: "youtube_channel_scrape", mode: "forward", reason: "test", host: "t", actor: "test")
+                }
+                try await group.waitForAll()
+            }
+            let typeID = try await h.typeID(channel.name)
+            let api = APIWorker(client: h.tm.client, workerID: "api", typeIDs: [typeID])
+            let done = try await eventually(timeout: .seconds(30)) {
+                while try await api.runOnce(log: log) != nil {}
+                return try h.scalar("SELECT COUNT(*) FROM task_queue WHERE status <> 'completed'") == 0
+            }
+            #expect(done)
+            let legacyRows = Set(await log.legacy.keys)
+            let bridged = Set(try h.rows(where: "claimed_by = 'taskbridge'").map { $0["id"] as Int64 })
+            #expect(!legacyRows.isEmpty && !bridged.isEmpty, "both sides took part")
+            #expect(legacyRows.isDisjoint(with: bridged), "a row was executed by both sides")
+            #expect(legacyRows.count + bridged.count == 300)
+            #expect(await log.legacyDoubles == 0)
+            #expect(await log.apiDoubles == 0)
+            #expect(await log.api.count == bridged.count)
+        }
+    }
+}
+
+/// A wall-clock stop for load loops (not used to wait for results).
+struct Deadline: Sendable {
+    let end: ContinuousClock.Instant
+    init(seconds: Double) { end = .now + .milliseconds(Int(seconds * 1000)) }
+    var passed: Bool { ContinuousClock.now >= end }
+}
+
+final class LockedCounter: Sendable {
+    private let v = Mutex(0)
+    func add() { v.withLock { $0 += 1 } }
+    var value: Int { v.withLock { $0 } }
+}
+
+import Synchronization
