@@ -441,6 +441,10 @@ public final class BridgeEngine: Sendable {
             Metrics.Counter(label: "taskbridge_objects_repaired_total").increment()
             try await store.install()
             await state.setObjectsHealthy(true)
+            // Rows inserted while a trigger was missing were not claimed at
+            // capture: sweep for them now, not at the next full reconcile.
+            await state.markBacklog(true)
+            sendSignal.signal()
         }
     }
 
