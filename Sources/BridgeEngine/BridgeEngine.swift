@@ -181,7 +181,7 @@ public final class BridgeEngine: Sendable {
                 do {
                     let r = try await client.registerTaskType(name: m.name, version: m.version, paramSchema: m.paramSchema)
                     await state.markRegistered(m.name)
-                    await state.recordAPISuccess()
+                    if await state.recordAPISuccess() { try? await store.resetBackoff() }
                     logger.info("task type registered", metadata: ["type": "\(m.legacyType)", "name": "\(m.name)", "created": "\(r.created)"])
                 } catch {
                     pending = true
@@ -193,7 +193,7 @@ public final class BridgeEngine: Sendable {
                 return
             }
             attempt += 1
-            await sleep(backoff(attempts: attempt, base: 0.5, cap: 30))
+            await sleep(backoff(attempts: attempt, base: 0.25, cap: 5))
         }
     }
 
@@ -292,7 +292,11 @@ public final class BridgeEngine: Sendable {
             do {
                 let r = try await client.createTask(type: e.tmType, params: params, priority: e.priority.map(Int.init))
                 await state.breakerSuccess(e.tmType)
-                await state.recordAPISuccess()
+                if await state.recordAPISuccess() {
+                    // The API is back: rows waiting out a backoff go now.
+                    try? await store.resetBackoff()
+                    sendSignal.signal()
+                }
                 let terminal = TaskStatus(rawValue: r.status)?.isTerminal ?? false
                 return (.sent(legacyID: e.legacyID, taskID: r.id, status: r.status, collapsed: r.deduplicated),
                         terminal ? TaskInfoRequest(legacyID: e.legacyID, taskID: r.id) : nil)
@@ -327,7 +331,7 @@ public final class BridgeEngine: Sendable {
                     if await state.breakerFailure(e.tmType, now: now) {
                         logger.warning("circuit opened for type after repeated failures", metadata: ["name": "\(e.tmType)"])
                     }
-                    return (.retry(legacyID: e.legacyID, error: error.description, nextAttemptAt: now + backoff(attempts: e.attempts)), nil)
+                    return (.retry(legacyID: e.legacyID, error: error.description, nextAttemptAt: now + backoff(attempts: e.attempts, cap: 15)), nil)
                 }
             }
         }

@@ -39,14 +39,21 @@ actor EngineState {
     func pause(until t: Double) { globalPauseUntil = max(globalPauseUntil, t) }
     func pausedUntil() -> Double { globalPauseUntil }
 
+    var failingSince: Double?
+
     func recordAPIError(_ text: String, unauthorized u: Bool = false) {
+        if failingSince == nil { failingSince = Date().timeIntervalSince1970 }
         lastAPIError = text
         lastAPIErrorAt = Date().timeIntervalSince1970
         if u { unauthorized = true }
     }
 
-    func recordAPISuccess() {
+    /// True when this success ends a run of failures.
+    @discardableResult
+    func recordAPISuccess() -> Bool {
         unauthorized = false
+        defer { failingSince = nil }
+        return failingSince != nil
     }
 
     /// Per-type circuit breaker: five transient failures in a row open it

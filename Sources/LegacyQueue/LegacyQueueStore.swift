@@ -426,6 +426,13 @@ public final class LegacyQueueStore: Sendable {
         }
     }
 
+    /// Makes every intent waiting out a backoff due now.
+    public func resetBackoff() async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE _taskbridge_ledger SET next_attempt_at = 0 WHERE state = 'intent' AND next_attempt_at > 0")
+        }
+    }
+
     // MARK: - Mirroring
 
     /// Forwarded rows whose TaskManager task may still change.

@@ -1,0 +1,160 @@
+import BridgeConfig
+import Foundation
+import GRDB
+import LegacyQueue
+import TaskBridgeTesting
+import TaskManagerClient
+import TaskManagerModel
+import Testing
+
+/// The bridge as a real child process, killed with SIGKILL at the two
+/// dangerous moments of forwarding (PRODUCT.md invariants 1 and 3).
+@Suite(.serialized) struct CrashTests {
+    @Test func killedAfterClaimingBeforeSending() async throws {
+        try await BridgeHarness.with(types: [channel], withProxy: true, startEngine: false) { h in
+            let proxy = try #require(h.proxy)
+            proxy.set(.status(503, body: "down"))
+            let child = try BridgeProcess(harness: h)
+            try child.start()
+            let producer = try h.producer()
+            #expect(try await eventually { (try? h.scalar("SELECT COUNT(*) FROM _taskbridge_mode")) == 1 })
+            for i in 0..<20 { try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "k\#(i)"}"#) }
+            #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'intent'") == 20 })
+            child.kill()
+            #expect(try await h.tm.client.listTasks(limit: 100).isEmpty)
+            proxy.set(.pass)
+            let again = try BridgeProcess(harness: h)
+            try again.start()
+            defer { again.kill() }
+            #expect(try await eventually(timeout: .seconds(30)) { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 20 })
+            #expect(try await h.tm.client.listTasks(limit: 100).count == 20)
+            #expect(try h.scalar("SELECT COUNT(*) FROM task_queue WHERE status = 'queued'") == 0)
+        }
+    }
+
+    @Test func killedAfterSendingBeforeRecording() async throws {
+        try await BridgeHarness.with(types: [channel], withProxy: true, startEngine: false) { h in
+            let proxy = try #require(h.proxy)
+            let child = try BridgeProcess(harness: h)
+            try child.start()
+            _ = try await h.typeID(channel.name)
+            proxy.set(.swallowResponse)
+            let producer = try h.producer()
+            for i in 0..<20 { try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "s\#(i)"}"#) }
+            // The server has every task; the bridge heard back about none.
+            #expect(try await eventually(timeout: .seconds(20)) { try await h.tm.client.listTasks(limit: 100).count == 20 })
+            #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'intent'") == 20)
+            child.kill()
+            proxy.set(.pass)
+            let again = try BridgeProcess(harness: h)
+            try again.start()
+            defer { again.kill() }
+            #expect(try await eventually(timeout: .seconds(30)) { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 20 })
+            let tasks = try await h.tm.client.listTasks(limit: 100)
+            #expect(tasks.count == 20, "a re-send after the crash created a duplicate")
+            #expect(try h.scalar("SELECT COUNT(DISTINCT tm_task_id) FROM _taskbridge_ledger") == 20)
+            // Everything still completes and mirrors.
+            let typeID = try await h.typeID(channel.name)
+            let api = APIWorker(client: h.tm.client, workerID: "api", typeIDs: [typeID])
+            #expect(try await eventually(timeout: .seconds(30)) {
+                while try await api.runOnce() != nil {}
+                return try h.scalar("SELECT COUNT(*) FROM task_queue WHERE status = 'completed'") == 20
+            })
+        }
+    }
+
+    @Test func secondBridgeOnTheSameFileRefuses() async throws {
+        try await BridgeHarness.with(types: [channel], startEngine: false) { h in
+            let first = try BridgeProcess(harness: h)
+            try first.start()
+            defer { first.kill() }
+            #expect(try await eventually { (try? h.scalar("SELECT COUNT(*) FROM _taskbridge_mode")) == 1 })
+            let second = try BridgeProcess(harness: h)
+            try second.start()
+            let status = try await second.waitForExit(timeout: .seconds(20))
+            #expect(status == 3)
+            #expect(second.stderrText.contains("another taskbridge is already running"))
+        }
+    }
+
+    @Test func sigtermStopsGracefullyWithExitZero() async throws {
+        try await BridgeHarness.with(types: [channel], startEngine: false) { h in
+            let child = try BridgeProcess(harness: h)
+            try child.start()
+            #expect(try await eventually { (try? h.scalar("SELECT COUNT(*) FROM _taskbridge_mode")) == 1 })
+            child.terminate()
+            #expect(try await child.waitForExit(timeout: .seconds(20)) == 0)
+            #expect(!child.stderrText.contains(h.tm.apiKey), "the API key reached the log")
+        }
+    }
+}
+
+/// `taskbridge run` as a child process against the harness's legacy file
+/// and (proxied) TaskManager.
+final class BridgeProcess: @unchecked Sendable {
+    let process = Process()
+    let stderr = Pipe()
+    let configPath: String
+    private var collected = Data()
+    private let lock = NSLock()
+
+    init(harness h: BridgeHarness) throws {
+        configPath = h.tm.directory.path("bridge-\(UUID().uuidString.prefix(6)).conf")
+        let conf = """
+            [legacy]
+            database = "\(h.legacyPath)"
+            [taskmanager]
+            url = "\(h.config.taskManager.url)"
+            request_timeout_seconds = 60
+            [bridge]
+            metrics_listen = "off"
+            poll_interval_ms = 10
+            mirror_interval_ms = 50
+            [types.youtube_channel_scrape]
+            name = "PrismQ.YouTube.Channel.Scrape"
+            mode = "forward"
+            param_schema = { type = "object", properties = { channel_url = { type = "string" } }, required = ["channel_url"] }
+            """
+        try conf.write(toFile: configPath, atomically: true, encoding: .utf8)
+        process.executableURL = try Self.binary()
+        process.arguments = ["run", "--config", configPath]
+        var env = ProcessInfo.processInfo.environment
+        env["TASKMANAGER_API_KEY"] = h.tm.apiKey
+        env["TASKMANAGER_API_URL"] = nil
+        env["LOG_LEVEL"] = "info"
+        process.environment = env
+        process.standardError = stderr
+        process.standardOutput = FileHandle.nullDevice
+        stderr.fileHandleForReading.readabilityHandler = { [weak self] fh in
+            let d = fh.availableData
+            guard let self else { return }
+            self.lock.lock()
+            self.collected.append(d)
+            self.lock.unlock()
+        }
+    }
+
+    var stderrText: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: collected, as: UTF8.self)
+    }
+
+    static func binary() throws -> URL {
+        let fm = FileManager.default
+        var candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("taskbridge")]
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(root.appendingPathComponent(".build/debug/taskbridge"))
+        for c in candidates where fm.isExecutableFile(atPath: c.path) { return c }
+        throw HarnessError("taskbridge binary not found (build it first: swift build); looked in \(candidates.map(\.path))")
+    }
+
+    func start() throws { try process.run() }
+    func kill() { if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
+    func terminate() { process.terminate() }
+
+    func waitForExit(timeout: Duration) async throws -> Int32? {
+        guard try await eventually(timeout: timeout, { !self.process.isRunning }) else { return nil }
+        return process.terminationStatus
+    }
+}
