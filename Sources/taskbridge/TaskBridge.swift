@@ -9,7 +9,7 @@ struct TaskBridge: AsyncParsableCommand {
         abstract: "Bridge a legacy SQLite task_queue and the TaskManager API during a staged migration.",
         discussion: "Exit codes: 0 ok, 1 a check found problems, 2 usage or configuration error, 3 runtime failure.",
         subcommands: [
-            RunCommand.self, InstallCommand.self, UninstallCommand.self, StatusCommand.self,
+            RunCommand.self, DemoCommand.self, InstallCommand.self, UninstallCommand.self, StatusCommand.self,
             CutoverCommand.self, QuarantineCommand.self, DoctorCommand.self, ServeCommand.self,
         ]
     )
