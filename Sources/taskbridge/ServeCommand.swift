@@ -66,6 +66,8 @@ struct ServeCommand: AsyncParsableCommand {
         let boundHost = host
         let app = server.application(onRunning: { bound in
             logger.info("TaskManager API listening", metadata: ["url": "http://\(boundHost):\(bound)/api", "database": "\(db)"])
+            // One machine-readable line, for scripts that start it on port 0.
+            FileHandle.standardOutput.write(Data("listening http://\(boundHost):\(bound)/api\n".utf8))
         })
         let group = ServiceGroup(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         do {
