@@ -147,6 +147,9 @@ public struct TaskManagerResponder: HTTPResponder {
             }
         }
 
+        // The route is looked up before the body is read, as the PHP router
+        // does: `DELETE /tasks/1` with no body is a 404, not a JSON error.
+        guard let route = Route(request.method, path: path) else { return .fail(404, "Endpoint not found") }
         var body: JSONValue = .object([])
         if request.method != .get {
             let bytes: ByteBuffer
@@ -162,7 +165,7 @@ public struct TaskManagerResponder: HTTPResponder {
             }
         }
         do {
-            return try await route(request.method, path: path, body: body, query: request.uri.queryParameters)
+            return try await handle(route, body: body, query: request.uri.queryParameters)
         } catch let e as TaskStore.OwnershipError {
             switch e {
             case .notFound: return .fail(404, "Task not found")
@@ -182,35 +185,44 @@ public struct TaskManagerResponder: HTTPResponder {
         return mb == mb.rounded() ? String(Int(mb)) : String(format: "%.2f", mb)
     }
 
-    private func route(_ method: HTTPRequest.Method, path: String, body: JSONValue, query: FlatDictionary<Substring, Substring>)
-        async throws -> Reply
-    {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
-        switch (method, parts.count, parts.first) {
-        case (.get, 1, "health"):
+    /// The seeded `api_endpoints` table.
+    enum Route {
+        case health, registerType, getType(String), listTypes
+        case createTask, claim, complete(String), progress(String), getTask(String), listTasks
+
+        init?(_ method: HTTPRequest.Method, path: String) {
+            let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+            switch (method, parts.count, parts.first) {
+            case (.get, 1, "health"): self = .health
+            case (.post, 2, "task-types") where parts[1] == "register": self = .registerType
+            case (.get, 2, "task-types"): self = .getType(parts[1])
+            case (.get, 1, "task-types"): self = .listTypes
+            case (.post, 1, "tasks"): self = .createTask
+            case (.post, 2, "tasks") where parts[1] == "claim": self = .claim
+            case (.post, 3, "tasks") where parts[2] == "complete": self = .complete(parts[1])
+            case (.post, 3, "tasks") where parts[2] == "progress": self = .progress(parts[1])
+            case (.get, 2, "tasks"): self = .getTask(parts[1])
+            case (.get, 1, "tasks"): self = .listTasks
+            default: return nil
+            }
+        }
+    }
+
+    private func handle(_ route: Route, body: JSONValue, query: FlatDictionary<Substring, Substring>) async throws -> Reply {
+        switch route {
+        case .health:
             try await store.healthCheck()
             let now = Envelope.now()
             return .ok(["status": "healthy", "timestamp": .int(now), "database": "connected"])
-        case (.post, 2, "task-types") where parts[1] == "register":
-            return try await registerType(body)
-        case (.get, 2, "task-types"):
-            return try await getType(parts[1])
-        case (.get, 1, "task-types"):
-            return try await listTypes(query)
-        case (.post, 1, "tasks"):
-            return try await createTask(body)
-        case (.post, 2, "tasks") where parts[1] == "claim":
-            return try await claim(body)
-        case (.post, 3, "tasks") where parts[2] == "complete":
-            return try await complete(id: parts[1], body)
-        case (.post, 3, "tasks") where parts[2] == "progress":
-            return try await progress(id: parts[1], body)
-        case (.get, 2, "tasks"):
-            return try await getTask(parts[1])
-        case (.get, 1, "tasks"):
-            return try await listTasks(query)
-        default:
-            return .fail(404, "Endpoint not found")
+        case .registerType: return try await registerType(body)
+        case .getType(let name): return try await getType(name)
+        case .listTypes: return try await listTypes(query)
+        case .createTask: return try await createTask(body)
+        case .claim: return try await claim(body)
+        case .complete(let id): return try await complete(id: id, body)
+        case .progress(let id): return try await progress(id: id, body)
+        case .getTask(let id): return try await getTask(id)
+        case .listTasks: return try await listTasks(query)
         }
     }
 
