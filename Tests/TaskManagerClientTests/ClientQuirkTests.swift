@@ -20,6 +20,16 @@ struct ClientQuirkTests {
         }
     }
 
+    @Test func wholeFloatsKeepTheirFraction() async throws {
+        try await Fixture.with({ _, _ in
+            .success(#"{"id":"1","type":"t","status":"pending","dedupe_key":"k","message":"Task created successfully"}"#)
+        }) { fixture, client in
+            _ = try await client.createTask(type: "t", params: ["x": 1.0, "y": 2.5, "z": 1e25, "n": 1, "e": [:], "l": ["0": "a"]])
+            let r = try #require(fixture.requests.first)
+            #expect(r.text == #"{"type":"t","params":{"x":1.0,"y":2.5,"z":1.0e+25,"n":1,"e":{},"l":{"0":"a"}}}"#)
+        }
+    }
+
     @Test func acceptsStringIdsWhereThePHPServerSendsThem() async throws {
         try await Fixture.with({ r, _ in
             switch (r.method, r.path) {

@@ -1,3 +1,4 @@
+import Foundation
 import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
@@ -57,6 +58,25 @@ struct ClaimTests {
             try await h.sql("UPDATE tasks SET created_at = '2025-12-31 23:59:59' WHERE id = ?", [ids[3]])
             let first = try #require(try await h.client.claimTask(workerID: "w", taskTypeID: typeID, policy: .fifo))
             #expect(first.id == ids[3])
+        }
+    }
+
+    @Test(arguments: [(ClaimPolicy.fifo, 0), (.lifo, 2)])
+    func expiredLeasesCompeteWithPendingTasksInOrder(policy: ClaimPolicy, expectedIndex: Int) async throws {
+        try await TaskManagerHarness.with { h in
+            let typeID = try await h.registerOpenType()
+            var ids: [Int64] = []
+            for i in 0..<3 { ids.append(try await h.client.createTask(type: "test.a", params: ["i": .int(Int64(i))]).id) }
+            try await h.sql("UPDATE tasks SET created_at = '2026-01-01 00:00:00'")
+            // Tasks 0 and 2 are held by w1 under leases that ran out an hour ago.
+            for id in [ids[0], ids[2]] {
+                try await h.sql(
+                    "UPDATE tasks SET status = 'claimed', claimed_by = 'w1', claimed_at_epoch = ?, attempts = 1 WHERE id = ?",
+                    [Date().timeIntervalSince1970 - 3600, id])
+            }
+            let claimed = try #require(try await h.client.claimTask(workerID: "w2", taskTypeID: typeID, policy: policy))
+            #expect(claimed.id == ids[expectedIndex])
+            #expect(claimed.attempts == 2)
         }
     }
 

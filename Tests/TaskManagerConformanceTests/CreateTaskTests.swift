@@ -112,6 +112,21 @@ struct CreateTaskTests {
         }
     }
 
+    @Test func wholeFloatsReachTheServerAsFloats() async throws {
+        try await TaskManagerHarness.with { h in
+            _ = try await h.client.registerTaskType(
+                name: "test.num", version: "1", paramSchema: ["type": "object", "properties": ["x": ["type": "number"]]])
+            // PHP's validator: an integer is not a "number".
+            await expectValidation("Parameter validation failed: Type mismatch at x: expected number, got integer") {
+                try await h.client.createTask(type: "test.num", params: ["x": 1])
+            }
+            let created = try await h.client.createTask(type: "test.num", params: ["x": 1.0])
+            // Stored (and hashed) as json_encode writes it: `1`.
+            #expect(created.dedupeKey == DedupeKey.compute(type: "test.num", paramsJSON: #"{"x":1}"#))
+            #expect(try await h.raw(.GET, "/api/tasks/\(created.id)").text.contains(#""params":{"x":1}"#))
+        }
+    }
+
     @Test func duplicateReturnsTheExistingTaskInEveryStatus() async throws {
         try await TaskManagerHarness.with(configure: { $0.maxAttempts = 1 }) { h in
             let typeID = try await h.registerOpenType()

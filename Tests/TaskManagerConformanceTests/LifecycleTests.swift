@@ -95,6 +95,18 @@ struct LifecycleTests {
         }
     }
 
+    @Test func leaseExpiryReclaimsAreNotCappedByMaxAttempts() async throws {
+        try await TaskManagerHarness.with(configure: { $0.maxAttempts = 1; $0.claimTimeout = 60 }) { h in
+            let (typeID, id) = try await Self.claimedTask(h)
+            for attempt in 2...3 {
+                try await h.sql("UPDATE tasks SET claimed_at_epoch = claimed_at_epoch - 3600 WHERE id = ?", [id])
+                let again = try #require(try await h.client.claimTask(workerID: "w\(attempt)", taskTypeID: typeID))
+                #expect(again.id == id && again.attempts == Int64(attempt))
+            }
+            #expect(try await h.client.completeTask(id: id, workerID: "w3", success: false).status == "failed")
+        }
+    }
+
     @Test func maxAttemptsIsConfigurable() async throws {
         try await TaskManagerHarness.with(configure: { $0.maxAttempts = 1 }) { h in
             let (_, id) = try await Self.claimedTask(h)

@@ -83,8 +83,12 @@ struct MiddlewareTests {
             await expectError(.payloadTooLarge(message)) {
                 try await h.client.createTask(type: "test.a", params: ["blob": .string(String(repeating: "x", count: 2000))])
             }
-            // Just under the limit is fine.
-            _ = try await h.client.createTask(type: "test.a", params: ["blob": .string(String(repeating: "y", count: 900))])
+            // A body of exactly the limit is fine.
+            let prefix = #"{"type":"test.a","params":{"blob":""#
+            let exact = Array((prefix + String(repeating: "y", count: 1024 - prefix.utf8.count - 3) + "\"}}").utf8)
+            #expect(exact.count == 1024)
+            #expect(try await h.raw(.POST, "/api/tasks", body: .bytes(exact)).status == 200)
+            #expect(try await h.raw(.POST, "/api/tasks", body: .chunked(exact)).status == 200)
             #expect(try await h.taskCount() == 1)
         }
     }
@@ -153,6 +157,40 @@ struct MiddlewareTests {
                 #expect(after > 5 && message.hasPrefix("Rate limit exceeded."))
             }
             #expect(clock.now - began < .seconds(2))
+        }
+    }
+
+    @Test func rateLimitWindowIsPerClientIPAndResets() async throws {
+        try await TaskManagerHarness.with(configure: { $0.rateLimit = .init(maxRequests: 1, window: 1) }) { h in
+            let a = [("X-Forwarded-For", "203.0.113.7, 10.0.0.1")]
+            #expect(try await h.raw(.GET, "/api/health", headers: a).status == 200)
+            let limited = try await h.raw(.GET, "/api/health", headers: a)
+            #expect(limited.status == 429 && limited.header("Retry-After") == "1")
+            // Another client (by the first X-Forwarded-For entry) has its own window.
+            #expect(try await h.raw(.GET, "/api/health", headers: [("X-Forwarded-For", "203.0.113.8")]).status == 200)
+            #expect(try await h.raw(.GET, "/api/health", headers: [("X-Real-IP", "203.0.113.9")]).status == 200)
+            // The fixed window ends and the first client is served again.
+            let served = try await eventually(timeout: .seconds(3), interval: .milliseconds(100)) {
+                try await h.raw(.GET, "/api/health", headers: a).status == 200
+            }
+            #expect(served)
+        }
+    }
+
+    @Test func securityHeadersWhenEnabled() async throws {
+        try await TaskManagerHarness.with(configure: { $0.enableSecurityHeaders = true }) { h in
+            for r in [try await h.raw(.GET, "/api/tasks"), try await h.raw(.GET, "/api/tasks", auth: .none)] {
+                #expect(r.header("X-Frame-Options") == "DENY")
+                #expect(r.header("X-Content-Type-Options") == "nosniff")
+                #expect(r.header("X-XSS-Protection") == "1; mode=block")
+                #expect(r.header("Referrer-Policy") == "strict-origin-when-cross-origin")
+                #expect(r.header("Content-Security-Policy") == "default-src 'none'; frame-ancestors 'none'")
+                #expect(r.header("Permissions-Policy") == "geolocation=(), microphone=(), camera=()")
+            }
+        }
+        try await TaskManagerHarness.with { h in
+            let r = try await h.raw(.GET, "/api/tasks")
+            #expect(r.header("X-Frame-Options") == nil)
         }
     }
 
