@@ -155,20 +155,24 @@ struct ClientTransportTests {
         }
     }
 
+    /// Where the fixture pads, the echoed key starts 10 characters before the
+    /// 200-character snippet cut, so a cut made before redaction would leave
+    /// "SEKRET-api" behind.
+    static func padding(after prefix: String) -> String { String(repeating: "p", count: 190 - prefix.count) }
+
     @Test func errorDescriptionsNeverContainTheKey() async throws {
         let key = "SEKRET-api-key-0123456789"
-        // Where the fixture pads, the echoed key straddles the 200-character
-        // snippet cut.
-        let padding = String(repeating: "p", count: 190)
         try await Fixture.with({ r, _ in
             let given = r.apiKey ?? ""
             switch r.path {
             case "/api/health": return .html(401, #"{"error":"Unauthorized","message":"Invalid API key \#(given)"}"#)
             case "/api/tasks": return .json(400, #"{"success":false,"error":"Bad key \#(given)","details":["key=\#(given)"]}"#)
             case "/api/tasks/claim": return .failure(500, "SQLSTATE: near '\(given)'")
-            case "/api/tasks/1/complete": return .html(502, "<html>\(padding)\(given)</html>")
+            case "/api/tasks/1/complete": return .html(502, "<html>" + Self.padding(after: "<html>") + given + "</html>")
             case "/api/tasks/1/progress": return .failure(403, "Task is claimed by \(given)")
-            case "/api/task-types/register": return .success(#"{"unexpected":"\#(padding.dropFirst(10))\#(given)"}"#)
+            case "/api/task-types/register":
+                let prefix = #"{"unexpected":""#
+                return .success(prefix + Self.padding(after: prefix) + given + #""}"#)
             case "/api/task-types": return .success(#"{"rows":"\#(given)"}"#)
             case "/api/tasks/1": return .html(429, #"{"error":"Too Many Requests","message":"slow down \#(given)"}"#, headers: [("Retry-After", "600")])
             default: return .failure(404, "No route for \(given)")

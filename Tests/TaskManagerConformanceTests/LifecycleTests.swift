@@ -14,10 +14,10 @@ struct LifecycleTests {
     }
 
     @Test func expiredLeaseIsReclaimedAndTheOldHolderGets403() async throws {
-        try await TaskManagerHarness.with(configure: { $0.claimTimeout = 0.5 }) { h in
+        try await TaskManagerHarness.with(configure: { $0.claimTimeout = 1 }) { h in
+            let clock = ContinuousClock()
+            let beforeClaim = clock.now
             let (typeID, id) = try await Self.claimedTask(h)
-            // The lease is held right after the claim.
-            #expect(try await h.client.claimTask(workerID: "w2", taskTypeID: typeID) == nil)
 
             var second: ClaimedTask?
             let reclaimed = try await eventually(timeout: .seconds(5)) {
@@ -25,6 +25,8 @@ struct LifecycleTests {
                 return second != nil
             }
             #expect(reclaimed)
+            // Not before the lease ran out.
+            #expect(clock.now - beforeClaim >= .seconds(1))
             #expect(second?.id == id && second?.attempts == 2)
             #expect(try await h.client.getTask(id: id).claimedBy == "w2")
 
@@ -41,7 +43,9 @@ struct LifecycleTests {
     }
 
     @Test func progressDoesNotRenewTheLease() async throws {
-        try await TaskManagerHarness.with(configure: { $0.claimTimeout = 0.5 }) { h in
+        try await TaskManagerHarness.with(configure: { $0.claimTimeout = 1 }) { h in
+            let clock = ContinuousClock()
+            let beforeClaim = clock.now
             let (typeID, id) = try await Self.claimedTask(h)
             // w1 reports progress continuously; if that renewed the lease, w2
             // would never get the task before the deadline.
@@ -52,6 +56,7 @@ struct LifecycleTests {
                 return try await h.client.claimTask(workerID: "w2", taskTypeID: typeID) != nil
             }
             #expect(reclaimed)
+            #expect(clock.now - beforeClaim >= .seconds(1))
             #expect(progress > 1)
             let task = try await h.client.getTask(id: id)
             #expect(task.claimedBy == "w2" && task.attempts == 2)
