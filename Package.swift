@@ -99,6 +99,7 @@ let package = Package(
                 "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "TaskBridgeTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

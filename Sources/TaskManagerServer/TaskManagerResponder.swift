@@ -288,11 +288,11 @@ public struct TaskManagerResponder: HTTPResponder {
     }
 
     private func createTask(_ body: JSONValue) async throws -> Reply {
-        var details = RequestValidation.validate(body, RequestValidation.createTask)
-        var priority: Int64 = 0
-        if let p = body["priority"], !p.isNull {
-            if case .int(let i) = p { priority = i } else { details.append("Field 'priority' must be of type integer") }
-        }
+        let details = RequestValidation.validate(body, RequestValidation.createTask)
+        // The PHP server accepts any `priority` (it ignores the field), so no
+        // value may turn a request it takes into a 400 here; `intval` is what
+        // its legacy controller applied when it still stored priorities.
+        let priority = body["priority"].map(Self.phpIntval) ?? 0
         if !details.isEmpty { return .fail(400, "Validation failed", details: details) }
         let typeName = PHPTrim.trim(body["type"]!.stringValue!)
         let params = body["params"]!

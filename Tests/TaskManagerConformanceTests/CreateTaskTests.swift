@@ -44,6 +44,20 @@ struct CreateTaskTests {
         }
     }
 
+    @Test(arguments: [
+        (JSONValue.string("7"), Int64(7)), (.double(2.9), 2), (.string("high"), 0), (.null, 0), (.bool(true), 1), (.int(-3), -3),
+    ])
+    func anyPriorityThePHPServerAcceptsIsAccepted(_ raw: JSONValue, _ stored: Int64) async throws {
+        try await TaskManagerHarness.with { h in
+            try await h.registerOpenType()
+            let r = try await h.rawJSON(.POST, "/api/tasks", ["type": "test.a", "params": ["p": 1], "priority": raw])
+            #expect(r.status == 200)
+            #expect(r.data?["priority"] == .int(stored))
+            let missing = try await h.rawJSON(.POST, "/api/tasks", ["params": ["p": 1], "priority": raw])
+            #expect(missing.details == ["Task type is required"])
+        }
+    }
+
     @Test func requestValidationDetails() async throws {
         try await TaskManagerHarness.with { h in
             try await h.registerOpenType()

@@ -83,6 +83,8 @@ struct MiddlewareTests {
             await expectError(.payloadTooLarge(message)) {
                 try await h.client.createTask(type: "test.a", params: ["blob": .string(String(repeating: "x", count: 2000))])
             }
+            // The unread body does not poison the client's kept-alive connection.
+            for _ in 0..<3 { #expect(try await h.client.health()["status"] == "healthy") }
             // A body of exactly the limit is fine.
             let prefix = #"{"type":"test.a","params":{"blob":""#
             let exact = Array((prefix + String(repeating: "y", count: 1024 - prefix.utf8.count - 3) + "\"}}").utf8)
