@@ -161,14 +161,11 @@ public final class TaskManagerClient: Sendable {
         return t
     }
 
-    /// A well-formed envelope whose `data` is not the expected shape.
+    /// A well-formed envelope whose `data` is not the expected shape. The key
+    /// is redacted before the snippet is cut (see `interpret`).
     private func unexpected(_ data: JSONValue) -> TaskManagerError {
-        Self.unexpectedData(data, redacting: configuration.apiKey)
-    }
-
-    static func unexpectedData(_ data: JSONValue, redacting secret: String) -> TaskManagerError {
         var text = PHPJSON.encode(data)
-        if !secret.isEmpty { text = text.replacingOccurrences(of: secret, with: "[redacted]") }
+        if !configuration.apiKey.isEmpty { text = text.replacingOccurrences(of: configuration.apiKey, with: "[redacted]") }
         return .undecodable(status: 200, snippet: String(text.prefix(200)))
     }
 

@@ -290,8 +290,8 @@ public struct TaskManagerResponder: HTTPResponder {
     private func createTask(_ body: JSONValue) async throws -> Reply {
         let details = RequestValidation.validate(body, RequestValidation.createTask)
         // The PHP server accepts any `priority` (it ignores the field), so no
-        // value may turn a request it takes into a 400 here; `intval` is what
-        // its legacy controller applied when it still stored priorities.
+        // value may turn a request it takes into a 400 here; `intval` keeps
+        // numeric strings and floats meaningful and makes anything else 0.
         let priority = body["priority"].map(Self.phpIntval) ?? 0
         if !details.isEmpty { return .fail(400, "Validation failed", details: details) }
         let typeName = PHPTrim.trim(body["type"]!.stringValue!)
