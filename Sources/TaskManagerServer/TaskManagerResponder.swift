@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
@@ -383,18 +382,19 @@ public struct TaskManagerResponder: HTTPResponder {
     }
 
     private func getTask(_ segment: String) async throws -> Reply {
-        guard let id = taskID(segment), let r = try await store.task(id: id) else { return .fail(404, "Task not found") }
-        func text(_ k: String) -> JSONValue { (r[k] as String?).map { .string($0) } ?? .null }
-        func json(_ k: String) -> JSONValue { (r[k] as String?).flatMap { try? JSONParser.parse($0) } ?? .null }
+        guard let id = taskID(segment), let t = try await store.task(id: id) else { return .fail(404, "Task not found") }
+        func json(_ text: String?) -> JSONValue { text.flatMap { try? JSONParser.parse($0) } ?? .null }
         return .ok(.object([
-            JSONMember("id", .int(r["id"])), JSONMember("type", text("type")), JSONMember("status", text("status")),
-            JSONMember("params", json("params_json")), JSONMember("result", json("result_json")),
-            JSONMember("error_message", text("error_message")), JSONMember("priority", .int(r["priority"])),
-            JSONMember("progress", .int(r["progress"])), JSONMember("attempts", .int(r["attempts"])),
-            JSONMember("claimed_by", text("claimed_by")), JSONMember("claimed_at", text("claimed_at")),
-            JSONMember("completed_at", text("completed_at")), JSONMember("created_at", text("created_at")),
+            JSONMember("id", .int(t.id)), JSONMember("type", .string(t.type)), JSONMember("status", .string(t.status)),
+            JSONMember("params", json(t.paramsJSON)), JSONMember("result", json(t.resultJSON)),
+            JSONMember("error_message", Self.text(t.errorMessage)), JSONMember("priority", .int(t.priority)),
+            JSONMember("progress", .int(t.progress)), JSONMember("attempts", .int(t.attempts)),
+            JSONMember("claimed_by", Self.text(t.claimedBy)), JSONMember("claimed_at", Self.text(t.claimedAt)),
+            JSONMember("completed_at", Self.text(t.completedAt)), JSONMember("created_at", .string(t.createdAt)),
         ]))
     }
+
+    static func text(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
 
     private func listTasks(_ query: FlatDictionary<Substring, Substring>) async throws -> Reply {
         let statuses = (query["status"].map(String.init) ?? "").split(separator: ",").map {
@@ -408,13 +408,12 @@ public struct TaskManagerResponder: HTTPResponder {
         }
         let rows = try await store.listTasks(
             statuses: statuses, type: query["type"].map(String.init), limit: Int(min(limit, 10_000)), offset: Int(offset))
-        let items: [JSONValue] = rows.map { r in
-            func text(_ k: String) -> JSONValue { (r[k] as String?).map { .string($0) } ?? .null }
-            return .object([
-                JSONMember("id", .int(r["id"])), JSONMember("type", text("type")), JSONMember("status", text("status")),
-                JSONMember("priority", .int(r["priority"])), JSONMember("progress", .int(r["progress"])),
-                JSONMember("attempts", .int(r["attempts"])), JSONMember("claimed_by", text("claimed_by")),
-                JSONMember("created_at", text("created_at")), JSONMember("completed_at", text("completed_at")),
+        let items: [JSONValue] = rows.map { t in
+            .object([
+                JSONMember("id", .int(t.id)), JSONMember("type", .string(t.type)), JSONMember("status", .string(t.status)),
+                JSONMember("priority", .int(t.priority)), JSONMember("progress", .int(t.progress)),
+                JSONMember("attempts", .int(t.attempts)), JSONMember("claimed_by", Self.text(t.claimedBy)),
+                JSONMember("created_at", .string(t.createdAt)), JSONMember("completed_at", Self.text(t.completedAt)),
             ])
         }
         return .ok(["items": .array(items), "count": .int(Int64(items.count))])
