@@ -44,6 +44,7 @@ let package = Package(
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
@@ -96,13 +97,19 @@ let package = Package(
         .testTarget(name: "TaskManagerModelTests", dependencies: ["TaskManagerModel"]),
         .testTarget(
             name: "TaskManagerConformanceTests",
-            dependencies: ["TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "TaskBridgeTesting"]
+            dependencies: [
+                "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "TaskBridgeTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "TaskManagerClientTests",
             dependencies: [
                 "TaskManagerModel", "TaskManagerClient", "TaskBridgeTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "LegacyQueueTests", dependencies: ["LegacyQueue", "TaskBridgeTesting"]),

@@ -19,10 +19,7 @@ public final class TaskManagerClient: Sendable {
     public init(configuration: ClientConfiguration, logger: Logger = Logger(label: "taskmanager.client")) {
         self.configuration = configuration
         var c = HTTPClient.Configuration()
-        c.timeout = .init(
-            connect: .nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000
-                + configuration.connectTimeout.components.attoseconds / 1_000_000_000),
-            read: .seconds(Int64(configuration.requestTimeout.components.seconds)))
+        c.timeout = .init(connect: Self.timeAmount(configuration.connectTimeout), read: Self.timeAmount(configuration.requestTimeout))
         c.connectionPool = .init(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, configuration.maxConcurrentRequests))
         c.decompression = .disabled
@@ -58,7 +55,7 @@ public final class TaskManagerClient: Sendable {
 
     public func listTaskTypes(activeOnly: Bool = false) async throws(TaskManagerError) -> [TaskTypeInfo] {
         let data = try await send(.GET, "/task-types" + (activeOnly ? "?active_only=1" : ""), retry: true)
-        return try Self.items(data).map { v throws(TaskManagerError) in try decode(v, TaskTypeInfo.init) }
+        return try items(data).map { v throws(TaskManagerError) in try decode(v, TaskTypeInfo.init) }
     }
 
     /// Creates a task, or returns the existing one with the same type and
@@ -135,16 +132,41 @@ public final class TaskManagerClient: Sendable {
         if let s = statuses.first { query.append("status=\(Self.queryValue(s))") }
         if let type { query.append("type=\(Self.queryValue(type))") }
         let data = try await send(.GET, "/tasks?" + query.joined(separator: "&"), retry: true)
-        return try Self.items(data).map { v throws(TaskManagerError) in try decode(v, TaskInfo.init) }
+        return try items(data).map { v throws(TaskManagerError) in try decode(v, TaskInfo.init) }
     }
 
     // MARK: - Transport
 
-    private func decode<T>(_ value: JSONValue, _ make: (JSONValue) -> T?) throws(TaskManagerError) -> T {
-        guard let t = make(value) else {
-            throw TaskManagerError.undecodable(status: 200, snippet: String(PHPJSON.encode(value).prefix(200)))
+    /// A request body as this client writes it: PHP's string escaping, objects
+    /// as objects, and whole floats with their `.0`. `json_encode` would write
+    /// 5.0 as `5`, which PHP then decodes as an integer, and the server's schema
+    /// validator rejects integers where a schema says `"type":"number"`. The
+    /// server hashes its own re-encoding, so the dedupe key is unaffected.
+    public static func wireJSON(_ value: JSONValue) -> String {
+        switch value {
+        case .double(let d):
+            let s = PHPJSON.formatDouble(d)
+            return !d.isFinite || s.contains(where: { $0 == "." || $0 == "e" }) ? s : s + ".0"
+        case .array(let items):
+            return "[" + items.map(wireJSON).joined(separator: ",") + "]"
+        case .object(let members):
+            return "{" + members.map { PHPJSON.encode(.string($0.key)) + ":" + wireJSON($0.value) }.joined(separator: ",") + "}"
+        case .null, .bool, .int, .string:
+            return PHPJSON.encode(value)
         }
+    }
+
+    private func decode<T>(_ value: JSONValue, _ make: (JSONValue) -> T?) throws(TaskManagerError) -> T {
+        guard let t = make(value) else { throw unexpected(value) }
         return t
+    }
+
+    /// A well-formed envelope whose `data` is not the expected shape. The key
+    /// is redacted before the snippet is cut (see `interpret`).
+    private func unexpected(_ data: JSONValue) -> TaskManagerError {
+        var text = PHPJSON.encode(data)
+        if !configuration.apiKey.isEmpty { text = text.replacingOccurrences(of: configuration.apiKey, with: "[redacted]") }
+        return .undecodable(status: 200, snippet: String(text.prefix(200)))
     }
 
     /// Single-object GETs: the PHP server wraps them in `{items,count}`.
@@ -153,10 +175,10 @@ public final class TaskManagerClient: Sendable {
         return data.isNull ? nil : data
     }
 
-    static func items(_ data: JSONValue) throws(TaskManagerError) -> [JSONValue] {
+    private func items(_ data: JSONValue) throws(TaskManagerError) -> [JSONValue] {
         if let items = data["items"]?.arrayValue { return items }
         if let items = data.arrayValue { return items }
-        throw .undecodable(status: 200, snippet: String(PHPJSON.encode(data).prefix(200)))
+        throw unexpected(data)
     }
 
     static func pathSegment(_ s: String) -> String {
@@ -197,7 +219,7 @@ public final class TaskManagerClient: Sendable {
         request.headers.add(name: "Accept", value: "application/json")
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: PHPJSON.encode(body)))
+            request.body = .bytes(ByteBuffer(string: Self.wireJSON(body)))
         }
         let status: Int
         let headers: HTTPHeaders
@@ -205,7 +227,7 @@ public final class TaskManagerClient: Sendable {
         do {
             let prepared = request
             let response = try await gate.run { [http, configuration] in
-                let r = try await http.execute(prepared, timeout: .seconds(Int64(configuration.requestTimeout.components.seconds)))
+                let r = try await http.execute(prepared, timeout: Self.timeAmount(configuration.requestTimeout))
                 return (r.status.code, r.headers, try await r.body.collect(upTo: 64 << 20))
             }
             (status, headers, bytes) = (Int(response.0), response.1, response.2)
@@ -214,7 +236,14 @@ public final class TaskManagerClient: Sendable {
         } catch {
             throw .transport(Self.describe(error))
         }
-        return try Self.interpret(status: status, retryAfterHeader: headers.first(name: "Retry-After"), body: Array(bytes.readableBytesView))
+        return try Self.interpret(
+            status: status, retryAfterHeader: headers.first(name: "Retry-After"), body: Array(bytes.readableBytesView),
+            redacting: configuration.apiKey)
+    }
+
+    static func timeAmount(_ d: Duration) -> TimeAmount {
+        let (seconds, attoseconds) = d.components
+        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     static func describe(_ error: any Error) -> String {
@@ -229,9 +258,16 @@ public final class TaskManagerClient: Sendable {
 
     /// Maps a raw answer to the envelope's `data` or a typed error. Status
     /// comes first: a 401 page that is not even JSON is still a 401.
-    public static func interpret(status: Int, retryAfterHeader: String?, body: [UInt8]) throws(TaskManagerError) -> JSONValue {
+    ///
+    /// `secret` is removed from the whole body before the snippet is cut, so a
+    /// key echoed across the cut cannot leave a prefix of itself behind.
+    public static func interpret(status: Int, retryAfterHeader: String?, body: [UInt8], redacting secret: String = "")
+        throws(TaskManagerError) -> JSONValue
+    {
         let json = try? JSONParser.parse(body)
-        let snippet = String(decoding: body.prefix(200), as: UTF8.self)
+        var bodyText = String(decoding: body, as: UTF8.self)
+        if !secret.isEmpty { bodyText = bodyText.replacingOccurrences(of: secret, with: "[redacted]") }
+        let snippet = String(bodyText.prefix(200))
         let errorText = json?["error"]?.stringValue
         let message = json?["message"]?.stringValue
         let text = errorText.map { e in message.map { "\(e): \($0)" } ?? e } ?? (json == nil ? snippet : "HTTP \(status)")

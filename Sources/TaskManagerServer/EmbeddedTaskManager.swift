@@ -14,7 +14,7 @@ public final class EmbeddedTaskManager: Sendable {
     let port: Int
     let logger: Logger
     private let boundPort = Mutex<Int?>(nil)
-    private let runTask = Mutex<Task<Void, any Error>?>(nil)
+    private let running = Mutex<(group: ServiceGroup, task: Task<Void, any Error>)?>(nil)
 
     public init(databasePath: String, host: String = "127.0.0.1", port: Int = 0, configuration: ServerConfiguration, logger: Logger? = nil)
         throws
@@ -50,11 +50,15 @@ public final class EmbeddedTaskManager: Sendable {
     public func start() async throws -> Int {
         let (stream, continuation) = AsyncStream<Int>.makeStream()
         let app = application(onRunning: { port in continuation.yield(port); continuation.finish() })
+        // Our own group rather than `runService`, so that `stop()` can ask for a
+        // graceful shutdown instead of cancelling the server mid-accept (which
+        // HummingbirdCore reports as errors).
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
         let task = Task {
             defer { continuation.finish() }
-            try await app.runService(gracefulShutdownSignals: [])
+            try await group.run()
         }
-        runTask.withLock { $0 = task }
+        running.withLock { $0 = (group, task) }
         for await port in stream { return port }
         // The stream ended without a port: the server failed to bind.
         _ = try await task.value
@@ -65,13 +69,12 @@ public final class EmbeddedTaskManager: Sendable {
 
     public var baseURL: String { "http://\(host):\(boundPortNumber ?? port)/api" }
 
+    /// Stops accepting connections, lets requests in flight finish, and
+    /// returns once the server has shut down.
     public func stop() async {
-        let task = runTask.withLock { t -> Task<Void, any Error>? in
-            defer { t = nil }
-            return t
-        }
-        task?.cancel()
-        _ = try? await task?.value
+        guard let (group, task) = running.withLock({ r in defer { r = nil }; return r }) else { return }
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
     }
 }
 

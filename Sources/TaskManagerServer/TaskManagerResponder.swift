@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
@@ -147,6 +146,9 @@ public struct TaskManagerResponder: HTTPResponder {
             }
         }
 
+        // The route is looked up before the body is read, as the PHP router
+        // does: `DELETE /tasks/1` with no body is a 404, not a JSON error.
+        guard let route = Route(request.method, path: path) else { return .fail(404, "Endpoint not found") }
         var body: JSONValue = .object([])
         if request.method != .get {
             let bytes: ByteBuffer
@@ -162,7 +164,7 @@ public struct TaskManagerResponder: HTTPResponder {
             }
         }
         do {
-            return try await route(request.method, path: path, body: body, query: request.uri.queryParameters)
+            return try await handle(route, body: body, query: request.uri.queryParameters)
         } catch let e as TaskStore.OwnershipError {
             switch e {
             case .notFound: return .fail(404, "Task not found")
@@ -182,35 +184,44 @@ public struct TaskManagerResponder: HTTPResponder {
         return mb == mb.rounded() ? String(Int(mb)) : String(format: "%.2f", mb)
     }
 
-    private func route(_ method: HTTPRequest.Method, path: String, body: JSONValue, query: FlatDictionary<Substring, Substring>)
-        async throws -> Reply
-    {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
-        switch (method, parts.count, parts.first) {
-        case (.get, 1, "health"):
+    /// The seeded `api_endpoints` table.
+    enum Route {
+        case health, registerType, getType(String), listTypes
+        case createTask, claim, complete(String), progress(String), getTask(String), listTasks
+
+        init?(_ method: HTTPRequest.Method, path: String) {
+            let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+            switch (method, parts.count, parts.first) {
+            case (.get, 1, "health"): self = .health
+            case (.post, 2, "task-types") where parts[1] == "register": self = .registerType
+            case (.get, 2, "task-types"): self = .getType(parts[1])
+            case (.get, 1, "task-types"): self = .listTypes
+            case (.post, 1, "tasks"): self = .createTask
+            case (.post, 2, "tasks") where parts[1] == "claim": self = .claim
+            case (.post, 3, "tasks") where parts[2] == "complete": self = .complete(parts[1])
+            case (.post, 3, "tasks") where parts[2] == "progress": self = .progress(parts[1])
+            case (.get, 2, "tasks"): self = .getTask(parts[1])
+            case (.get, 1, "tasks"): self = .listTasks
+            default: return nil
+            }
+        }
+    }
+
+    private func handle(_ route: Route, body: JSONValue, query: FlatDictionary<Substring, Substring>) async throws -> Reply {
+        switch route {
+        case .health:
             try await store.healthCheck()
             let now = Envelope.now()
             return .ok(["status": "healthy", "timestamp": .int(now), "database": "connected"])
-        case (.post, 2, "task-types") where parts[1] == "register":
-            return try await registerType(body)
-        case (.get, 2, "task-types"):
-            return try await getType(parts[1])
-        case (.get, 1, "task-types"):
-            return try await listTypes(query)
-        case (.post, 1, "tasks"):
-            return try await createTask(body)
-        case (.post, 2, "tasks") where parts[1] == "claim":
-            return try await claim(body)
-        case (.post, 3, "tasks") where parts[2] == "complete":
-            return try await complete(id: parts[1], body)
-        case (.post, 3, "tasks") where parts[2] == "progress":
-            return try await progress(id: parts[1], body)
-        case (.get, 2, "tasks"):
-            return try await getTask(parts[1])
-        case (.get, 1, "tasks"):
-            return try await listTasks(query)
-        default:
-            return .fail(404, "Endpoint not found")
+        case .registerType: return try await registerType(body)
+        case .getType(let name): return try await getType(name)
+        case .listTypes: return try await listTypes(query)
+        case .createTask: return try await createTask(body)
+        case .claim: return try await claim(body)
+        case .complete(let id): return try await complete(id: id, body)
+        case .progress(let id): return try await progress(id: id, body)
+        case .getTask(let id): return try await getTask(id)
+        case .listTasks: return try await listTasks(query)
         }
     }
 
@@ -276,11 +287,11 @@ public struct TaskManagerResponder: HTTPResponder {
     }
 
     private func createTask(_ body: JSONValue) async throws -> Reply {
-        var details = RequestValidation.validate(body, RequestValidation.createTask)
-        var priority: Int64 = 0
-        if let p = body["priority"], !p.isNull {
-            if case .int(let i) = p { priority = i } else { details.append("Field 'priority' must be of type integer") }
-        }
+        let details = RequestValidation.validate(body, RequestValidation.createTask)
+        // The PHP server accepts any `priority` (it ignores the field), so no
+        // value may turn a request it takes into a 400 here; `intval` keeps
+        // numeric strings and floats meaningful and makes anything else 0.
+        let priority = body["priority"].map(Self.phpIntval) ?? 0
         if !details.isEmpty { return .fail(400, "Validation failed", details: details) }
         let typeName = PHPTrim.trim(body["type"]!.stringValue!)
         let params = body["params"]!
@@ -371,18 +382,19 @@ public struct TaskManagerResponder: HTTPResponder {
     }
 
     private func getTask(_ segment: String) async throws -> Reply {
-        guard let id = taskID(segment), let r = try await store.task(id: id) else { return .fail(404, "Task not found") }
-        func text(_ k: String) -> JSONValue { (r[k] as String?).map { .string($0) } ?? .null }
-        func json(_ k: String) -> JSONValue { (r[k] as String?).flatMap { try? JSONParser.parse($0) } ?? .null }
+        guard let id = taskID(segment), let t = try await store.task(id: id) else { return .fail(404, "Task not found") }
+        func json(_ text: String?) -> JSONValue { text.flatMap { try? JSONParser.parse($0) } ?? .null }
         return .ok(.object([
-            JSONMember("id", .int(r["id"])), JSONMember("type", text("type")), JSONMember("status", text("status")),
-            JSONMember("params", json("params_json")), JSONMember("result", json("result_json")),
-            JSONMember("error_message", text("error_message")), JSONMember("priority", .int(r["priority"])),
-            JSONMember("progress", .int(r["progress"])), JSONMember("attempts", .int(r["attempts"])),
-            JSONMember("claimed_by", text("claimed_by")), JSONMember("claimed_at", text("claimed_at")),
-            JSONMember("completed_at", text("completed_at")), JSONMember("created_at", text("created_at")),
+            JSONMember("id", .int(t.id)), JSONMember("type", .string(t.type)), JSONMember("status", .string(t.status)),
+            JSONMember("params", json(t.paramsJSON)), JSONMember("result", json(t.resultJSON)),
+            JSONMember("error_message", Self.text(t.errorMessage)), JSONMember("priority", .int(t.priority)),
+            JSONMember("progress", .int(t.progress)), JSONMember("attempts", .int(t.attempts)),
+            JSONMember("claimed_by", Self.text(t.claimedBy)), JSONMember("claimed_at", Self.text(t.claimedAt)),
+            JSONMember("completed_at", Self.text(t.completedAt)), JSONMember("created_at", .string(t.createdAt)),
         ]))
     }
+
+    static func text(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
 
     private func listTasks(_ query: FlatDictionary<Substring, Substring>) async throws -> Reply {
         let statuses = (query["status"].map(String.init) ?? "").split(separator: ",").map {
@@ -396,13 +408,12 @@ public struct TaskManagerResponder: HTTPResponder {
         }
         let rows = try await store.listTasks(
             statuses: statuses, type: query["type"].map(String.init), limit: Int(min(limit, 10_000)), offset: Int(offset))
-        let items: [JSONValue] = rows.map { r in
-            func text(_ k: String) -> JSONValue { (r[k] as String?).map { .string($0) } ?? .null }
-            return .object([
-                JSONMember("id", .int(r["id"])), JSONMember("type", text("type")), JSONMember("status", text("status")),
-                JSONMember("priority", .int(r["priority"])), JSONMember("progress", .int(r["progress"])),
-                JSONMember("attempts", .int(r["attempts"])), JSONMember("claimed_by", text("claimed_by")),
-                JSONMember("created_at", text("created_at")), JSONMember("completed_at", text("completed_at")),
+        let items: [JSONValue] = rows.map { t in
+            .object([
+                JSONMember("id", .int(t.id)), JSONMember("type", .string(t.type)), JSONMember("status", .string(t.status)),
+                JSONMember("priority", .int(t.priority)), JSONMember("progress", .int(t.progress)),
+                JSONMember("attempts", .int(t.attempts)), JSONMember("claimed_by", Self.text(t.claimedBy)),
+                JSONMember("created_at", .string(t.createdAt)), JSONMember("completed_at", Self.text(t.completedAt)),
             ])
         }
         return .ok(["items": .array(items), "count": .int(Int64(items.count))])

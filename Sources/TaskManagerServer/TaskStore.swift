@@ -296,7 +296,33 @@ public final class TaskStore: Sendable {
         }
     }
 
-    public func task(id: Int64) async throws -> Row? {
+    /// A task as the query routes return it; `params`/`result` only for
+    /// `GET /tasks/{id}`. A plain value rather than a GRDB `Row`, so reads can
+    /// run on the pool's async API instead of blocking a cooperative thread.
+    public struct TaskRecord: Sendable {
+        public var id: Int64, type: String, status: String
+        public var paramsJSON: String?, resultJSON: String?, errorMessage: String?
+        public var priority: Int64, progress: Int64, attempts: Int64
+        public var claimedBy: String?, claimedAt: String?, completedAt: String?, createdAt: String
+
+        init(_ r: Row) {
+            id = r["id"]
+            type = r["type"]
+            status = r["status"]
+            paramsJSON = r["params_json"]
+            resultJSON = r["result_json"]
+            errorMessage = r["error_message"]
+            priority = r["priority"]
+            progress = r["progress"]
+            attempts = r["attempts"]
+            claimedBy = r["claimed_by"]
+            claimedAt = r["claimed_at"]
+            completedAt = r["completed_at"]
+            createdAt = r["created_at"]
+        }
+    }
+
+    public func task(id: Int64) async throws -> TaskRecord? {
         try await pool.read { db in
             try Row.fetchOne(
                 db,
@@ -304,13 +330,14 @@ public final class TaskStore: Sendable {
                     SELECT t.id, tt.name AS type, t.status, t.params_json, t.result_json, t.error_message, t.priority,
                            t.progress, t.attempts, t.claimed_by, t.claimed_at, t.completed_at, t.created_at
                     FROM tasks t JOIN task_types tt ON tt.id = t.type_id WHERE t.id = ?
-                    """, arguments: [id])
+                    """, arguments: [id]
+            ).map(TaskRecord.init)
         }
     }
 
     /// `GET /tasks`: `statuses` and `type` match exactly, or with LIKE when
     /// they contain `%`; newest first.
-    public func listTasks(statuses: [String], type: String?, limit: Int, offset: Int) async throws -> [Row] {
+    public func listTasks(statuses: [String], type: String?, limit: Int, offset: Int) async throws -> [TaskRecord] {
         var clauses: [String] = []
         var args: [any DatabaseValueConvertible] = []
         if !statuses.isEmpty {
@@ -336,7 +363,8 @@ public final class TaskStore: Sendable {
                            t.created_at, t.completed_at
                     FROM tasks t JOIN task_types tt ON tt.id = t.type_id
                     \(whereSQL) ORDER BY t.created_at DESC, t.id DESC LIMIT ? OFFSET ?
-                    """, arguments: arguments)
+                    """, arguments: arguments
+            ).map(TaskRecord.init)
         }
     }
 
