@@ -89,6 +89,8 @@ public struct BridgeConfiguration: Sendable {
         public var reconcileIntervalSeconds = 300.0
         /// How often in-flight tasks are polled for completion.
         public var mirrorIntervalSeconds = 0.5
+        /// Live parity: a small sample of forwarded rows compared this often.
+        public var paritySampleIntervalSeconds = 60.0
     }
 
     public var file: String

@@ -69,16 +69,16 @@ public enum ConfigLoader {
         var config = BridgeConfiguration(file: file, legacy: legacy, embedded: embedded)
 
         let tmT = try r.table(root, "taskmanager", at: "") ?? TOMLTable()
-        try r.allowKeys(tmT, ["url", "request_timeout_seconds"], at: "taskmanager")
         if tmT["api_key"] != nil {
             throw ConfigError(file: file, "[taskmanager] api_key must not live in the file: set TASKMANAGER_API_KEY or put it in .env")
         }
+        try r.allowKeys(tmT, ["url", "request_timeout_seconds"], at: "taskmanager")
         config.taskManager.url = try r.string(tmT, "url", at: "taskmanager") ?? "embedded"
         if let t = try r.double(tmT, "request_timeout_seconds", at: "taskmanager") { config.taskManager.requestTimeoutSeconds = t }
 
         let brT = try r.table(root, "bridge", at: "") ?? TOMLTable()
         try r.allowKeys(brT, ["id", "metrics_listen", "poll_interval_ms", "batch_size", "max_in_flight",
-                              "reconcile_interval_seconds", "mirror_interval_ms"], at: "bridge")
+                              "reconcile_interval_seconds", "mirror_interval_ms", "parity_sample_interval_seconds"], at: "bridge")
         if let id = try r.string(brT, "id", at: "bridge") {
             guard !id.isEmpty, id.count <= 255 else { throw ConfigError(file: file, "[bridge] id must be 1 to 255 characters") }
             config.bridge.id = id
@@ -110,6 +110,11 @@ public enum ConfigLoader {
         if let v = try r.int(brT, "mirror_interval_ms", at: "bridge") {
             guard (10...600_000).contains(v) else { throw ConfigError(file: file, "[bridge] mirror_interval_ms must be 10..600000") }
             config.bridge.mirrorIntervalSeconds = Double(v) / 1000
+        }
+
+        if let v = try r.double(brT, "parity_sample_interval_seconds", at: "bridge") {
+            guard v >= 1 else { throw ConfigError(file: file, "[bridge] parity_sample_interval_seconds must be at least 1") }
+            config.bridge.paritySampleIntervalSeconds = v
         }
 
         if let typesT = try r.table(root, "types", at: "") {

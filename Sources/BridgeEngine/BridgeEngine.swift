@@ -454,6 +454,7 @@ public final class BridgeEngine: Sendable {
 
     func reconcileLoop() async throws {
         var lastFull = 0.0
+        var lastParity = Date().timeIntervalSince1970
         while !isStopping {
             try await reconcileObjects()
             let now = Date().timeIntervalSince1970
@@ -470,9 +471,59 @@ public final class BridgeEngine: Sendable {
                 await state.markBacklog(true)
                 sendSignal.signal()
             }
+            if now - lastParity >= config.bridge.paritySampleIntervalSeconds {
+                lastParity = now
+                try await sampleParity()
+            }
             // Object integrity is cheap to check: every few seconds.
             for _ in 0..<50 where !isStopping { await sleep(0.1) }
         }
+    }
+
+    // MARK: - One-shot driving (verify --repair without a running bridge)
+
+    /// One pass of every loop, for commands that re-drive rows when no
+    /// bridge may be running: register, capture, send what is due, mirror.
+    public func driveOnce(timeout: Double = 60) async throws {
+        for m in config.types where !(await state.isRegistered(m.name)) {
+            if (try? await client.registerTaskType(name: m.name, version: m.version, paramSchema: m.paramSchema)) != nil {
+                await state.markRegistered(m.name)
+            }
+        }
+        try await refreshModes()
+        _ = try await captureOnce()
+        let deadline = Date().timeIntervalSince1970 + timeout
+        while Date().timeIntervalSince1970 < deadline, try await sendWave() > 0 {}
+        try await mirrorCycle()
+    }
+
+    // MARK: - Live parity
+
+    /// A small random sample of forwarded rows compared with their tasks,
+    /// so drift shows in `status` and metrics before anyone runs verify.
+    func sampleParity(size: Int = 20) async throws {
+        let sample = try await store.paritySample(size: size)
+        guard !sample.isEmpty else { return }
+        let now = Date().timeIntervalSince1970
+        var results: [(Int64, String, String?, String?)] = []
+        for item in sample {
+            guard let l = item.ledger, let id = l.tmTaskID else { continue }
+            do {
+                let task = try await client.getTask(id: id)
+                let settled = (LegacyTimestamp.parse(l.updatedAt ?? l.claimedAt).map { now - $0.timeIntervalSince1970 } ?? 0) > 60
+                let f = ParityClassifier.compare(row: item.row, mapping: config.mapping(forLegacyType: item.row.taskType), ledger: l,
+                                                 task: task, settled: settled).first { $0.kind.breaksParity }
+                results.append((item.row.id, item.row.taskType, f?.kind.rawValue, f?.detail))
+                if let f { Metrics.Counter(label: "taskbridge_parity_findings_total", dimensions: [("class", f.kind.rawValue)]).increment() }
+            } catch .notFound {
+                results.append((item.row.id, item.row.taskType, ParityClass.missingInTaskManager.rawValue, "task \(id) not found"))
+                Metrics.Counter(label: "taskbridge_parity_findings_total", dimensions: [("class", ParityClass.missingInTaskManager.rawValue)]).increment()
+            } catch {
+                await noteAPIError(error, context: "parity sample")
+            }
+        }
+        Metrics.Counter(label: "taskbridge_parity_sampled_total").increment(by: results.count)
+        try await store.recordParity(results)
     }
 
     // MARK: - Health

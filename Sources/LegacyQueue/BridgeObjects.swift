@@ -29,7 +29,7 @@ public struct BridgeObjects: Sendable {
 
     public static let tableNames = [
         "_taskbridge_meta", "_taskbridge_mode", "_taskbridge_audit", "_taskbridge_changes", "_taskbridge_ledger",
-        "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_echo",
+        "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_echo", "_taskbridge_parity",
     ]
     public static let triggerNames = ["_taskbridge_ai", "_taskbridge_au", "_taskbridge_ad"]
     public static let indexNames = ["_taskbridge_ledger_state", "_taskbridge_ledger_task", "_taskbridge_ledger_type"]
@@ -82,6 +82,10 @@ public struct BridgeObjects: Sendable {
                 verdict TEXT NOT NULL CHECK (verdict IN ('would-forward','would-reject')), reason TEXT, at TEXT NOT NULL)
             """,
             "CREATE TABLE IF NOT EXISTS _taskbridge_echo (id INTEGER PRIMARY KEY CHECK (id = 1), active INTEGER NOT NULL)",
+            """
+            CREATE TABLE IF NOT EXISTS _taskbridge_parity (legacy_id INTEGER PRIMARY KEY, task_type TEXT NOT NULL,
+                class TEXT NOT NULL, detail TEXT, at TEXT NOT NULL)
+            """,
             "INSERT OR IGNORE INTO _taskbridge_echo (id, active) VALUES (1, 0)",
             "CREATE INDEX IF NOT EXISTS _taskbridge_ledger_state ON _taskbridge_ledger(state, next_attempt_at)",
             "CREATE INDEX IF NOT EXISTS _taskbridge_ledger_task ON _taskbridge_ledger(tm_task_id)",

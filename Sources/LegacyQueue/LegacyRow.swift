@@ -96,6 +96,7 @@ public struct LedgerEntry: Sendable, Equatable {
     public var nextAttemptAt: Double
     public var lastError: String?
     public var claimedAt: String
+    public var updatedAt: String?
 
     init(row: Row) {
         legacyID = row["legacy_id"]
@@ -113,6 +114,7 @@ public struct LedgerEntry: Sendable, Equatable {
         nextAttemptAt = row["next_attempt_at"]
         lastError = row["last_error"]
         claimedAt = row["claimed_at"]
+        updatedAt = row["updated_at"]
     }
 }
 

@@ -15,8 +15,12 @@ public struct TypeStatus: Sendable, Equatable {
     public var collapsed = 0
     public var dryRunForward = 0
     public var dryRunReject = 0
+    /// Live parity findings among sampled rows (see `taskbridge verify`).
+    public var parityFindings = 0
     /// Seconds since the oldest row that is due but not yet a TaskManager task.
     public var oldestUnforwardedAge: Double?
+
+    public init(taskType: String) { self.taskType = taskType }
 }
 
 extension LegacyQueueStore {
@@ -61,6 +65,11 @@ extension LegacyQueueStore {
                     $0.mirrored = r["done"] ?? 0
                     $0.quarantined = r["q"] ?? 0
                     $0.collapsed = r["c"] ?? 0
+                }
+            }
+            if try db.tableExists("_taskbridge_parity") {
+                for r in try Row.fetchAll(db, sql: "SELECT task_type, COUNT(*) AS n FROM _taskbridge_parity GROUP BY task_type") {
+                    with(r["task_type"]) { $0.parityFindings = r["n"] }
                 }
             }
             for r in try Row.fetchAll(db, sql: "SELECT task_type, verdict, COUNT(*) AS n FROM _taskbridge_dryrun GROUP BY task_type, verdict") {

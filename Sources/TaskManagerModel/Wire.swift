@@ -188,7 +188,9 @@ public struct TaskInfo: Sendable, Equatable {
         self.rawStatus = json["status"]?.stringValue ?? ""
         self.status = TaskStatus(rawValue: rawStatus)
         self.params = json["params"]
-        self.result = json["result"].flatMap { $0.isNull ? nil : $0 }
+        // Spelled out: with JSONValue being nil-literal expressible, a
+        // `flatMap { $0.isNull ? nil : $0 }` would yield `.some(.null)`.
+        if let r = json["result"], !r.isNull { self.result = r } else { self.result = Optional<JSONValue>.none }
         self.errorMessage = json["error_message"]?.stringValue
         self.priority = json["priority"]?.intValue ?? 0
         self.progress = json["progress"]?.intValue ?? 0

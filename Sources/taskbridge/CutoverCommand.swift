@@ -13,7 +13,7 @@ struct CutoverCommand: AsyncParsableCommand {
     @Argument(help: "Legacy task_type.") var type: String
     @Argument(help: "off | dry-run | forward | retired") var mode: String
     @Option(help: "Why (recorded in the audit trail).") var reason: String?
-    @Flag(help: "Allow a type that bridge.conf does not map (it can only be counted).") var force = false
+    @Flag(help: "Allow an unmapped type, or retire without passing retire-check (needs --reason).") var force = false
 
     func run() async throws {
         let config = try options.load()
@@ -22,6 +22,19 @@ struct CutoverCommand: AsyncParsableCommand {
         }
         if config.mapping(forLegacyType: type) == nil && target != .off && !force {
             throw CLIError.config("\(config.file): task_type \"\(type)\" has no [types.\(type)] mapping; add one first")
+        }
+        if target == .retired {
+            if force {
+                guard let reason, !reason.isEmpty else { throw CLIError.config("--force needs --reason to retire without the gate") }
+            } else {
+                let session = try await APISession.open(config)
+                let result = try await RetireCheckCommand.check(config: config, session: session, only: type, quiet: .seconds(24 * 3600), grace: 60)
+                await session.close()
+                guard result.passes else {
+                    print(result.text)
+                    throw CLIError(code: .problems, message: "\(type) does not pass retire-check; fix the failing checks or use --force --reason TEXT")
+                }
+            }
         }
         var c = config
         c.legacy.createIfMissing = false

@@ -10,7 +10,8 @@ struct TaskBridge: AsyncParsableCommand {
         discussion: "Exit codes: 0 ok, 1 a check found problems, 2 usage or configuration error, 3 runtime failure.",
         subcommands: [
             RunCommand.self, DemoCommand.self, InstallCommand.self, UninstallCommand.self, StatusCommand.self,
-            CutoverCommand.self, QuarantineCommand.self, DoctorCommand.self, ServeCommand.self, BenchCommand.self,
+            CutoverCommand.self, QuarantineCommand.self, DoctorCommand.self, VerifyCommand.self, RetireCheckCommand.self,
+            ExportCommand.self, ServeCommand.self, BenchCommand.self,
         ]
     )
 }

@@ -1,0 +1,236 @@
+import BridgeConfig
+import Foundation
+import LegacyQueue
+import Logging
+import TaskManagerClient
+import TaskManagerModel
+
+/// `taskbridge verify`: reads both sides, classifies every difference,
+/// optionally re-drives what can be re-driven. Pages through the legacy table
+/// (memory flat in its size), never holds a read transaction across a network
+/// call, and reads TaskManager only through its API (per-id GETs and paged
+/// lists) with bounded concurrency.
+public struct Verifier: Sendable {
+    public struct Options: Sendable {
+        public var types: [TypeMapping]
+        public var grace: Double = 60
+        public var pageSize = 1000
+        public var concurrency = 32
+        public var repair = false
+        public var keepFindings = true
+        public init(types: [TypeMapping]) { self.types = types }
+    }
+
+    public struct Report: Sendable {
+        public var checkedRows = 0
+        public var findings: [ParityFinding] = []
+        public var counts: [String: [ParityClass: Int]] = [:]
+        public var readErrors: [String] = []
+        public var repaired: [String] = []
+        public var notRepaired: [String] = []
+
+        public var breaking: Int { counts.values.reduce(0) { $0 + $1.filter { $0.key.breaksParity }.values.reduce(0, +) } }
+        public var parityHolds: Bool { breaking == 0 && readErrors.isEmpty }
+
+        mutating func add(_ f: ParityFinding, keep: Bool) {
+            counts[f.taskType, default: [:]][f.kind, default: 0] += 1
+            if keep { findings.append(f) }
+        }
+    }
+
+    let store: LegacyQueueStore
+    let client: TaskManagerClient
+    let bridgeID: String
+    let options: Options
+
+    public init(store: LegacyQueueStore, client: TaskManagerClient, bridgeID: String, options: Options) {
+        self.store = store
+        self.client = client
+        self.bridgeID = bridgeID
+        self.options = options
+    }
+
+    public func run(progress: @Sendable (Int, Int) -> Void = { _, _ in }) async throws -> Report {
+        var report = Report()
+        let types = options.types.map(\.legacyType)
+        let byType = Dictionary(options.types.map { ($0.legacyType, $0) }, uniquingKeysWith: { a, _ in a })
+        let modes = try await store.modes()
+        let total = try await store.countRows(types: types)
+        let now = Date().timeIntervalSince1970
+        func age(_ text: String?) -> Double {
+            guard let t = text, let d = LegacyTimestamp.parse(t) else { return .infinity }
+            return now - d.timeIntervalSince1970
+        }
+        var after: Int64 = 0
+        while true {
+            let page = try await store.bridgedRows(types: types, afterID: after, limit: options.pageSize)
+            guard let last = page.last else { break }
+            after = last.row.id
+            let ids = page.compactMap { $0.ledger?.state == .sent || $0.ledger?.state == .done ? $0.ledger?.tmTaskID : nil }
+            let tasks = await fetch(ids)
+            for item in page {
+                report.checkedRows += 1
+                let row = item.row
+                let mode = BridgeMode(rawValue: modes[row.taskType] ?? "off") ?? .off
+                guard let l = item.ledger else {
+                    let status = LegacyStatus(text: row.status)
+                    if status == .queued, mode.claimsRows, age(row.createdAt) > options.grace {
+                        let due = row.runAfter.flatMap(LegacyTimestamp.parse).map { $0.timeIntervalSince1970 <= now } ?? true
+                        if due {
+                            report.add(ParityFinding(kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: nil,
+                                                     detail: "queued in a \(mode.rawValue) type and not forwarded"), keep: options.keepFindings)
+                        }
+                    } else if row.claimedBy == bridgeID, status?.isInFlight == true, age(row.claimedAt) > options.grace {
+                        report.add(ParityFinding(kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: nil,
+                                                 detail: "claimed by the bridge but absent from the ledger"), keep: options.keepFindings)
+                    }
+                    continue
+                }
+                switch l.state {
+                case .quarantined:
+                    report.add(ParityFinding(kind: .quarantined, taskType: row.taskType, legacyID: row.id, taskID: nil,
+                                             detail: l.lastError ?? "quarantined"), keep: options.keepFindings)
+                case .intent:
+                    if age(l.claimedAt) > options.grace {
+                        report.add(ParityFinding(kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: nil,
+                                                 detail: "not yet accepted by TaskManager" + (l.lastError.map { ": \($0)" } ?? "")),
+                                   keep: options.keepFindings)
+                    }
+                case .sent, .done:
+                    guard let id = l.tmTaskID else { continue }
+                    switch tasks[id] {
+                    case .some(.success(let task)):
+                        let settled = age(l.updatedAt ?? l.claimedAt) > options.grace
+                        for f in ParityClassifier.compare(row: row, mapping: byType[row.taskType], ledger: l, task: task, settled: settled) {
+                            report.add(f, keep: options.keepFindings)
+                        }
+                    case .some(.failure(.notFound)):
+                        report.add(ParityFinding(kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: id,
+                                                 detail: "task \(id) does not exist in TaskManager"), keep: options.keepFindings)
+                    case .some(.failure(let e)):
+                        report.readErrors.append("task \(id): \(e)")
+                    case .none:
+                        report.readErrors.append("task \(id): not fetched")
+                    }
+                }
+            }
+            progress(report.checkedRows, total)
+            if !report.readErrors.isEmpty { return report }
+        }
+        // Ledger entries whose row is gone.
+        var lastOrphan: Int64 = 0
+        while true {
+            let orphans = try await store.orphanLedgerEntries(afterID: lastOrphan, limit: options.pageSize)
+            guard let l = orphans.last else { break }
+            lastOrphan = l.legacyID
+            for o in orphans where types.contains(o.taskType) {
+                report.add(ParityFinding(kind: .missingInSQLite, taskType: o.taskType, legacyID: o.legacyID, taskID: o.tmTaskID,
+                                         detail: "legacy row \(o.legacyID) is gone" + (o.tmTaskID.map { " (task \($0) remains)" } ?? "")),
+                           keep: options.keepFindings)
+            }
+        }
+        // Tasks of bridged types that no legacy row produced.
+        for m in options.types {
+            var offset = 0
+            while true {
+                let page: [TaskInfo]
+                do {
+                    page = try await client.listTasks(type: m.name, limit: options.pageSize, offset: offset)
+                } catch {
+                    report.readErrors.append("list tasks of \(m.name): \(error)")
+                    return report
+                }
+                if page.isEmpty { break }
+                offset += page.count
+                let known = try await store.ledgerTaskIDs(among: page.map(\.id))
+                for t in page where !known.contains(t.id) {
+                    report.add(ParityFinding(kind: .apiNative, taskType: m.legacyType, legacyID: nil, taskID: t.id,
+                                             detail: "created in TaskManager directly (status \(t.rawStatus))"), keep: options.keepFindings)
+                }
+                if page.count < options.pageSize { break }
+            }
+        }
+        return report
+    }
+
+    func fetch(_ ids: [Int64]) async -> [Int64: Result<TaskInfo, TaskManagerError>] {
+        var out: [Int64: Result<TaskInfo, TaskManagerError>] = [:]
+        var index = 0
+        await withTaskGroup(of: (Int64, Result<TaskInfo, TaskManagerError>).self) { group in
+            func add() {
+                guard index < ids.count else { return }
+                let id = ids[index]
+                index += 1
+                group.addTask {
+                    do throws(TaskManagerError) { return (id, .success(try await client.getTask(id: id))) } catch { return (id, .failure(error)) }
+                }
+            }
+            for _ in 0..<options.concurrency { add() }
+            for await (id, r) in group {
+                out[id] = r
+                add()
+            }
+        }
+        return out
+    }
+
+    /// Re-drives what can be re-driven; returns what was done and what not.
+    public func repair(_ report: Report, policy: CapturePolicy) async throws -> (done: [String], notDone: [String]) {
+        var done: [String] = [], notDone: [String] = []
+        var backlogTypes: Set<String> = []
+        for f in report.findings {
+            switch f.kind {
+            case .missingInTaskManager:
+                guard let id = f.legacyID else { continue }
+                if f.taskID != nil {
+                    try await store.resetToIntent(legacyID: id)
+                    done.append("row \(id): will be forwarded again (its task vanished)")
+                } else if f.detail.hasPrefix("queued") {
+                    backlogTypes.insert(f.taskType)
+                } else {
+                    try await store.resetBackoff()
+                    done.append("row \(id): re-sent")
+                }
+            case .statusDiverged:
+                guard let id = f.legacyID, let taskID = f.taskID else { continue }
+                do {
+                    let t = try await client.getTask(id: taskID)
+                    if try await store.forceMirror(legacyID: id, tmStatus: t.rawStatus, result: t.result, error: t.errorMessage) {
+                        done.append("row \(id): status set to TaskManager's \(t.rawStatus)")
+                    } else {
+                        notDone.append("row \(id): not held by the bridge; status left as is")
+                    }
+                } catch {
+                    notDone.append("row \(id): \(error)")
+                }
+            case .quarantined:
+                guard let id = f.legacyID else { continue }
+                let rows = try await store.bridgedRows(types: [f.taskType], afterID: id - 1, limit: 1)
+                if let r = rows.first?.row, r.id == id, case .intent = policy.decide(r, mode: .forward) {
+                    _ = try await store.quarantineRetry(ids: [id], taskType: nil)
+                    done.append("row \(id): released from quarantine (its parameters now validate)")
+                } else {
+                    notDone.append("row \(id): still fails (\(f.detail.prefix(100))); fix the row, then quarantine retry")
+                }
+            case .payloadDiverged:
+                notDone.append("row \(f.legacyID ?? 0): params differ from task \(f.taskID ?? 0); a new task would change its identity, decide by hand")
+            case .missingInSQLite:
+                notDone.append("row \(f.legacyID ?? 0): deleted from SQLite; restore it from an export if it matters")
+            case .collapsed, .apiNative:
+                continue
+            }
+        }
+        if !backlogTypes.isEmpty {
+            let types = Array(backlogTypes).sorted()
+            var remaining = true
+            var claimed = 0
+            while remaining {
+                let r = try await store.claimBacklog(types: types, limit: 500) { policy.decide($0, mode: .forward) }
+                claimed += r.processed
+                remaining = r.remaining
+            }
+            done.append("\(claimed) queued row(s) claimed for forwarding")
+        }
+        return (done, notDone)
+    }
+}
