@@ -52,6 +52,7 @@ public final class BridgeEngine: Sendable {
     /// Installs or repairs the objects, seeds modes, then runs until `stop()`
     /// or cancellation.
     public func run() async throws {
+        stopping.reset()
         try await reconcileObjects()
         for m in config.types {
             if try await store.seedMode(taskType: m.legacyType, mode: m.mode.rawValue, host: host) {
@@ -550,10 +551,11 @@ public final class BridgeEngine: Sendable {
     }
 }
 
-/// A one-way flag readable without awaiting.
+/// A flag readable without awaiting.
 final class Flag: Sendable {
     private let storage = AtomicBool()
     func set() { storage.store(true) }
+    func reset() { storage.store(false) }
     var isSet: Bool { storage.load() }
 }
 

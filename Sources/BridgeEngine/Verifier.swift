@@ -80,9 +80,12 @@ public struct Verifier: Sendable {
                             report.add(ParityFinding(kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: nil,
                                                      detail: "queued in a \(mode.rawValue) type and not forwarded"), keep: options.keepFindings)
                         }
-                    } else if row.claimedBy == bridgeID, status?.isInFlight == true, age(row.claimedAt) > options.grace {
+                    } else if row.claimedBy == bridgeID, age(row.claimedAt) > options.grace {
+                        // Held by the bridge with no ledger entry: nothing links
+                        // it to a task any more (its task, if any, shows as API-native).
                         report.add(ParityFinding(kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: nil,
-                                                 detail: "claimed by the bridge but absent from the ledger"), keep: options.keepFindings)
+                                                 detail: "held by the bridge (\(row.status ?? "NULL")) but absent from the ledger"),
+                                   keep: options.keepFindings)
                     }
                     continue
                 }
@@ -187,6 +190,12 @@ public struct Verifier: Sendable {
                     done.append("row \(id): will be forwarded again (its task vanished)")
                 } else if f.detail.hasPrefix("queued") {
                     backlogTypes.insert(f.taskType)
+                } else if f.detail.hasPrefix("held by the bridge") {
+                    if try await store.adoptRow(legacyID: id) {
+                        done.append("row \(id): back in the ledger; it will be forwarded (a finished task is found again by dedupe)")
+                    } else {
+                        notDone.append("row \(id): finished while unlinked from the ledger; compare it with TaskManager by hand")
+                    }
                 } else {
                     try await store.resetBackoff()
                     done.append("row \(id): re-sent")

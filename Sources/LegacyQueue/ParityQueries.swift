@@ -86,6 +86,18 @@ extension LegacyQueueStore {
         }
     }
 
+    /// Hands an in-flight row the bridge holds without a ledger entry back to
+    /// the capture path (a change row makes the bridge decide again).
+    public func adoptRow(legacyID: Int64) async throws -> Bool {
+        let t = table, b = bridgeID
+        return try await write { db in
+            let status = try String.fetchOne(db, sql: "SELECT status FROM \(t) WHERE id = ? AND claimed_by = ?", arguments: [legacyID, b])
+            guard LegacyStatus(text: status) == .claimed else { return false }
+            try db.execute(sql: "INSERT INTO _taskbridge_changes (row_id, op) VALUES (?, 'I')", arguments: [legacyID])
+            return true
+        }
+    }
+
     /// Sends a forwarded row again (its task vanished from TaskManager).
     public func resetToIntent(legacyID: Int64) async throws {
         try await write { db in
