@@ -76,6 +76,7 @@ public struct BridgeConfiguration: Sendable {
     }
 
     public struct Bridge: Sendable {
+        public init() {}
         public var id = "taskbridge"
         public var metricsListen: String? = "127.0.0.1:9464"
         /// How often `PRAGMA data_version` is checked, and the longest time a

@@ -231,50 +231,102 @@ public final class BridgeEngine: Sendable {
 
     // MARK: - Send
 
+    typealias Sent = (LegacyQueueStore.SendOutcome, TaskInfoRequest?)
+
+    /// A continuous pipeline: up to `max_in_flight` creates in the air;
+    /// outcomes are recorded in batches (one transaction per batch) and each
+    /// batch frees room for the next due intents. Intents being sent are
+    /// still `intent` in the ledger, so a crash re-sends them.
     func sendLoop() async throws {
-        while !isStopping {
-            let sent = try await sendWave()
-            if sent == 0 {
-                // Capture signals new intents; the timeout catches rows whose
-                // run_after_utc or backoff has just passed.
-                await sendSignal.wait(timeout: .milliseconds(100))
+        let capacity = config.bridge.maxInFlight
+        var sending = Set<Int64>()
+        var outcomes: [Sent] = []
+        var topUp = true
+        try await withThrowingTaskGroup(of: (Int64, Sent).self) { group in
+            var running = 0
+            while true {
+                if topUp && !isStopping && running < capacity {
+                    topUp = false
+                    for e in try await dueBatch(limit: capacity - running, excluding: sending) {
+                        sending.insert(e.legacyID)
+                        running += 1
+                        group.addTask { (e.legacyID, await self.send(e)) }
+                    }
+                }
+                if running == 0 {
+                    try await record(&outcomes)
+                    if isStopping { return }
+                    // Capture signals new intents; otherwise sleep until the
+                    // next intent's run_after_utc or backoff passes (at most a
+                    // second, which keeps an idle bridge idle).
+                    let now = Date().timeIntervalSince1970
+                    let next = try await store.nextIntentDue() ?? (now + 1)
+                    let wait = min(1, max(0.005, max(next, await state.pausedUntil()) - now))
+                    await sendSignal.wait(timeout: .milliseconds(Int64(wait * 1000)))
+                    topUp = true
+                    continue
+                }
+                guard let (id, sent) = try await group.next() else { continue }
+                running -= 1
+                sending.remove(id)
+                outcomes.append(sent)
+                if outcomes.count >= max(1, capacity / 2) || running <= capacity / 2 {
+                    try await record(&outcomes)
+                    topUp = true
+                }
             }
         }
     }
 
-    /// Sends up to `max_in_flight` due intents concurrently and records the
-    /// outcomes in one transaction. Returns how many were attempted.
-    func sendWave() async throws -> Int {
+    /// Due intents that may be sent now: not paused, type registered, its
+    /// breaker closed, not already in the air.
+    func dueBatch(limit: Int, excluding: Set<Int64>) async throws -> [LedgerEntry] {
+        guard limit > 0 else { return [] }
         let now = Date().timeIntervalSince1970
-        if now < (await state.pausedUntil()) { return 0 }
+        if now < (await state.pausedUntil()) { return [] }
         let open = await state.openBreakers(now: now)
         let registered = await state.registered
         let modes = await state.modes
-        let candidates = try await store.dueIntents(now: now, limit: config.bridge.maxInFlight * 2)
-        let batch = candidates.filter { !open.contains($0.tmType) && registered.contains($0.tmType) }.prefix(config.bridge.maxInFlight)
-        guard !batch.isEmpty else { return 0 }
-        let outcomes = await withTaskGroup(of: (LegacyQueueStore.SendOutcome, TaskInfoRequest?).self) { group in
-            for e in batch {
-                if modes[e.taskType] == .retired {
-                    logger.warning("row arrived for a retired type; forwarding it", metadata: ["type": "\(e.taskType)", "id": "\(e.legacyID)"])
-                    Metrics.Counter(label: "taskbridge_retired_rows_total", dimensions: [("type", e.taskType)]).increment()
-                }
-                group.addTask { await self.send(e) }
+        let candidates = try await store.dueIntents(now: now, limit: limit + excluding.count)
+        let batch = Array(candidates.filter { !excluding.contains($0.legacyID) && !open.contains($0.tmType) && registered.contains($0.tmType) }
+            .prefix(limit))
+        for e in batch where modes[e.taskType] == .retired {
+            logger.warning("row arrived for a retired type; forwarding it", metadata: ["type": "\(e.taskType)", "id": "\(e.legacyID)"])
+            Metrics.Counter(label: "taskbridge_retired_rows_total", dimensions: [("type", e.taskType)]).increment()
+        }
+        return batch
+    }
+
+    func record(_ outcomes: inout [Sent]) async throws {
+        guard !outcomes.isEmpty else { return }
+        let batch = outcomes
+        outcomes.removeAll(keepingCapacity: true)
+        try await store.recordSends(batch.map(\.0))
+        var forwarded = 0, collapsed = 0
+        for (o, _) in batch {
+            if case .sent(_, _, _, let c) = o {
+                forwarded += 1
+                if c { collapsed += 1 }
             }
-            var out: [(LegacyQueueStore.SendOutcome, TaskInfoRequest?)] = []
+        }
+        if forwarded > 0 { Metrics.Counter(label: "taskbridge_forwarded_total").increment(by: forwarded) }
+        if collapsed > 0 { Metrics.Counter(label: "taskbridge_collapsed_total").increment(by: collapsed) }
+        // A collapse onto a finished task gets that result at once.
+        let finished = batch.compactMap(\.1)
+        if !finished.isEmpty { try await mirrorNow(finished) }
+    }
+
+    /// One wave (for `driveOnce`): send every due intent that fits, record.
+    func sendWave() async throws -> Int {
+        let batch = try await dueBatch(limit: config.bridge.maxInFlight, excluding: [])
+        guard !batch.isEmpty else { return 0 }
+        var outcomes = await withTaskGroup(of: Sent.self) { group in
+            for e in batch { group.addTask { await self.send(e) } }
+            var out: [Sent] = []
             for await o in group { out.append(o) }
             return out
         }
-        try await store.recordSends(outcomes.map(\.0))
-        for (o, _) in outcomes {
-            if case .sent(_, _, _, let collapsed) = o, collapsed {
-                Metrics.Counter(label: "taskbridge_collapsed_total").increment()
-            }
-        }
-        Metrics.Counter(label: "taskbridge_forwarded_total").increment(by: outcomes.filter { if case .sent = $0.0 { true } else { false } }.count)
-        // A collapse onto a finished task gets that result at once.
-        let finished = outcomes.compactMap(\.1)
-        if !finished.isEmpty { try await mirrorNow(finished) }
+        try await record(&outcomes)
         return batch.count
     }
 
@@ -342,8 +394,10 @@ public final class BridgeEngine: Sendable {
 
     func mirrorLoop() async throws {
         while !isStopping {
-            try await mirrorCycle()
-            await sleep(config.bridge.mirrorIntervalSeconds)
+            let busy = try await mirrorCycle()
+            // Nothing in flight: a slower beat (a new task is first re-checked
+            // a second after it is sent anyway).
+            await sleep(busy ? config.bridge.mirrorIntervalSeconds : max(config.bridge.mirrorIntervalSeconds, 1))
         }
     }
 
@@ -351,11 +405,12 @@ public final class BridgeEngine: Sendable {
     /// claimed tasks of each type (few: one per busy worker) and the newest
     /// finished ones; fetch individually only the tasks that left `claimed`,
     /// appear finished, or whose scheduled re-check (growing with age) is due.
-    func mirrorCycle() async throws {
+    @discardableResult
+    func mirrorCycle() async throws -> Bool {
         let now = Date().timeIntervalSince1970
-        if now < (await state.pausedUntil()) { return }
+        if now < (await state.pausedUntil()) { return true }
         let entries = try await store.inFlight(limit: 200_000)
-        guard !entries.isEmpty else { return }
+        guard !entries.isEmpty else { return false }
         var claimed: [Int64: TaskInfo] = [:]
         var finished: Set<Int64> = []
         for type in Set(entries.map(\.tmType)) {
@@ -364,11 +419,11 @@ public final class BridgeEngine: Sendable {
                 for t in try await client.listTasks(statuses: ["completed", "failed"], type: type, limit: 200) { finished.insert(t.id) }
             } catch {
                 await noteAPIError(error, context: "list tasks of \(type)")
-                return
+                return true
             }
         }
         var updates: [LegacyQueueStore.MirrorUpdate] = []
-        var fetch: [LedgerEntry] = []
+        var must: [LedgerEntry] = [], due: [LedgerEntry] = [], pending: [LedgerEntry] = []
         for e in entries {
             guard let id = e.tmTaskID else { continue }
             if let c = claimed[id] {
@@ -379,11 +434,25 @@ public final class BridgeEngine: Sendable {
                 continue
             }
             let terminalKnown = TaskStatus(rawValue: e.tmStatus ?? "")?.isTerminal ?? false
-            if e.tmStatus == "claimed" || finished.contains(id) || terminalKnown || e.nextAttemptAt <= now {
-                fetch.append(e)
+            if e.tmStatus == "claimed" || finished.contains(id) || terminalKnown {
+                must.append(e)  // it left `claimed`, or is finished: look now
+            } else {
+                pending.append(e)
+                if e.nextAttemptAt <= now { due.append(e) }
             }
         }
-        let limited = fetch.prefix(512)
+        // Workers take pending tasks from the ends of the queue (FIFO the
+        // oldest, LIFO the newest), so those are the likeliest to have moved
+        // without ever being seen claimed; everything else waits for its
+        // age-based re-check.
+        pending.sort { ($0.tmTaskID ?? 0) < ($1.tmTaskID ?? 0) }
+        let edges = Array(pending.prefix(Self.edgeChecks)) + Array(pending.suffix(Self.edgeChecks))
+        var seen = Set<Int64>()
+        var fetch: [LedgerEntry] = []
+        for e in must + edges + due.sorted(by: { $0.nextAttemptAt < $1.nextAttemptAt }) where fetch.count < Self.fetchBudget {
+            if seen.insert(e.legacyID).inserted { fetch.append(e) }
+        }
+        let limited = fetch
         let fetched = await withTaskGroup(of: LegacyQueueStore.MirrorUpdate?.self) { group in
             for e in limited {
                 group.addTask { await self.fetchUpdate(e, now: now) }
@@ -395,7 +464,13 @@ public final class BridgeEngine: Sendable {
         updates += fetched
         let done = try await store.recordMirror(updates)
         if done > 0 { Metrics.Counter(label: "taskbridge_mirrored_total").increment(by: done) }
+        return true
     }
+
+    /// Individual GETs per mirror cycle, at most.
+    static let fetchBudget = 256
+    /// Pending tasks checked at each end of the queue per cycle.
+    static let edgeChecks = 32
 
     func recheckInterval(_ e: LedgerEntry, now: Double) -> Double {
         let age = LegacyTimestamp.parse(e.claimedAt).map { now - $0.timeIntervalSince1970 } ?? 60
@@ -476,8 +551,8 @@ public final class BridgeEngine: Sendable {
                 lastParity = now
                 try await sampleParity()
             }
-            // Object integrity is cheap to check: every few seconds.
-            for _ in 0..<50 where !isStopping { await sleep(0.1) }
+            // Object integrity is cheap to check: every ten seconds.
+            for _ in 0..<50 where !isStopping { await sleep(0.2) }
         }
     }
 

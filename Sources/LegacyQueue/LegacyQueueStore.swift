@@ -28,7 +28,9 @@ public final class LegacyQueueStore: Sendable {
     public let path: String
     public let schema: LegacySchema
     public let objects: BridgeObjects
-    let queue: DatabaseQueue
+    /// WAL pool: short reads run beside the writer instead of queueing
+    /// behind it (the mirror's scans never delay capture).
+    let pool: DatabasePool
     /// A second connection only for `PRAGMA data_version`: it must not share
     /// the writer's connection, whose own commits do not bump the counter.
     let watcher: DatabaseQueue
@@ -53,16 +55,16 @@ public final class LegacyQueueStore: Sendable {
         var config = Configuration()
         config.busyMode = .timeout(Double(max(busyTimeoutMilliseconds, 5000)) / 1000)
         config.label = "legacy"
-        let queue = try DatabaseQueue(path: path, configuration: config)
+        // Legacy workers put the file in WAL on every connect; a hand-made
+        // A-min file may still use a rollback journal, where readers block
+        // writers. The pool switches it to WAL, as a legacy worker would.
+        let pool = try DatabasePool(path: path, configuration: config)
         if created {
-            try queue.write { db in
+            try pool.write { db in
                 try db.execute(sql: LegacySchema.variantADDL(table: table))
             }
         }
-        // Legacy workers put the file in WAL on every connect; a hand-made
-        // A-min file may still use a rollback journal, where readers block writers.
-        _ = try queue.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
-        let schema = try queue.read { db -> LegacySchema in
+        let schema = try pool.read { db -> LegacySchema in
             let cols = try Row.fetchAll(db, sql: "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)", arguments: [table]).map {
                 LegacySchema.Column(name: $0["name"], type: $0["type"] ?? "", notNull: ($0["notnull"] as Int? ?? 0) != 0, primaryKey: ($0["pk"] as Int? ?? 0) != 0)
             }
@@ -77,20 +79,20 @@ public final class LegacyQueueStore: Sendable {
         wconfig.readonly = true
         wconfig.label = "legacy-watch"
         let watcher = try DatabaseQueue(path: path, configuration: wconfig)
-        let store = LegacyQueueStore(path: path, schema: schema, objects: BridgeObjects(table: table, bridgeID: bridgeID), queue: queue, watcher: watcher)
+        let store = LegacyQueueStore(path: path, schema: schema, objects: BridgeObjects(table: table, bridgeID: bridgeID), pool: pool, watcher: watcher)
         return OpenResult(store: store, created: created)
     }
 
-    init(path: String, schema: LegacySchema, objects: BridgeObjects, queue: DatabaseQueue, watcher: DatabaseQueue) {
+    init(path: String, schema: LegacySchema, objects: BridgeObjects, pool: DatabasePool, watcher: DatabaseQueue) {
         self.path = path
         self.schema = schema
         self.objects = objects
-        self.queue = queue
+        self.pool = pool
         self.watcher = watcher
     }
 
     public func close() throws {
-        try queue.close()
+        try pool.close()
         try watcher.close()
     }
 
@@ -102,7 +104,7 @@ public final class LegacyQueueStore: Sendable {
 
     /// `BEGIN IMMEDIATE` write, with echo suppression around it.
     public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await queue.writeWithoutTransaction { db in
+        try await pool.writeWithoutTransaction { db in
             var result: T?
             try db.inTransaction(.immediate) {
                 try db.execute(sql: "UPDATE _taskbridge_echo SET active = 1 WHERE id = 1")
@@ -115,14 +117,14 @@ public final class LegacyQueueStore: Sendable {
     }
 
     public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await queue.read(body)
+        try await pool.read(body)
     }
 
     // MARK: - Objects
 
     public func install() async throws {
         let objects = self.objects
-        try await queue.writeWithoutTransaction { db in
+        try await pool.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
                 try objects.install(db, installedAt: LegacyTimestamp.format(Date()))
                 return .commit
@@ -131,7 +133,7 @@ public final class LegacyQueueStore: Sendable {
     }
 
     public func uninstall() async throws {
-        try await queue.writeWithoutTransaction { db in
+        try await pool.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
                 try BridgeObjects.uninstall(db)
                 return .commit
@@ -141,13 +143,13 @@ public final class LegacyQueueStore: Sendable {
 
     public func objectsHealth() async throws -> BridgeObjects.Health {
         let objects = self.objects
-        return try await queue.read { db in try objects.check(db) }
+        return try await pool.read { db in try objects.check(db) }
     }
 
     // MARK: - Modes
 
     public func modes() async throws -> [String: String] {
-        try await queue.read { db in
+        try await pool.read { db in
             guard try db.tableExists("_taskbridge_mode") else { return [:] }
             return Dictionary(
                 try Row.fetchAll(db, sql: "SELECT task_type, mode FROM _taskbridge_mode").map { ($0["task_type"] as String, $0["mode"] as String) },
@@ -186,7 +188,7 @@ public final class LegacyQueueStore: Sendable {
     }
 
     public func audit(limit: Int = 100) async throws -> [AuditEntry] {
-        try await queue.read { db in
+        try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM _taskbridge_audit ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
                 AuditEntry(at: $0["at"], taskType: $0["task_type"], from: $0["from_mode"], to: $0["to_mode"], reason: $0["reason"], host: $0["host"])
             }
@@ -359,7 +361,7 @@ public final class LegacyQueueStore: Sendable {
     public func dryRunBacklog(types: [String], limit: Int) async throws -> [LegacyRow] {
         guard !types.isEmpty else { return [] }
         let select = LegacyRow.selectSQL(schema)
-        return try await queue.read { db in
+        return try await pool.read { db in
             let marks = types.map { _ in "?" }.joined(separator: ",")
             var args = StatementArguments(types)
             args += StatementArguments([limit])
@@ -383,7 +385,7 @@ public final class LegacyQueueStore: Sendable {
     /// Intents whose time has come, oldest first. A short read; the sends
     /// happen after it returns.
     public func dueIntents(now: Double, limit: Int, excludingTypes: Set<String> = []) async throws -> [LedgerEntry] {
-        try await queue.read { db in
+        try await pool.read { db in
             try Row.fetchAll(
                 db,
                 sql: "SELECT * FROM _taskbridge_ledger WHERE state = 'intent' AND next_attempt_at <= ? AND due_at <= ? ORDER BY next_attempt_at, legacy_id LIMIT ?",
@@ -411,10 +413,12 @@ public final class LegacyQueueStore: Sendable {
                     try db.execute(
                         sql: """
                             UPDATE _taskbridge_ledger SET state = 'sent', tm_task_id = ?, tm_status = ?, collapsed = ?, sent_at = ?,
-                                updated_at = ?, attempts = attempts + 1, next_attempt_at = 0, last_error = NULL
+                                updated_at = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = NULL
                             WHERE legacy_id = ? AND state = 'intent'
                             """,
-                        arguments: [taskID, status, collapsed ? 1 : 0, now, now, id])
+                        // A new task is pending; the mirror's claimed-list and
+                        // queue-edge checks see it move before its first re-check.
+                        arguments: [taskID, status, collapsed ? 1 : 0, now, now, Date().timeIntervalSince1970 + 1, id])
                 case .retry(let id, let error, let next):
                     try db.execute(
                         sql: "UPDATE _taskbridge_ledger SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE legacy_id = ? AND state = 'intent'",
@@ -423,6 +427,13 @@ public final class LegacyQueueStore: Sendable {
                     try self.quarantine(db, legacyID: id, taskType: type, code: code, detail: detail)
                 }
             }
+        }
+    }
+
+    /// When the next intent becomes sendable (epoch seconds), if any.
+    public func nextIntentDue() async throws -> Double? {
+        try await pool.read { db in
+            try Double.fetchOne(db, sql: "SELECT MIN(MAX(next_attempt_at, due_at)) FROM _taskbridge_ledger WHERE state = 'intent'")
         }
     }
 
@@ -437,20 +448,20 @@ public final class LegacyQueueStore: Sendable {
 
     /// Forwarded rows whose TaskManager task may still change.
     public func inFlight(limit: Int) async throws -> [LedgerEntry] {
-        try await queue.read { db in
+        try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM _taskbridge_ledger WHERE state = 'sent' ORDER BY next_attempt_at, legacy_id LIMIT ?", arguments: [limit]).map(LedgerEntry.init)
         }
     }
 
     public func inFlightTypes() async throws -> [String] {
-        try await queue.read { db in
+        try await pool.read { db in
             try String.fetchAll(db, sql: "SELECT DISTINCT tm_type FROM _taskbridge_ledger WHERE state = 'sent'")
         }
     }
 
     public func inFlight(taskIDs: [Int64]) async throws -> [LedgerEntry] {
         guard !taskIDs.isEmpty else { return [] }
-        return try await queue.read { db in
+        return try await pool.read { db in
             var out: [LedgerEntry] = []
             for chunk in stride(from: 0, to: taskIDs.count, by: 500).map({ Array(taskIDs[$0..<min($0 + 500, taskIDs.count)]) }) {
                 let marks = chunk.map { _ in "?" }.joined(separator: ",")
@@ -526,7 +537,7 @@ public final class LegacyQueueStore: Sendable {
     // MARK: - Quarantine
 
     public func quarantineList(taskType: String? = nil) async throws -> [QuarantineEntry] {
-        try await queue.read { db in
+        try await pool.read { db in
             guard try db.tableExists("_taskbridge_quarantine") else { return [] }
             return try Row.fetchAll(
                 db, sql: "SELECT * FROM _taskbridge_quarantine \(taskType == nil ? "" : "WHERE task_type = ?") ORDER BY legacy_id",

@@ -12,7 +12,7 @@ extension LegacyQueueStore {
 
     public func countRows(types: [String]) async throws -> Int {
         guard !types.isEmpty else { return 0 }
-        return try await queue.read { db in
+        return try await pool.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(self.table) WHERE task_type IN (\(types.map { _ in "?" }.joined(separator: ",")))",
                              arguments: StatementArguments(types)) ?? 0
         }
@@ -22,7 +22,7 @@ extension LegacyQueueStore {
     public func bridgedRows(types: [String], afterID: Int64, limit: Int) async throws -> [BridgedRow] {
         guard !types.isEmpty else { return [] }
         let select = LegacyRow.selectSQL(schema)
-        return try await queue.read { db in
+        return try await pool.read { db in
             var args = StatementArguments(types)
             args += [afterID, limit]
             let rows = try Row.fetchAll(
@@ -44,7 +44,7 @@ extension LegacyQueueStore {
 
     /// Ledger entries whose legacy row no longer exists.
     public func orphanLedgerEntries(afterID: Int64, limit: Int) async throws -> [LedgerEntry] {
-        try await queue.read { db in
+        try await pool.read { db in
             guard try db.tableExists("_taskbridge_ledger") else { return [] }
             return try Row.fetchAll(
                 db,
@@ -57,7 +57,7 @@ extension LegacyQueueStore {
     /// Which of these TaskManager ids the ledger knows.
     public func ledgerTaskIDs(among ids: [Int64]) async throws -> Set<Int64> {
         guard !ids.isEmpty else { return [] }
-        return try await queue.read { db in
+        return try await pool.read { db in
             guard try db.tableExists("_taskbridge_ledger") else { return [] }
             return Set(try Int64.fetchAll(db, sql: "SELECT tm_task_id FROM _taskbridge_ledger WHERE tm_task_id IN (\(ids.map { _ in "?" }.joined(separator: ",")))",
                                           arguments: StatementArguments(ids)))
@@ -109,7 +109,7 @@ extension LegacyQueueStore {
 
     /// Newest `created_at` of a type's rows, compared as instants.
     public func lastInsert(taskType: String) async throws -> Date? {
-        try await queue.read { db in
+        try await pool.read { db in
             var newest: Date?
             let cursor = try String.fetchCursor(db, sql: "SELECT created_at FROM \(self.table) WHERE task_type = ? AND created_at IS NOT NULL ORDER BY id DESC LIMIT 1000", arguments: [taskType])
             while let text = try cursor.next() {
@@ -122,7 +122,7 @@ extension LegacyQueueStore {
     /// A random sample of forwarded rows for the live parity check.
     public func paritySample(size: Int) async throws -> [BridgedRow] {
         let select = LegacyRow.selectSQL(schema)
-        return try await queue.read { db in
+        return try await pool.read { db in
             let entries = try Row.fetchAll(
                 db, sql: "SELECT * FROM _taskbridge_ledger WHERE state IN ('sent','done') AND tm_task_id IS NOT NULL ORDER BY RANDOM() LIMIT ?",
                 arguments: [size]
@@ -154,6 +154,6 @@ extension LegacyQueueStore {
     }
 
     public func distinctTypes() async throws -> [String] {
-        try await queue.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT task_type FROM \(self.table) WHERE task_type IS NOT NULL ORDER BY 1") }
+        try await pool.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT task_type FROM \(self.table) WHERE task_type IS NOT NULL ORDER BY 1") }
     }
 }

@@ -102,6 +102,15 @@ public final class LegacyProducer: Sendable {
         }
     }
 
+    /// Many rows in one transaction (a bulk producer, or a backlog).
+    public func insertBatch(type: String, parameters: [String]) throws {
+        try queue.write { db in
+            let stmt = try db.makeStatement(
+                sql: "INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at) VALUES (?, ?, 5, datetime('now'), datetime('now'))")
+            for p in parameters { try stmt.execute(arguments: [type, p]) }
+        }
+    }
+
     /// A row without the run_after_utc column (for the older A variant).
     @discardableResult
     public func insertWithoutRunAfter(type: String, parameters: String) throws -> Int64 {

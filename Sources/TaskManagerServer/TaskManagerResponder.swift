@@ -41,6 +41,8 @@ public struct TaskManagerResponder: HTTPResponder {
         var body: JSONValue?
         var html = false
         var extraHeaders: [(HTTPField.Name, String)] = []
+        /// Pre-encoded body, for answers that embed stored JSON verbatim.
+        var raw: String? = nil
 
         static func ok(_ data: JSONValue) -> Reply { Reply(status: .ok, body: Envelope.success(data)) }
         static func fail(_ code: Int, _ message: String, details: [String]? = nil) -> Reply {
@@ -86,7 +88,7 @@ public struct TaskManagerResponder: HTTPResponder {
 
         var request = request
         let reply = await pipeline(&request, path: path, context: context, headers: &headers)
-        let text = reply.body.map(PHPJSON.encode) ?? ""
+        let text = reply.raw ?? reply.body.map(PHPJSON.encode) ?? ""
         headers[.contentType] = reply.html ? "text/html; charset=UTF-8" : "application/json"
         for (k, v) in reply.extraHeaders { headers[k] = v }
         return Response(status: reply.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -295,9 +297,9 @@ public struct TaskManagerResponder: HTTPResponder {
         if !details.isEmpty { return .fail(400, "Validation failed", details: details) }
         let typeName = PHPTrim.trim(body["type"]!.stringValue!)
         let params = body["params"]!
-        guard let type = try await store.type(named: typeName) else { return .fail(404, "Task type not found") }
+        guard let (type, parsedSchema) = try await store.cachedType(named: typeName) else { return .fail(404, "Task type not found") }
         guard type.isActive else { return .fail(400, "Task type is not active") }
-        if config.enableSchemaValidation, let schema = try? JSONParser.parse(type.schemaJSON) {
+        if config.enableSchemaValidation, let schema = parsedSchema {
             let errors = JSONSchemaValidator().validate(params, schema: schema)
             if !errors.isEmpty { return .fail(400, "Parameter validation failed: " + errors.joined(separator: ", ")) }
         }
@@ -330,10 +332,12 @@ public struct TaskManagerResponder: HTTPResponder {
         let pattern = body["type_pattern"]?.stringValue
         guard let c = try await store.claim(workerID: worker, typeID: typeID, typePattern: pattern, sortBy: sortBy, sortOrder: sortOrder)
         else { return .fail(404, "No available tasks") }
-        return .ok([
-            "id": .int(c.id), "type": .string(c.type), "params": (try? JSONParser.parse(c.paramsJSON)) ?? .null,
-            "attempts": .int(c.attempts), "priority": .int(c.priority), "message": "Task claimed successfully",
-        ])
+        // params_json is stored exactly as json_encode wrote it; splice it in
+        // rather than decoding and re-encoding it on the hot path.
+        let text = #"{"success":true,"message":"Success","data":{"id":"# + String(c.id) + #","type":"#
+            + PHPJSON.encode(.string(c.type)) + #","params":"# + c.paramsJSON + #","attempts":"# + String(c.attempts)
+            + #","priority":"# + String(c.priority) + #","message":"Task claimed successfully"},"timestamp":"# + String(Envelope.now()) + "}"
+        return Reply(status: .ok, body: nil, raw: text)
     }
 
     /// PHP `intval`: leading integer of a string, truncation of a float.

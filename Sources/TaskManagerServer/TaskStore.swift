@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import TaskManagerModel
 
 /// The embedded TaskManager's storage: one SQLite file in WAL mode.
@@ -11,6 +12,7 @@ import TaskManagerModel
 public final class TaskStore: Sendable {
     public let pool: DatabasePool
     let config: ServerConfiguration
+    private let typeCache = Mutex<[String: CachedType]>([:])
 
     public init(path: String, configuration: ServerConfiguration) throws {
         var c = Configuration()
@@ -81,6 +83,8 @@ public final class TaskStore: Sendable {
     public enum RegisterOutcome: Sendable { case created(Int64), updated(Int64) }
 
     public func registerType(name: String, version: String, schemaJSON: String) async throws -> RegisterOutcome {
+        typeCache.withLock { $0[name] = nil }
+        defer { typeCache.withLock { $0[name] = nil } }
         let now = MySQLTime.format(Date())
         return try await pool.write { db in
             if let id = try Int64.fetchOne(db, sql: "SELECT id FROM task_types WHERE name = ?", arguments: [name]) {
@@ -107,6 +111,21 @@ public final class TaskStore: Sendable {
             isActive: (r["is_active"] as Int64? ?? 1) != 0, createdAt: r["created_at"], updatedAt: r["updated_at"],
             usageCount: r["usage_count"] ?? 0, lastUsedAt: r["last_used_at"])
     }
+
+    /// Creates look their type up on every request; a short-lived cache
+    /// spares them a read transaction and a schema parse each. Register
+    /// invalidates it; the TTL bounds staleness when another process shares
+    /// the database file.
+    public func cachedType(named name: String) async throws -> (TypeRow, JSONValue?)? {
+        let now = Date().timeIntervalSince1970
+        if let hit = typeCache.withLock({ $0[name] }), now - hit.at < 2 { return (hit.row, hit.schema) }
+        guard let row = try await type(named: name) else { return nil }
+        let schema = try? JSONParser.parse(row.schemaJSON)
+        typeCache.withLock { $0[name] = CachedType(row: row, schema: schema, at: now) }
+        return (row, schema)
+    }
+
+    struct CachedType: Sendable { var row: TypeRow; var schema: JSONValue?; var at: Double }
 
     public func type(named name: String) async throws -> TypeRow? {
         try await pool.read { db in

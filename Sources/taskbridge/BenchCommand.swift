@@ -21,6 +21,7 @@ struct BenchCommand: AsyncParsableCommand {
             commandName: "api", abstract: "Embedded TaskManager through the Swift client over loopback: creates/s, claim+complete/s, GET/s, server RSS.")
         @Option(help: "Creates to send.") var creates = 20_000
         @Option(help: "Requests in flight for creates and GETs.") var concurrency = 64
+        @Flag(help: "Also time each route alone, one request at a time (where a claim+complete pair spends its time).") var sequential = false
         @Flag(help: "Machine-readable output.") var json = false
 
         func run() async throws {
@@ -84,6 +85,18 @@ struct BenchCommand: AsyncParsableCommand {
                     }
                     try await g.waitForAll()
                 }
+            }
+            if sequential {
+                // Sequential latency per route, to see where a pair's time goes.
+                let n = 1000
+                var ids: [Int64] = []
+                let c1 = try await Bench.rate(n) { for i in 0..<n { ids.append(try await client.createTask(type: "bench.a", params: ["seq": .int(Int64(i))]).id) } }
+                var claimed: [Int64] = []
+                let c2 = try await Bench.rate(n) { for _ in 0..<n { if let t = try await client.claimTask(workerID: "s", taskTypeID: type.id) { claimed.append(t.id) } } }
+                let c3 = try await Bench.rate(claimed.count) { for id in claimed { _ = try await client.completeTask(id: id, workerID: "s", success: true) } }
+                let c4 = try await Bench.rate(n) { for id in ids { _ = try await client.getTask(id: id) } }
+                let c5 = try await Bench.rate(n) { for _ in 0..<n { _ = try await client.health() } }
+                print(String(format: "sequential req/s: create %.0f  claim %.0f  complete %.0f  get %.0f  health %.0f", c1, c2, c3, c4, c5))
             }
             let rss = ProcessStats.peakRSSMegabytes(pid: server.pid)
             let results: [(String, String, String)] = [
@@ -205,10 +218,19 @@ enum Bench {
         return Double(rows) / ((ContinuousClock.now - start) / .seconds(1))
     }
 
+    /// The shipped defaults (the test harness polls faster to keep tests short).
+    static let production: @Sendable (inout BridgeConfiguration) -> Void = { c in
+        let defaults = BridgeConfiguration.Bridge()
+        c.bridge.pollIntervalSeconds = defaults.pollIntervalSeconds
+        c.bridge.mirrorIntervalSeconds = defaults.mirrorIntervalSeconds
+        c.bridge.maxInFlight = defaults.maxInFlight
+        c.bridge.batchSize = defaults.batchSize
+    }
+
     static let benchType = TypeMapping(legacyType: "bench_type", name: "Bench.Forward", mode: .forward, paramSchema: ["type": "object"])
 
     static func forwardThroughput(rows: Int) async throws -> (direct: Double, bridge: Double) {
-        let h = try await BridgeHarness.start(types: [benchType], configure: { $0.bridge.maxInFlight = 64 }, startEngine: false)
+        let h = try await BridgeHarness.start(types: [benchType], configure: Self.production, startEngine: false)
         defer { Task { await h.shutdown() } }
         // The server's own rate, same process, same client settings.
         _ = try await h.bridgeClient.registerTaskType(name: "Bench.Direct", version: "1", paramSchema: ["type": "object"])
@@ -229,12 +251,7 @@ enum Bench {
         try await h.store.install()
         try await h.store.setMode(taskType: "bench_type", mode: "forward", reason: nil, host: "bench", actor: "bench")
         let producer = try h.producer()
-        try producer.execute("BEGIN")
-        for i in 0..<rows {
-            try producer.execute("INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at) VALUES ('bench_type', ?, 5, datetime('now'), datetime('now'))",
-                                 [#"{"n": \#(i)}"#])
-        }
-        try producer.execute("COMMIT")
+        try producer.insertBatch(type: "bench_type", parameters: (0..<rows).map { #"{"n": \#($0)}"# })
         h.startEngine()
         _ = try await h.typeID(benchType.name)
         let bridge = try await rate(rows) {
@@ -246,7 +263,7 @@ enum Bench {
     }
 
     static func captureLatency(rate: Double, seconds: Double) async throws -> (p50: Double, p99: Double) {
-        let h = try await BridgeHarness.start(types: [benchType], configure: { $0.bridge.pollIntervalSeconds = 0.05 })
+        let h = try await BridgeHarness.start(types: [benchType], configure: Self.production)
         defer { Task { await h.shutdown() } }
         _ = try await h.typeID(benchType.name)
         let producer = try h.producer()
@@ -273,16 +290,11 @@ enum Bench {
     }
 
     static func mirrorLatency(inFlight: Int, completions: Int) async throws -> (p50: Double, p99: Double) {
-        let h = try await BridgeHarness.start(types: [benchType], configure: { $0.bridge.mirrorIntervalSeconds = 0.5 })
+        let h = try await BridgeHarness.start(types: [benchType], configure: Self.production)
         defer { Task { await h.shutdown() } }
         let typeID = try await h.typeID(benchType.name)
         let producer = try h.producer()
-        try producer.execute("BEGIN")
-        for i in 0..<inFlight {
-            try producer.execute("INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at) VALUES ('bench_type', ?, 5, datetime('now'), datetime('now'))",
-                                 [#"{"n": \#(i)}"#])
-        }
-        try producer.execute("COMMIT")
+        try producer.insertBatch(type: "bench_type", parameters: (0..<inFlight).map { #"{"n": \#($0)}"# })
         _ = try await eventually(timeout: .seconds(600)) {
             try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == inFlight
         }
