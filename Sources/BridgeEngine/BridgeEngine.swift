@@ -409,52 +409,45 @@ public final class BridgeEngine: Sendable {
     func mirrorCycle() async throws -> Bool {
         let now = Date().timeIntervalSince1970
         if now < (await state.pausedUntil()) { return true }
-        let entries = try await store.inFlight(limit: 200_000)
-        guard !entries.isEmpty else { return false }
+        let types = try await store.inFlightTypes(among: config.types.map(\.legacyType))
+        guard !types.isEmpty else { return false }
         var claimed: [Int64: TaskInfo] = [:]
         var finished: Set<Int64> = []
-        for type in Set(entries.map(\.tmType)) {
+        for legacyType in types {
+            guard let name = config.mapping(forLegacyType: legacyType)?.name else { continue }
             do {
-                for t in try await client.listTasks(statuses: ["claimed"], type: type, limit: 1000) { claimed[t.id] = t }
-                for t in try await client.listTasks(statuses: ["completed", "failed"], type: type, limit: 200) { finished.insert(t.id) }
+                for t in try await client.listTasks(statuses: ["claimed"], type: name, limit: 1000) { claimed[t.id] = t }
+                for t in try await client.listTasks(statuses: ["completed", "failed"], type: name, limit: 200) { finished.insert(t.id) }
             } catch {
-                await noteAPIError(error, context: "list tasks of \(type)")
+                await noteAPIError(error, context: "list tasks of \(name)")
                 return true
             }
         }
+        let listed = try await store.inFlight(taskIDs: Array(claimed.keys) + Array(finished))
+        let candidates = try await store.mirrorCandidates(now: now, edge: Self.edgeChecks, budget: Self.fetchBudget)
         var updates: [LegacyQueueStore.MirrorUpdate] = []
-        var must: [LedgerEntry] = [], due: [LedgerEntry] = [], pending: [LedgerEntry] = []
-        for e in entries {
-            guard let id = e.tmTaskID else { continue }
+        var seen = Set<Int64>()
+        var fetch: [LedgerEntry] = []
+        func consider(_ e: LedgerEntry) {
+            guard let id = e.tmTaskID, seen.insert(e.legacyID).inserted else { return }
             if let c = claimed[id] {
                 if e.tmStatus != "claimed" || e.nextAttemptAt <= now {
                     updates.append(.init(legacyID: e.legacyID, tmStatus: "claimed", attempts: c.attempts, result: nil, error: nil,
                                          nextCheckAt: now + recheckInterval(e, now: now)))
                 }
-                continue
-            }
-            let terminalKnown = TaskStatus(rawValue: e.tmStatus ?? "")?.isTerminal ?? false
-            if e.tmStatus == "claimed" || finished.contains(id) || terminalKnown {
-                must.append(e)  // it left `claimed`, or is finished: look now
-            } else {
-                pending.append(e)
-                if e.nextAttemptAt <= now { due.append(e) }
+            } else if fetch.count < Self.fetchBudget {
+                fetch.append(e)
             }
         }
-        // Workers take pending tasks from the ends of the queue (FIFO the
-        // oldest, LIFO the newest), so those are the likeliest to have moved
-        // without ever being seen claimed; everything else waits for its
-        // age-based re-check.
-        pending.sort { ($0.tmTaskID ?? 0) < ($1.tmTaskID ?? 0) }
-        let edges = Array(pending.prefix(Self.edgeChecks)) + Array(pending.suffix(Self.edgeChecks))
-        var seen = Set<Int64>()
-        var fetch: [LedgerEntry] = []
-        for e in must + edges + due.sorted(by: { $0.nextAttemptAt < $1.nextAttemptAt }) where fetch.count < Self.fetchBudget {
-            if seen.insert(e.legacyID).inserted { fetch.append(e) }
-        }
-        let limited = fetch
+        // In order of how likely the task has changed: it appears finished or
+        // claimed now; it was claimed before; it sits at an end of the queue
+        // (FIFO workers take the oldest, LIFO the newest); its re-check is due.
+        for e in listed { consider(e) }
+        for e in candidates.moving { consider(e) }
+        for e in candidates.edges { consider(e) }
+        for e in candidates.due { consider(e) }
         let fetched = await withTaskGroup(of: LegacyQueueStore.MirrorUpdate?.self) { group in
-            for e in limited {
+            for e in fetch {
                 group.addTask { await self.fetchUpdate(e, now: now) }
             }
             var out: [LegacyQueueStore.MirrorUpdate] = []

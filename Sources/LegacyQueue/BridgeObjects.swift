@@ -32,7 +32,7 @@ public struct BridgeObjects: Sendable {
         "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_echo", "_taskbridge_parity",
     ]
     public static let triggerNames = ["_taskbridge_ai", "_taskbridge_au", "_taskbridge_ad"]
-    public static let indexNames = ["_taskbridge_ledger_state", "_taskbridge_ledger_task", "_taskbridge_ledger_type"]
+    public static let indexNames = ["_taskbridge_ledger_state", "_taskbridge_ledger_task", "_taskbridge_ledger_type", "_taskbridge_ledger_sent"]
 
     static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
     var t: String { "\"\(table)\"" }
@@ -90,6 +90,8 @@ public struct BridgeObjects: Sendable {
             "CREATE INDEX IF NOT EXISTS _taskbridge_ledger_state ON _taskbridge_ledger(state, next_attempt_at)",
             "CREATE INDEX IF NOT EXISTS _taskbridge_ledger_task ON _taskbridge_ledger(tm_task_id)",
             "CREATE INDEX IF NOT EXISTS _taskbridge_ledger_type ON _taskbridge_ledger(task_type, state)",
+            // The mirror's candidate queries: claimed / terminal / queue edges of in-flight rows.
+            "CREATE INDEX IF NOT EXISTS _taskbridge_ledger_sent ON _taskbridge_ledger(state, tm_status, tm_task_id)",
         ]
     }
 

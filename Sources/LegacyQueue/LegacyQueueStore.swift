@@ -107,9 +107,9 @@ public final class LegacyQueueStore: Sendable {
         try await pool.writeWithoutTransaction { db in
             var result: T?
             try db.inTransaction(.immediate) {
-                try db.execute(sql: "UPDATE _taskbridge_echo SET active = 1 WHERE id = 1")
+                try db.exec(sql: "UPDATE _taskbridge_echo SET active = 1 WHERE id = 1")
                 result = try body(db)
-                try db.execute(sql: "UPDATE _taskbridge_echo SET active = 0 WHERE id = 1")
+                try db.exec(sql: "UPDATE _taskbridge_echo SET active = 0 WHERE id = 1")
                 return .commit
             }
             return result!
@@ -163,8 +163,8 @@ public final class LegacyQueueStore: Sendable {
             guard try String.fetchOne(db, sql: "SELECT mode FROM _taskbridge_mode WHERE task_type = ?", arguments: [taskType]) == nil
             else { return false }
             let now = LegacyTimestamp.format(Date())
-            try db.execute(sql: "INSERT INTO _taskbridge_mode (task_type, mode, changed_at) VALUES (?, ?, ?)", arguments: [taskType, mode, now])
-            try db.execute(
+            try db.exec(sql: "INSERT INTO _taskbridge_mode (task_type, mode, changed_at) VALUES (?, ?, ?)", arguments: [taskType, mode, now])
+            try db.exec(
                 sql: "INSERT INTO _taskbridge_audit (at, task_type, from_mode, to_mode, reason, host, actor) VALUES (?, ?, NULL, ?, ?, ?, 'taskbridge')",
                 arguments: [now, taskType, mode, "initial mode from bridge.conf", host])
             return true
@@ -177,10 +177,10 @@ public final class LegacyQueueStore: Sendable {
         try await write { db in
             let old = try String.fetchOne(db, sql: "SELECT mode FROM _taskbridge_mode WHERE task_type = ?", arguments: [taskType])
             let now = LegacyTimestamp.format(Date())
-            try db.execute(
+            try db.exec(
                 sql: "INSERT INTO _taskbridge_mode (task_type, mode, changed_at) VALUES (?, ?, ?) ON CONFLICT(task_type) DO UPDATE SET mode = excluded.mode, changed_at = excluded.changed_at",
                 arguments: [taskType, mode, now])
-            try db.execute(
+            try db.exec(
                 sql: "INSERT INTO _taskbridge_audit (at, task_type, from_mode, to_mode, reason, host, actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 arguments: [now, taskType, old, mode, reason, host, actor])
             return old
@@ -237,7 +237,7 @@ public final class LegacyQueueStore: Sendable {
                     if ledgered.contains(id) {
                         // Someone changed a bridged row behind the bridge: have
                         // the mirror look again (it restores terminal states).
-                        try db.execute(sql: "UPDATE _taskbridge_ledger SET next_attempt_at = 0, state = CASE WHEN state = 'done' THEN 'sent' ELSE state END WHERE legacy_id = ? AND state IN ('sent','done')", arguments: [id])
+                        try db.exec(sql: "UPDATE _taskbridge_ledger SET next_attempt_at = 0, state = CASE WHEN state = 'done' THEN 'sent' ELSE state END WHERE legacy_id = ? AND state IN ('sent','done')", arguments: [id])
                         continue
                     }
                     if op == "U", LegacyStatus(text: row.status) == .queued { result.requeued += 1 }
@@ -248,7 +248,7 @@ public final class LegacyQueueStore: Sendable {
                     continue
                 }
             }
-            try db.execute(sql: "DELETE FROM _taskbridge_changes WHERE seq <= ?", arguments: [maxSeq])
+            try db.exec(sql: "DELETE FROM _taskbridge_changes WHERE seq <= ?", arguments: [maxSeq])
             return result
         }
     }
@@ -260,7 +260,7 @@ public final class LegacyQueueStore: Sendable {
             break
         case .intent(let tmType, let paramsJSON, let key, let priority, let dueAt):
             guard row.claimedBy == bridgeID, LegacyStatus(text: row.status) == .claimed else { return }
-            try db.execute(
+            try db.exec(
                 sql: """
                     INSERT OR IGNORE INTO _taskbridge_ledger (legacy_id, task_type, tm_type, state, params_json, dedupe_key, priority,
                         due_at, claimed_at, updated_at) VALUES (?, ?, ?, 'intent', ?, ?, ?, ?, ?, ?)
@@ -269,13 +269,13 @@ public final class LegacyQueueStore: Sendable {
             result.intents += 1
         case .quarantine(let taskType, let code, let detail):
             guard row.claimedBy == bridgeID else { return }
-            try db.execute(
+            try db.exec(
                 sql: "INSERT OR IGNORE INTO _taskbridge_ledger (legacy_id, task_type, tm_type, state, claimed_at, updated_at, last_error) VALUES (?, ?, '', 'quarantined', ?, ?, ?)",
                 arguments: [row.id, taskType, row.claimedAt ?? now, now, detail])
             try quarantine(db, legacyID: row.id, taskType: taskType, code: code, detail: detail)
             result.quarantined += 1
         case .dryRun(let verdict, let reason):
-            try db.execute(
+            try db.exec(
                 sql: "INSERT INTO _taskbridge_dryrun (legacy_id, task_type, verdict, reason, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(legacy_id) DO UPDATE SET verdict = excluded.verdict, reason = excluded.reason, at = excluded.at",
                 arguments: [row.id, row.taskType, verdict, reason, now])
             result.dryRun += 1
@@ -287,7 +287,7 @@ public final class LegacyQueueStore: Sendable {
     /// legacy worker executes it and nothing is lost).
     func quarantine(_ db: Database, legacyID: Int64, taskType: String, code: String, detail: String) throws {
         let now = LegacyTimestamp.format(Date())
-        try db.execute(
+        try db.exec(
             sql: """
                 INSERT INTO _taskbridge_quarantine (legacy_id, task_type, reason, detail, attempts, first_at, last_at)
                 VALUES (?, ?, ?, ?, 1, ?, ?)
@@ -295,9 +295,9 @@ public final class LegacyQueueStore: Sendable {
                     attempts = attempts + 1, last_at = excluded.last_at
                 """,
             arguments: [legacyID, taskType, code, detail, now, now])
-        try db.execute(sql: "UPDATE _taskbridge_ledger SET state = 'quarantined', last_error = ?, updated_at = ? WHERE legacy_id = ?",
+        try db.exec(sql: "UPDATE _taskbridge_ledger SET state = 'quarantined', last_error = ?, updated_at = ? WHERE legacy_id = ?",
                        arguments: [detail, now, legacyID])
-        try db.execute(
+        try db.exec(
             sql: "UPDATE \(table) SET error_message = ?, updated_at = ? WHERE id = ? AND claimed_by = ? AND status IN ('claimed','running')",
             arguments: ["taskbridge quarantine (\(code)): \(detail)", now, legacyID, bridgeID])
     }
@@ -373,7 +373,7 @@ public final class LegacyQueueStore: Sendable {
         try await write { db in
             let now = LegacyTimestamp.format(Date())
             for (id, type, verdict, reason) in verdicts {
-                try db.execute(
+                try db.exec(
                     sql: "INSERT INTO _taskbridge_dryrun (legacy_id, task_type, verdict, reason, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(legacy_id) DO UPDATE SET verdict = excluded.verdict, reason = excluded.reason, at = excluded.at",
                     arguments: [id, type, verdict, reason, now])
             }
@@ -410,7 +410,7 @@ public final class LegacyQueueStore: Sendable {
             for o in outcomes {
                 switch o {
                 case .sent(let id, let taskID, let status, let collapsed):
-                    try db.execute(
+                    try db.exec(
                         sql: """
                             UPDATE _taskbridge_ledger SET state = 'sent', tm_task_id = ?, tm_status = ?, collapsed = ?, sent_at = ?,
                                 updated_at = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = NULL
@@ -420,7 +420,7 @@ public final class LegacyQueueStore: Sendable {
                         // queue-edge checks see it move before its first re-check.
                         arguments: [taskID, status, collapsed ? 1 : 0, now, now, Date().timeIntervalSince1970 + 1, id])
                 case .retry(let id, let error, let next):
-                    try db.execute(
+                    try db.exec(
                         sql: "UPDATE _taskbridge_ledger SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE legacy_id = ? AND state = 'intent'",
                         arguments: [error, next, now, id])
                 case .rejected(let id, let type, let code, let detail):
@@ -440,22 +440,45 @@ public final class LegacyQueueStore: Sendable {
     /// Makes every intent waiting out a backoff due now.
     public func resetBackoff() async throws {
         try await write { db in
-            try db.execute(sql: "UPDATE _taskbridge_ledger SET next_attempt_at = 0 WHERE state = 'intent' AND next_attempt_at > 0")
+            try db.exec(sql: "UPDATE _taskbridge_ledger SET next_attempt_at = 0 WHERE state = 'intent' AND next_attempt_at > 0")
         }
     }
 
     // MARK: - Mirroring
 
-    /// Forwarded rows whose TaskManager task may still change.
-    public func inFlight(limit: Int) async throws -> [LedgerEntry] {
+    /// Legacy types with forwarded rows whose task may still change.
+    public func inFlightTypes(among types: [String]) async throws -> [String] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM _taskbridge_ledger WHERE state = 'sent' ORDER BY next_attempt_at, legacy_id LIMIT ?", arguments: [limit]).map(LedgerEntry.init)
+            try types.filter {
+                try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM _taskbridge_ledger WHERE task_type = ? AND state = 'sent')"),
+                                  arguments: [$0]) ?? false
+            }
         }
     }
 
-    public func inFlightTypes() async throws -> [String] {
+    public struct MirrorCandidates: Sendable {
+        /// Rows last seen `claimed`, or already known finished (a collapse).
+        public var moving: [LedgerEntry] = []
+        /// The oldest and newest pending tasks (where workers take from).
+        public var edges: [LedgerEntry] = []
+        /// Rows whose scheduled re-check has come.
+        public var due: [LedgerEntry] = []
+    }
+
+    /// The mirror's candidates, each an index range read: the cost follows
+    /// what can have changed, not how many tasks are in flight.
+    public func mirrorCandidates(now: Double, edge: Int, budget: Int) async throws -> MirrorCandidates {
         try await pool.read { db in
-            try String.fetchAll(db, sql: "SELECT DISTINCT tm_type FROM _taskbridge_ledger WHERE state = 'sent'")
+            func fetch(_ sql: String, _ args: StatementArguments) throws -> [LedgerEntry] {
+                try Row.fetchAll(db.cachedStatement(sql: sql), arguments: args).map(LedgerEntry.init)
+            }
+            var c = MirrorCandidates()
+            c.moving = try fetch(
+                "SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND tm_status IN ('claimed','completed','failed') LIMIT ?", [budget * 4])
+            let pending = "SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND tm_status IN ('pending','pending (retry)') ORDER BY tm_task_id"
+            c.edges = try fetch(pending + " ASC LIMIT ?", [edge]) + fetch(pending + " DESC LIMIT ?", [edge])
+            c.due = try fetch("SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?", [now, budget])
+            return c
         }
     }
 
@@ -514,18 +537,18 @@ public final class LegacyQueueStore: Sendable {
                     args += [now, u.result.map(PHPJSON.encode), u.error]
                 }
                 args += [u.legacyID, b]
-                try db.execute(
+                try db.exec(
                     sql: "UPDATE \(t) SET \(sets.joined(separator: ", ")) WHERE id = ? AND claimed_by = ? AND status IN ('claimed','running')",
                     arguments: StatementArguments(args) ?? StatementArguments())
                 let statusNow = try String.fetchOne(db, sql: "SELECT status FROM \(t) WHERE id = ?", arguments: [u.legacyID])
                 let rowTerminal = LegacyStatus(text: statusNow)?.isTerminal ?? true  // a deleted row has nothing left to mirror
                 if legacy.isTerminal || rowTerminal {
                     terminal += 1
-                    try db.execute(
+                    try db.exec(
                         sql: "UPDATE _taskbridge_ledger SET state = 'done', tm_status = ?, done_at = ?, updated_at = ? WHERE legacy_id = ?",
                         arguments: [u.tmStatus, now, now, u.legacyID])
                 } else {
-                    try db.execute(
+                    try db.exec(
                         sql: "UPDATE _taskbridge_ledger SET tm_status = ?, next_attempt_at = ?, updated_at = ? WHERE legacy_id = ?",
                         arguments: [u.tmStatus, u.nextCheckAt, now, u.legacyID])
                 }
@@ -565,15 +588,24 @@ public final class LegacyQueueStore: Sendable {
             }
             let released = try Int64.fetchAll(db, sql: sql, arguments: args)
             for id in released {
-                try db.execute(sql: "DELETE FROM _taskbridge_quarantine WHERE legacy_id = ?", arguments: [id])
-                try db.execute(sql: "DELETE FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'quarantined'", arguments: [id])
-                try db.execute(
+                try db.exec(sql: "DELETE FROM _taskbridge_quarantine WHERE legacy_id = ?", arguments: [id])
+                try db.exec(sql: "DELETE FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'quarantined'", arguments: [id])
+                try db.exec(
                     sql: "UPDATE \(t) SET error_message = NULL, updated_at = ? WHERE id = ? AND claimed_by = ? AND error_message LIKE 'taskbridge quarantine%'",
                     arguments: [LegacyTimestamp.format(Date()), id, b])
                 // A change row makes the running bridge decide again at once.
-                try db.execute(sql: "INSERT INTO _taskbridge_changes (row_id, op) VALUES (?, 'I')", arguments: [id])
+                try db.exec(sql: "INSERT INTO _taskbridge_changes (row_id, op) VALUES (?, 'I')", arguments: [id])
             }
             return released
         }
+    }
+}
+
+extension Database {
+    /// Runs one statement through the connection's prepared-statement cache:
+    /// hot paths (capture, send, mirror, create, claim) repeat the same SQL
+    /// thousands of times, and preparing it anew each time was measurable.
+    func exec(sql: String, arguments: StatementArguments = StatementArguments()) throws {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
     }
 }

@@ -72,15 +72,15 @@ extension LegacyQueueStore {
         return try await write { db in
             let now = LegacyTimestamp.format(Date())
             if legacy.isTerminal {
-                try db.execute(
+                try db.exec(
                     sql: "UPDATE \(t) SET status = ?, completed_at = ?, result_data = ?, error_message = ?, updated_at = ? WHERE id = ? AND claimed_by = ?",
                     arguments: [legacy.rawValue, now, result.map(PHPJSON.encode), error, now, legacyID, b])
             } else {
-                try db.execute(sql: "UPDATE \(t) SET status = ?, completed_at = NULL, updated_at = ? WHERE id = ? AND claimed_by = ?",
+                try db.exec(sql: "UPDATE \(t) SET status = ?, completed_at = NULL, updated_at = ? WHERE id = ? AND claimed_by = ?",
                                arguments: [legacy.rawValue, now, legacyID, b])
             }
             let changed = db.changesCount > 0
-            try db.execute(sql: "UPDATE _taskbridge_ledger SET state = ?, tm_status = ?, updated_at = ? WHERE legacy_id = ?",
+            try db.exec(sql: "UPDATE _taskbridge_ledger SET state = ?, tm_status = ?, updated_at = ? WHERE legacy_id = ?",
                            arguments: [legacy.isTerminal ? "done" : "sent", tmStatus, now, legacyID])
             return changed
         }
@@ -93,7 +93,7 @@ extension LegacyQueueStore {
         return try await write { db in
             let status = try String.fetchOne(db, sql: "SELECT status FROM \(t) WHERE id = ? AND claimed_by = ?", arguments: [legacyID, b])
             guard LegacyStatus(text: status) == .claimed else { return false }
-            try db.execute(sql: "INSERT INTO _taskbridge_changes (row_id, op) VALUES (?, 'I')", arguments: [legacyID])
+            try db.exec(sql: "INSERT INTO _taskbridge_changes (row_id, op) VALUES (?, 'I')", arguments: [legacyID])
             return true
         }
     }
@@ -101,7 +101,7 @@ extension LegacyQueueStore {
     /// Sends a forwarded row again (its task vanished from TaskManager).
     public func resetToIntent(legacyID: Int64) async throws {
         try await write { db in
-            try db.execute(
+            try db.exec(
                 sql: "UPDATE _taskbridge_ledger SET state = 'intent', tm_task_id = NULL, tm_status = NULL, next_attempt_at = 0, updated_at = ? WHERE legacy_id = ? AND state IN ('sent','done')",
                 arguments: [LegacyTimestamp.format(Date()), legacyID])
         }
@@ -143,11 +143,11 @@ extension LegacyQueueStore {
             let now = LegacyTimestamp.format(Date())
             for (id, type, kind, detail) in results {
                 if let kind {
-                    try db.execute(
+                    try db.exec(
                         sql: "INSERT INTO _taskbridge_parity (legacy_id, task_type, class, detail, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(legacy_id) DO UPDATE SET class = excluded.class, detail = excluded.detail, at = excluded.at",
                         arguments: [id, type, kind, detail, now])
                 } else {
-                    try db.execute(sql: "DELETE FROM _taskbridge_parity WHERE legacy_id = ?", arguments: [id])
+                    try db.exec(sql: "DELETE FROM _taskbridge_parity WHERE legacy_id = ?", arguments: [id])
                 }
             }
         }

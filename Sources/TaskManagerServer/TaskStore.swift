@@ -88,12 +88,12 @@ public final class TaskStore: Sendable {
         let now = MySQLTime.format(Date())
         return try await pool.write { db in
             if let id = try Int64.fetchOne(db, sql: "SELECT id FROM task_types WHERE name = ?", arguments: [name]) {
-                try db.execute(
+                try db.exec(
                     sql: "UPDATE task_types SET version = ?, param_schema_json = ?, is_active = 1, updated_at = ? WHERE id = ?",
                     arguments: [version, schemaJSON, now, id])
                 return .updated(id)
             }
-            try db.execute(
+            try db.exec(
                 sql: "INSERT INTO task_types (name, version, param_schema_json, is_active, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)",
                 arguments: [name, version, schemaJSON, now, now])
             return .created(db.lastInsertedRowID)
@@ -167,7 +167,7 @@ public final class TaskStore: Sendable {
             if let row = try Row.fetchOne(db, sql: "SELECT id, status FROM tasks WHERE dedupe_key = ?", arguments: [key]) {
                 return .deduplicated(id: row["id"], status: row["status"])
             }
-            try db.execute(
+            try db.exec(
                 sql: """
                     INSERT INTO tasks (type_id, status, params_json, dedupe_key, priority, created_at, updated_at)
                     VALUES (?, 'pending', ?, ?, ?, ?, ?)
@@ -175,7 +175,7 @@ public final class TaskStore: Sendable {
                 arguments: [typeID, paramsJSON, key, priority, now, now])
             let id = db.lastInsertedRowID
             if history {
-                try db.execute(
+                try db.exec(
                     sql: "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (?, 'created', NULL, 'Task created', ?)",
                     arguments: [id, now])
             }
@@ -228,14 +228,14 @@ public final class TaskStore: Sendable {
             }
             guard let row = pick else { return nil }
             let id: Int64 = row["id"]
-            try db.execute(
+            try db.exec(
                 sql: """
                     UPDATE tasks SET status = 'claimed', claimed_by = ?, claimed_at = ?, claimed_at_epoch = ?,
                         attempts = attempts + 1, updated_at = ? WHERE id = ?
                     """,
                 arguments: [workerID, now, epoch, now, id])
             if history {
-                try db.execute(
+                try db.exec(
                     sql: "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (?, 'claimed', ?, 'Task claimed by worker', ?)",
                     arguments: [id, workerID, now])
             }
@@ -279,20 +279,20 @@ public final class TaskStore: Sendable {
             let retry = !success && attempts < maxAttempts
             let reported = success ? "completed" : (retry ? "pending (retry)" : "failed")
             if retry {
-                try db.execute(
+                try db.exec(
                     sql: """
                         UPDATE tasks SET status = 'pending', claimed_by = NULL, claimed_at = NULL, claimed_at_epoch = NULL,
                             result_json = ?, error_message = ?, completed_at = ?, updated_at = ? WHERE id = ?
                         """,
                     arguments: [resultJSON, error, now, now, id])
             } else {
-                try db.execute(
+                try db.exec(
                     sql: "UPDATE tasks SET status = ?, result_json = ?, error_message = ?, completed_at = ?, updated_at = ? WHERE id = ?",
                     arguments: [success ? "completed" : "failed", resultJSON, error, now, now, id])
             }
             if history {
                 let message = success ? "Task completed successfully" : "Task failed: \(error ?? "")"
-                try db.execute(
+                try db.exec(
                     sql: "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (?, ?, ?, ?, ?)",
                     arguments: [id, reported, workerID, message, now])
             }
@@ -305,10 +305,10 @@ public final class TaskStore: Sendable {
         let history = config.enableHistory
         try await pool.write { db in
             _ = try Self.checkOwnership(db, id: id, workerID: workerID)
-            try db.execute(sql: "UPDATE tasks SET progress = ?, updated_at = ? WHERE id = ?", arguments: [progress, now, id])
+            try db.exec(sql: "UPDATE tasks SET progress = ?, updated_at = ? WHERE id = ?", arguments: [progress, now, id])
             if history {
                 let text = "Progress: \(progress)%" + (message.map { $0.isEmpty ? "" : " - \($0)" } ?? "")
-                try db.execute(
+                try db.exec(
                     sql: "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (?, 'progress_update', ?, ?, ?)",
                     arguments: [id, workerID, text, now])
             }
@@ -389,5 +389,14 @@ public final class TaskStore: Sendable {
 
     public func healthCheck() async throws {
         _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+}
+
+extension Database {
+    /// Runs one statement through the connection's prepared-statement cache:
+    /// hot paths (capture, send, mirror, create, claim) repeat the same SQL
+    /// thousands of times, and preparing it anew each time was measurable.
+    func exec(sql: String, arguments: StatementArguments = StatementArguments()) throws {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
     }
 }

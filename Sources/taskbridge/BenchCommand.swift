@@ -116,12 +116,14 @@ struct BenchCommand: AsyncParsableCommand {
             abstract: "Trigger cost on legacy inserts, forward throughput vs the server's own create rate, latencies, idle CPU and RSS.")
         @Option(help: "Rows for the throughput run.") var rows = 10_000
         @Option(help: "Seconds of the 500 rows/s latency run.") var latencySeconds = 10.0
+        @Option(help: "Run only these parts (comma-separated: inserts, throughput, latency, mirror, idle).") var only: String?
         @Flag(help: "Machine-readable output.") var json = false
 
         func run() async throws {
             var results: [(String, String, String)] = []
+            let parts = Set((only ?? "inserts,throughput,latency,mirror,idle").split(separator: ",").map(String.init))
             // 1. Producer cost of the capture triggers.
-            for sync in ["FULL", "NORMAL"] {
+            for sync in ["FULL", "NORMAL"] where parts.contains("inserts") {
                 let n = sync == "FULL" ? 2000 : 20_000
                 let r = try await Bench.insertCost(rows: n, synchronous: sync)
                 results.append(("legacy inserts/s, no triggers (synchronous=\(sync))", String(format: "%.0f", r.baseline), ""))
@@ -129,22 +131,30 @@ struct BenchCommand: AsyncParsableCommand {
                 results.append(("  cost with triggers, forward type (trigger claims)", String(format: "%.2fx", r.baseline / r.forward), "<= 1.6x"))
             }
             // 2. Forward throughput vs the server's own create rate.
+            if parts.contains("throughput") {
             let t = try await Bench.forwardThroughput(rows: rows)
             results.append(("server create rate, same run (creates/s)", String(format: "%.0f", t.direct), ""))
             results.append(("bridge forward rate (rows/s)", String(format: "%.0f", t.bridge), ""))
             results.append(("  ratio", String(format: "%.2f", t.bridge / t.direct), ">= 0.8"))
+            }
             // 3. Commit-to-task-visible latency at 500 rows/s.
+            if parts.contains("latency") {
             let l = try await Bench.captureLatency(rate: 500, seconds: latencySeconds)
             results.append(("commit -> task visible p50 (ms) at 500 rows/s", String(format: "%.1f", l.p50 * 1000), "<= 5"))
             results.append(("commit -> task visible p99 (ms) at 500 rows/s", String(format: "%.1f", l.p99 * 1000), "<= 50"))
+            }
             // 4. Completion -> legacy terminal with 10,000 in flight.
+            if parts.contains("mirror") {
             let m = try await Bench.mirrorLatency(inFlight: 10_000, completions: 500)
             results.append(("API completion -> legacy terminal p50 (s), 10,000 in flight", String(format: "%.2f", m.p50), "<= 1"))
             results.append(("API completion -> legacy terminal p99 (s)", String(format: "%.2f", m.p99), ""))
+            }
             // 5. Idle footprint of a real `taskbridge run` (embedded server included).
+            if parts.contains("idle") {
             let idle = try await Bench.idleFootprint()
             results.append(("idle CPU of taskbridge run (% of a core)", String(format: "%.2f", idle.cpuPercent), "< 1"))
             results.append(("RSS of taskbridge run, idle (MB)", String(format: "%.1f", idle.rssMB), "< 64"))
+            }
             Bench.report(results, json: json)
         }
     }
