@@ -81,7 +81,7 @@ public struct BridgeConfiguration: Sendable {
         public var metricsListen: String? = "127.0.0.1:9464"
         /// How often `PRAGMA data_version` is checked, and the longest time a
         /// mode change waits before it applies.
-        public var pollIntervalSeconds = 0.05
+        public var pollIntervalSeconds = 0.1
         /// Rows claimed and forwarded per write transaction.
         public var batchSize = 64
         /// Requests to TaskManager in flight at once, over all types.

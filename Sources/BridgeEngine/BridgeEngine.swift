@@ -28,6 +28,9 @@ public final class BridgeEngine: Sendable {
     let state = EngineState()
     let sendSignal = WakeSignal()
     let stopping = Flag()
+    /// Wakes sleeping loops when `stop()` is called, so a long idle sleep
+    /// never delays a graceful shutdown.
+    let stopSignal = Broadcast()
 
     public init(config: BridgeConfiguration, store: LegacyQueueStore, client: TaskManagerClient, logger: Logger,
                 host: String = ProcessInfo.processInfo.hostName) {
@@ -45,6 +48,7 @@ public final class BridgeEngine: Sendable {
     public func stop() {
         stopping.set()
         sendSignal.signal()
+        stopSignal.fire()
     }
 
     public var isStopping: Bool { stopping.isSet }
@@ -53,6 +57,7 @@ public final class BridgeEngine: Sendable {
     /// or cancellation.
     public func run() async throws {
         stopping.reset()
+        stopSignal.reset()
         try await reconcileObjects()
         for m in config.types {
             if try await store.seedMode(taskType: m.legacyType, mode: m.mode.rawValue, host: host) {
@@ -87,7 +92,8 @@ public final class BridgeEngine: Sendable {
     }
 
     private func sleep(_ seconds: Double) async {
-        try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+        if isStopping { return }
+        await stopSignal.wait(timeout: .milliseconds(Int64(seconds * 1000)))
     }
 
     // MARK: - Capture
@@ -121,7 +127,11 @@ public final class BridgeEngine: Sendable {
             // Poll fast while rows are arriving (commit-to-send latency),
             // slowly when idle (idle CPU).
             let recent = Date().timeIntervalSince1970 - lastActivity < 2
-            await sleep(recent ? 0.001 : config.bridge.pollIntervalSeconds)
+            if recent {
+                try? await Task.sleep(for: .milliseconds(1))
+            } else {
+                await sleep(config.bridge.pollIntervalSeconds)
+            }
         }
     }
 
@@ -446,12 +456,24 @@ public final class BridgeEngine: Sendable {
         for e in candidates.moving { consider(e) }
         for e in candidates.edges { consider(e) }
         for e in candidates.due { consider(e) }
+        // A few GETs at a time: mirroring must not crowd out the sends that
+        // share the client's connections (it showed in the send latency tail).
         let fetched = await withTaskGroup(of: LegacyQueueStore.MirrorUpdate?.self) { group in
-            for e in fetch {
+            var out: [LegacyQueueStore.MirrorUpdate] = []
+            var next = 0
+            for _ in 0..<min(Self.mirrorConcurrency, fetch.count) {
+                let e = fetch[next]
+                next += 1
                 group.addTask { await self.fetchUpdate(e, now: now) }
             }
-            var out: [LegacyQueueStore.MirrorUpdate] = []
-            for await u in group { if let u { out.append(u) } }
+            for await u in group {
+                if let u { out.append(u) }
+                if next < fetch.count {
+                    let e = fetch[next]
+                    next += 1
+                    group.addTask { await self.fetchUpdate(e, now: now) }
+                }
+            }
             return out
         }
         updates += fetched
@@ -464,10 +486,12 @@ public final class BridgeEngine: Sendable {
     static let fetchBudget = 256
     /// Pending tasks checked at each end of the queue per cycle.
     static let edgeChecks = 32
+    /// Mirror GETs in flight at once.
+    static let mirrorConcurrency = 8
 
     func recheckInterval(_ e: LedgerEntry, now: Double) -> Double {
         let age = LegacyTimestamp.parse(e.claimedAt).map { now - $0.timeIntervalSince1970 } ?? 60
-        return min(30, max(1, age / 10))
+        return min(60, max(2, age / 4))
     }
 
     func fetchUpdate(_ e: LedgerEntry, now: Double) async -> LegacyQueueStore.MirrorUpdate? {
@@ -545,7 +569,7 @@ public final class BridgeEngine: Sendable {
                 try await sampleParity()
             }
             // Object integrity is cheap to check: every ten seconds.
-            for _ in 0..<50 where !isStopping { await sleep(0.2) }
+            await sleep(10)
         }
     }
 
@@ -672,6 +696,47 @@ final class WakeSignal: Sendable {
                     s.waiter = nil
                     return w
                 }
+                w?.resume()
+            }
+        }
+    }
+}
+
+/// Wakes every waiter at once (stop), or lets each sleep out its timeout.
+final class Broadcast: Sendable {
+    private struct State {
+        var fired = false
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var next = 0
+    }
+    private let state = Mutex(State())
+
+    func reset() { state.withLock { $0.fired = false } }
+
+    func fire() {
+        let ws = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.fired = true
+            defer { s.waiters.removeAll() }
+            return Array(s.waiters.values)
+        }
+        for w in ws { w.resume() }
+    }
+
+    func wait(timeout: Duration) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let id = state.withLock { s -> Int? in
+                if s.fired { return nil }
+                s.next += 1
+                s.waiters[s.next] = c
+                return s.next
+            }
+            guard let id else {
+                c.resume()
+                return
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                let w = self.state.withLock { s in s.waiters.removeValue(forKey: id) }
                 w?.resume()
             }
         }

@@ -211,6 +211,13 @@ public final class LegacyQueueStore: Sendable {
     /// together, so a crash replays the batch instead of losing it.
     public func processChanges(limit: Int, decide: @escaping @Sendable (LegacyRow) -> CaptureDecision) async throws -> CaptureResult {
         let select = LegacyRow.selectSQL(schema)
+        // A read first: most wake-ups are the bridge's own commits (they bump
+        // data_version too), and an empty write transaction would commit, bump
+        // it again, and keep an idle bridge busy.
+        let any = try await pool.read { db in
+            try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM _taskbridge_changes)")) ?? false
+        }
+        guard any else { return CaptureResult() }
         return try await write { db in
             var result = CaptureResult()
             let changes = try Row.fetchAll(db, sql: "SELECT seq, row_id, op FROM _taskbridge_changes ORDER BY seq LIMIT ?", arguments: [limit + 1])
