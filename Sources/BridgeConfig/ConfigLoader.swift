@@ -249,25 +249,7 @@ enum DotEnvFile {
     static func load(paths: [String]) -> [String: String] {
         var out: [String: String] = [:]
         for p in paths {
-            guard let text = try? String(contentsOfFile: p, encoding: .utf8) else { continue }
-            for (k, v) in parse(text) where out[k] == nil { out[k] = v }
-        }
-        return out
-    }
-
-    static func parse(_ text: String) -> [String: String] {
-        var out: [String: String] = [:]
-        for raw in text.split(whereSeparator: \.isNewline) {
-            var line = raw.trimmingCharacters(in: .whitespaces)
-            if line.isEmpty || line.hasPrefix("#") { continue }
-            if line.hasPrefix("export ") { line = String(line.dropFirst(7)) }
-            guard let eq = line.firstIndex(of: "=") else { continue }
-            let key = line[..<eq].trimmingCharacters(in: .whitespaces)
-            var value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
-            if value.count >= 2, let f = value.first, f == "\"" || f == "'", value.last == f {
-                value = String(value.dropFirst().dropLast())
-            }
-            out[key] = value
+            for (k, v) in DotEnv.load(path: p) ?? [:] where out[k] == nil { out[k] = v }
         }
         return out
     }

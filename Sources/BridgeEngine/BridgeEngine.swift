@@ -71,6 +71,7 @@ public final class BridgeEngine: Sendable {
             group.addTask { await self.guarded("mirror") { try await self.mirrorLoop() } }
             group.addTask { await self.guarded("reconcile") { try await self.reconcileLoop() } }
             group.addTask { await self.guarded("register") { try await self.registerLoop() } }
+            group.addTask { await self.guarded("parity") { try await self.parityLoop() } }
         }
     }
 
@@ -243,46 +244,72 @@ public final class BridgeEngine: Sendable {
 
     typealias Sent = (LegacyQueueStore.SendOutcome, TaskInfoRequest?)
 
+    enum SendEvent: Sendable {
+        case sent(Int64, Sent)
+        /// New intents were captured, a backoff or run_after passed, or the
+        /// idle wait ran out: look for due intents.
+        case tick
+    }
+
     /// A continuous pipeline: up to `max_in_flight` creates in the air;
-    /// outcomes are recorded in batches (one transaction per batch) and each
-    /// batch frees room for the next due intents. Intents being sent are
-    /// still `intent` in the ledger, so a crash re-sends them.
+    /// outcomes are recorded in batches (one transaction per batch). A tick
+    /// task in the same group wakes the loop when capture signals new
+    /// intents, so a slow or hanging request never holds back rows behind
+    /// it. Intents being sent are still `intent` in the ledger, so a crash
+    /// re-sends them.
     func sendLoop() async throws {
         let capacity = config.bridge.maxInFlight
         var sending = Set<Int64>()
         var outcomes: [Sent] = []
         var topUp = true
-        try await withThrowingTaskGroup(of: (Int64, Sent).self) { group in
+        try await withThrowingTaskGroup(of: SendEvent.self) { group in
             var running = 0
+            var tickPending = false
             while true {
                 if topUp && !isStopping && running < capacity {
                     topUp = false
                     for e in try await dueBatch(limit: capacity - running, excluding: sending) {
                         sending.insert(e.legacyID)
                         running += 1
-                        group.addTask { (e.legacyID, await self.send(e)) }
+                        group.addTask { .sent(e.legacyID, await self.send(e)) }
                     }
                 }
-                if running == 0 {
+                if isStopping && running == 0 {
                     try await record(&outcomes)
-                    if isStopping { return }
-                    // Capture signals new intents; otherwise sleep until the
-                    // next intent's run_after_utc or backoff passes (at most a
-                    // second, which keeps an idle bridge idle).
-                    let now = Date().timeIntervalSince1970
-                    let next = try await store.nextIntentDue() ?? (now + 1)
-                    let wait = min(1, max(0.005, max(next, await state.pausedUntil()) - now))
-                    await sendSignal.wait(timeout: .milliseconds(Int64(wait * 1000)))
-                    topUp = true
-                    continue
+                    if tickPending { sendSignal.signal() }
+                    group.cancelAll()
+                    return
                 }
-                guard let (id, sent) = try await group.next() else { continue }
-                running -= 1
-                sending.remove(id)
-                outcomes.append(sent)
-                if outcomes.count >= max(1, capacity / 2) || running <= capacity / 2 {
-                    try await record(&outcomes)
+                if !tickPending && !isStopping {
+                    tickPending = true
+                    var wait = 0.1
+                    if running == 0 {
+                        try await record(&outcomes)
+                        // Idle: sleep until the next intent's run_after_utc
+                        // or backoff passes, at most a second.
+                        let now = Date().timeIntervalSince1970
+                        let next = try await store.nextIntentDue() ?? (now + 1)
+                        wait = min(1, max(0.005, max(next, await state.pausedUntil()) - now))
+                    }
+                    let signal = sendSignal
+                    group.addTask {
+                        await signal.wait(timeout: .milliseconds(Int64(wait * 1000)))
+                        return .tick
+                    }
+                }
+                guard let event = try await group.next() else { continue }
+                switch event {
+                case .tick:
+                    tickPending = false
                     topUp = true
+                case .sent(let id, let sent):
+                    running -= 1
+                    sending.remove(id)
+                    outcomes.append(sent)
+                    if outcomes.count >= max(1, capacity / 2) || running <= capacity / 2 {
+                        try await record(&outcomes)
+                        topUp = true
+                    }
                 }
             }
         }
@@ -547,7 +574,6 @@ public final class BridgeEngine: Sendable {
 
     func reconcileLoop() async throws {
         var lastFull = 0.0
-        var lastParity = Date().timeIntervalSince1970
         while !isStopping {
             try await reconcileObjects()
             let now = Date().timeIntervalSince1970
@@ -563,10 +589,6 @@ public final class BridgeEngine: Sendable {
                 }
                 await state.markBacklog(true)
                 sendSignal.signal()
-            }
-            if now - lastParity >= config.bridge.paritySampleIntervalSeconds {
-                lastParity = now
-                try await sampleParity()
             }
             // Object integrity is cheap to check: every ten seconds.
             await sleep(10)
@@ -617,6 +639,13 @@ public final class BridgeEngine: Sendable {
         }
         Metrics.Counter(label: "taskbridge_parity_sampled_total").increment(by: results.count)
         try await store.recordParity(results)
+    }
+
+    func parityLoop() async throws {
+        while !isStopping {
+            await sleep(config.bridge.paritySampleIntervalSeconds)
+            if !isStopping { try await sampleParity() }
+        }
     }
 
     // MARK: - Health

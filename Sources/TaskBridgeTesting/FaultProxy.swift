@@ -96,3 +96,14 @@ public final class FaultProxy: Sendable {
         }
     }
 }
+
+/// A plain GET for tests of the bridge's own endpoints (/metrics, /health).
+public enum HTTPFetch {
+    public static func text(_ url: String) async throws -> String {
+        var request = HTTPClientRequest(url: url)
+        request.method = .GET
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+        let body = try await response.body.collect(upTo: 8 << 20)
+        return String(buffer: body)
+    }
+}

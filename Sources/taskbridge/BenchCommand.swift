@@ -14,7 +14,7 @@ import TaskManagerServer
 /// against baselines taken in the same run. Build with `-c release`.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks (run with swift run -c release).", subcommands: [API.self, BridgeBench.self])
+        commandName: "bench", abstract: "Benchmarks (run with swift run -c release).", subcommands: [API.self, BridgeBench.self, VerifyBench.self])
 
     struct API: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -156,6 +156,61 @@ struct BenchCommand: AsyncParsableCommand {
             results.append(("RSS of taskbridge run, idle (MB)", String(format: "%.1f", idle.rssMB), "< 64"))
             }
             Bench.report(results, json: json)
+        }
+    }
+}
+
+extension BenchCommand {
+    struct VerifyBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "verify", abstract: "verify over N bridged rows against the embedded server: wall time and peak RSS of the verify process.")
+        @Option(help: "Bridged rows.") var rows = 100_000
+        @Flag(help: "Machine-readable output.") var json = false
+
+        func run() async throws {
+            let h = try await BridgeHarness.start(types: [Bench.benchType], configure: Bench.production, startEngine: false)
+            defer { Task { await h.shutdown() } }
+            try await h.store.install()
+            try await h.store.setMode(taskType: "bench_type", mode: "forward", reason: nil, host: "bench", actor: "bench")
+            let producer = try h.producer()
+            var i = 0
+            while i < rows {
+                let n = min(10_000, rows - i)
+                try producer.insertBatch(type: "bench_type", parameters: (i..<(i + n)).map { #"{"n": \#($0)}"# })
+                i += n
+            }
+            h.startEngine()
+            let setup = ContinuousClock.now
+            _ = try await eventually(timeout: .seconds(900), interval: .milliseconds(200)) {
+                try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state <> 'intent'") == rows
+            }
+            await h.stopEngine()
+            FileHandle.standardError.write(Data("forwarded \(rows) rows in \(ContinuousClock.now - setup); verifying\n".utf8))
+            let conf = h.tm.directory.path("verify.conf")
+            try """
+                [legacy]
+                database = "\(h.legacyPath)"
+                [taskmanager]
+                url = "\(h.tm.baseURL)"
+                [bridge]
+                metrics_listen = "off"
+                [types.bench_type]
+                name = "Bench.Forward"
+                mode = "forward"
+                """.write(toFile: conf, atomically: true, encoding: .utf8)
+            let start = ContinuousClock.now
+            let child = try ChildProcess.start(["verify", "--config", conf, "--grace", "0", "--json"], environment: ["TASKMANAGER_API_KEY": h.tm.apiKey])
+            let status = await child.child.wait()
+            let wall = (ContinuousClock.now - start) / .seconds(1)
+            var usage = rusage()
+            getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+            let peak = Double(usage.ru_maxrss) / 1024
+            Bench.report([
+                ("verify exit status", "\(status)", "0"),
+                ("verify wall time, \(rows) rows (s)", String(format: "%.1f", wall), "< 60"),
+                ("verify peak RSS (MB)", String(format: "%.1f", peak), "< 128"),
+                ("rows/s", String(format: "%.0f", Double(rows) / wall), ""),
+            ], json: json)
         }
     }
 }
@@ -364,34 +419,26 @@ enum Bench {
 }
 
 /// A child `taskbridge` process (this same binary).
-final class ChildProcess: @unchecked Sendable {
-    let process = Process()
-    let out = Pipe()
-    private let buffer = Mutex("")
-    var pid: Int32 { process.processIdentifier }
+final class ChildProcess: Sendable {
+    let child: AsyncProcess
+    var pid: Int32 { child.pid }
 
     static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess {
-        let c = ChildProcess()
-        c.process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        c.process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         env["LOG_LEVEL"] = "error"
-        c.process.environment = env
-        c.process.standardOutput = c.out
-        c.process.standardError = FileHandle.nullDevice
-        c.out.fileHandleForReading.readabilityHandler = { [weak c] fh in
-            let text = String(decoding: fh.availableData, as: UTF8.self)
-            c?.buffer.withLock { $0 += text }
-        }
-        try c.process.run()
+        let c = ChildProcess(child: AsyncProcess(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+                                                 arguments: arguments, environment: env))
+        try c.child.start()
         return c
     }
+
+    init(child: AsyncProcess) { self.child = child }
 
     func waitForLine(prefix: String, timeout: Duration = .seconds(30)) async throws -> String {
         var found: String?
         _ = try await eventually(timeout: timeout) {
-            found = buffer.withLock { $0 }.split(separator: "\n").first { $0.hasPrefix(prefix) }.map(String.init)
+            found = child.stdout.split(separator: "\n").first { $0.hasPrefix(prefix) }.map(String.init)
             return found != nil
         }
         guard let found else { throw CLIError.runtime("child did not print \(prefix)") }
@@ -399,10 +446,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        child.signal(SIGTERM)
     }
 }
 

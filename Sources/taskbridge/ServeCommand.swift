@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import TaskManagerClient
+import TaskManagerModel
 import TaskManagerServer
 
 /// `taskbridge serve`: the embedded TaskManager on its own.

@@ -31,11 +31,12 @@ struct StatusCommand: AsyncParsableCommand {
                 "quarantined": .int(Int64(s.quarantined)), "collapsed": .int(Int64(s.collapsed)),
                 "dry_run_would_forward": .int(Int64(s.dryRunForward)), "dry_run_would_reject": .int(Int64(s.dryRunReject)),
                 "oldest_unforwarded_age_seconds": s.oldestUnforwardedAge.map { .double($0) } ?? .null,
+                "live_parity_findings": .int(Int64(s.parityFindings)),
             ])
             table.append([
                 s.taskType, mode + (differs ? " (file: \(fileMode!))" : "") + (fileMode == nil ? " (unmapped)" : ""),
                 "\(s.queued)", "\(s.inFlight)", "\(s.forwarded)", "\(s.mirrored)", "\(s.quarantined)", "\(s.collapsed)",
-                CLI.ageText(s.oldestUnforwardedAge),
+                CLI.ageText(s.oldestUnforwardedAge), "\(s.parityFindings)",
             ])
         }
         if json {
@@ -45,7 +46,7 @@ struct StatusCommand: AsyncParsableCommand {
             ])
         } else {
             print("legacy: \(config.legacy.database) (\(store.schema.variant.rawValue)), objects: \(health)")
-            print(CLI.table(["type", "mode", "queued", "in-flight", "forwarded", "mirrored", "quarantined", "collapsed", "lag"], table))
+            print(CLI.table(["type", "mode", "queued", "in-flight", "forwarded", "mirrored", "quarantined", "collapsed", "lag", "drift"], table))
         }
         try store.close()
     }

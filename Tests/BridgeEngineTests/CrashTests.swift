@@ -20,12 +20,12 @@ import Testing
             #expect(try await eventually { (try? h.scalar("SELECT COUNT(*) FROM _taskbridge_mode")) == 1 })
             for i in 0..<20 { try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "k\#(i)"}"#) }
             #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'intent'") == 20 })
-            child.kill()
+            await child.kill()
             #expect(try await h.tm.client.listTasks(limit: 100).isEmpty)
             proxy.set(.pass)
             let again = try BridgeProcess(harness: h)
             try again.start()
-            defer { again.kill() }
+            defer { Task { await again.kill() } }
             #expect(try await eventually(timeout: .seconds(30)) { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 20 })
             #expect(try await h.tm.client.listTasks(limit: 100).count == 20)
             #expect(try h.scalar("SELECT COUNT(*) FROM task_queue WHERE status = 'queued'") == 0)
@@ -42,13 +42,14 @@ import Testing
             let producer = try h.producer()
             for i in 0..<20 { try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "s\#(i)"}"#) }
             // The server has every task; the bridge heard back about none.
-            #expect(try await eventually(timeout: .seconds(20)) { try await h.tm.client.listTasks(limit: 100).count == 20 })
+            let reached = try await eventually(timeout: .seconds(20)) { try await h.tm.client.listTasks(limit: 100).count == 20 }
+            #expect(reached, "proxy saw \(proxy.count("POST /api/tasks")) creates; child: \(child.stderrText.suffix(3000))")
             #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'intent'") == 20)
-            child.kill()
+            await child.kill()
             proxy.set(.pass)
             let again = try BridgeProcess(harness: h)
             try again.start()
-            defer { again.kill() }
+            defer { Task { await again.kill() } }
             #expect(try await eventually(timeout: .seconds(30)) { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 20 })
             let tasks = try await h.tm.client.listTasks(limit: 100)
             #expect(tasks.count == 20, "a re-send after the crash created a duplicate")
@@ -67,7 +68,7 @@ import Testing
         try await BridgeHarness.with(types: [channel], startEngine: false) { h in
             let first = try BridgeProcess(harness: h)
             try first.start()
-            defer { first.kill() }
+            defer { Task { await first.kill() } }
             #expect(try await eventually { (try? h.scalar("SELECT COUNT(*) FROM _taskbridge_mode")) == 1 })
             let second = try BridgeProcess(harness: h)
             try second.start()
@@ -91,14 +92,11 @@ import Testing
 
 /// `taskbridge run` as a child process against the harness's legacy file
 /// and (proxied) TaskManager.
-final class BridgeProcess: @unchecked Sendable {
-    let process = Process()
-    let stderr = Pipe()
+final class BridgeProcess: Sendable {
+    let child: AsyncProcess
     let configPath: String
-    private var collected = Data()
-    private let lock = NSLock()
 
-    init(harness h: BridgeHarness) throws {
+    init(harness h: BridgeHarness, extraBridge: String = #"metrics_listen = "off""#) throws {
         configPath = h.tm.directory.path("bridge-\(UUID().uuidString.prefix(6)).conf")
         let conf = """
             [legacy]
@@ -107,7 +105,7 @@ final class BridgeProcess: @unchecked Sendable {
             url = "\(h.config.taskManager.url)"
             request_timeout_seconds = 60
             [bridge]
-            metrics_listen = "off"
+            \(extraBridge)
             poll_interval_ms = 10
             mirror_interval_ms = 50
             [types.youtube_channel_scrape]
@@ -116,29 +114,14 @@ final class BridgeProcess: @unchecked Sendable {
             param_schema = { type = "object", properties = { channel_url = { type = "string" } }, required = ["channel_url"] }
             """
         try conf.write(toFile: configPath, atomically: true, encoding: .utf8)
-        process.executableURL = try Self.binary()
-        process.arguments = ["run", "--config", configPath]
         var env = ProcessInfo.processInfo.environment
         env["TASKMANAGER_API_KEY"] = h.tm.apiKey
         env["TASKMANAGER_API_URL"] = nil
         env["LOG_LEVEL"] = "info"
-        process.environment = env
-        process.standardError = stderr
-        process.standardOutput = FileHandle.nullDevice
-        stderr.fileHandleForReading.readabilityHandler = { [weak self] fh in
-            let d = fh.availableData
-            guard let self else { return }
-            self.lock.lock()
-            self.collected.append(d)
-            self.lock.unlock()
-        }
+        child = AsyncProcess(executable: try Self.binary(), arguments: ["run", "--config", configPath], environment: env)
     }
 
-    var stderrText: String {
-        lock.lock()
-        defer { lock.unlock() }
-        return String(decoding: collected, as: UTF8.self)
-    }
+    var stderrText: String { child.stderr }
 
     static func binary() throws -> URL {
         let fm = FileManager.default
@@ -149,12 +132,12 @@ final class BridgeProcess: @unchecked Sendable {
         throw HarnessError("taskbridge binary not found (build it first: swift build); looked in \(candidates.map(\.path))")
     }
 
-    func start() throws { try process.run() }
-    func kill() { if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
-    func terminate() { process.terminate() }
+    func start() throws { try child.start() }
+    func kill() async { await child.kill() }
+    func terminate() { child.signal(SIGTERM) }
 
     func waitForExit(timeout: Duration) async throws -> Int32? {
-        guard try await eventually(timeout: timeout, { !self.process.isRunning }) else { return nil }
-        return process.terminationStatus
+        guard try await eventually(timeout: timeout, { !self.child.isRunning }) else { return nil }
+        return await child.wait()
     }
 }

@@ -228,20 +228,10 @@ enum CLIRun {
             param_schema = { type = "object", properties = { channel_url = { type = "string" } }, required = ["channel_url"] }
             """
         try text.write(toFile: conf, atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = try BridgeProcess.binary()
-        p.arguments = args + ["--config", conf]
         var env = ProcessInfo.processInfo.environment
         env["TASKMANAGER_API_KEY"] = h.tm.apiKey
         env["TASKMANAGER_API_URL"] = nil
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        let r = try await AsyncProcess.run(try BridgeProcess.binary(), args + ["--config", conf], environment: env)
+        return Result(status: r.status, stdout: r.stdout, stderr: r.stderr)
     }
 }

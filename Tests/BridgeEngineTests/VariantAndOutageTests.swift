@@ -108,6 +108,20 @@ import Testing
         }
     }
 
+    /// A request that never answers must not hold back rows captured after it.
+    @Test func aHangingRequestDoesNotBlockLaterRows() async throws {
+        try await BridgeHarness.with(types: [channel], withProxy: true) { h in
+            let proxy = try #require(h.proxy)
+            _ = try await h.typeID(channel.name)
+            proxy.set(.swallowResponse)
+            let producer = try h.producer()
+            try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "first"}"#)
+            #expect(try await eventually { proxy.count("POST /api/tasks") == 1 })
+            try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "second"}"#)
+            #expect(try await eventually(timeout: .seconds(3)) { proxy.count("POST /api/tasks") == 2 })
+        }
+    }
+
     @Test func rateLimitRetryAfterIsHonoured() async throws {
         try await BridgeHarness.with(types: [channel], withProxy: true) { h in
             let proxy = try #require(h.proxy)
