@@ -394,9 +394,9 @@ public final class LegacyQueueStore: Sendable {
     public func dueIntents(now: Double, limit: Int, excludingTypes: Set<String> = []) async throws -> [LedgerEntry] {
         try await pool.read { db in
             try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM _taskbridge_ledger WHERE state = 'intent' AND next_attempt_at <= ? AND due_at <= ? ORDER BY next_attempt_at, legacy_id LIMIT ?",
-                arguments: [now, now, limit + excludingTypes.count * 0]
+                db.cachedStatement(
+                    sql: "SELECT * FROM _taskbridge_ledger WHERE state = 'intent' AND next_attempt_at <= ? AND due_at <= ? ORDER BY next_attempt_at, legacy_id LIMIT ?"),
+                arguments: [now, now, limit]
             ).map(LedgerEntry.init).filter { !excludingTypes.contains($0.taskType) }
         }
     }

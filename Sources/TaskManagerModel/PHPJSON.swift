@@ -72,6 +72,22 @@ public enum PHPJSON {
 
     static func appendString(_ s: String, to out: inout String) {
         out += "\""
+        // Most strings need no escaping: copy them whole.
+        var plain = true
+        var previous: (UInt8, UInt8) = (0, 0)
+        for b in s.utf8 {
+            // '"', '\\', control characters, and U+2028/2029 (E2 80 A8/A9).
+            if b < 0x20 || b == 0x22 || b == 0x5C || ((b == 0xA8 || b == 0xA9) && previous == (0xE2, 0x80)) {
+                plain = false
+                break
+            }
+            previous = (previous.1, b)
+        }
+        if plain {
+            out += s
+            out += "\""
+            return
+        }
         for u in s.unicodeScalars {
             switch u.value {
             case 0x22: out += "\\\""

@@ -164,7 +164,7 @@ public final class TaskStore: Sendable {
         let now = MySQLTime.format(Date())
         let history = config.enableHistory
         return try await pool.write { db in
-            if let row = try Row.fetchOne(db, sql: "SELECT id, status FROM tasks WHERE dedupe_key = ?", arguments: [key]) {
+            if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, status FROM tasks WHERE dedupe_key = ?"), arguments: [key]) {
                 return .deduplicated(id: row["id"], status: row["status"])
             }
             try db.exec(
@@ -213,11 +213,10 @@ public final class TaskStore: Sendable {
             }
             let select = "SELECT t.id, tt.name AS type, t.params_json, t.attempts, t.priority, t.created_at FROM tasks t JOIN task_types tt ON tt.id = t.type_id"
             let pending = try Row.fetchOne(
-                db, sql: "\(select) WHERE t.type_id = ? AND t.status = 'pending' ORDER BY \(order) LIMIT 1",
+                db.cachedStatement(sql: "\(select) WHERE t.type_id = ? AND t.status = 'pending' ORDER BY \(order) LIMIT 1"),
                 arguments: [typeID])
             let expired = try Row.fetchOne(
-                db,
-                sql: "\(select) WHERE t.type_id = ? AND t.status = 'claimed' AND t.claimed_at_epoch < ? ORDER BY \(order) LIMIT 1",
+                db.cachedStatement(sql: "\(select) WHERE t.type_id = ? AND t.status = 'claimed' AND t.claimed_at_epoch < ? ORDER BY \(order) LIMIT 1"),
                 arguments: [typeID, expiry])
             let pick: Row?
             switch (pending, expired) {
@@ -261,7 +260,7 @@ public final class TaskStore: Sendable {
     public enum OwnershipError: Error, Sendable { case notFound, notClaimed, otherWorker }
 
     private static func checkOwnership(_ db: Database, id: Int64, workerID: String) throws -> Row {
-        guard let row = try Row.fetchOne(db, sql: "SELECT id, status, claimed_by, attempts FROM tasks WHERE id = ?", arguments: [id])
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, status, claimed_by, attempts FROM tasks WHERE id = ?"), arguments: [id])
         else { throw OwnershipError.notFound }
         guard (row["status"] as String) == "claimed" else { throw OwnershipError.notClaimed }
         guard (row["claimed_by"] as String?) == workerID else { throw OwnershipError.otherWorker }
@@ -344,12 +343,11 @@ public final class TaskStore: Sendable {
     public func task(id: Int64) async throws -> TaskRecord? {
         try await pool.read { db in
             try Row.fetchOne(
-                db,
-                sql: """
+                db.cachedStatement(sql: """
                     SELECT t.id, tt.name AS type, t.status, t.params_json, t.result_json, t.error_message, t.priority,
                            t.progress, t.attempts, t.claimed_by, t.claimed_at, t.completed_at, t.created_at
                     FROM tasks t JOIN task_types tt ON tt.id = t.type_id WHERE t.id = ?
-                    """, arguments: [id]
+                    """), arguments: [id]
             ).map(TaskRecord.init)
         }
     }
