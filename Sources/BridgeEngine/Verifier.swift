@@ -157,24 +157,31 @@ public struct Verifier: Sendable {
     }
 
     func fetch(_ ids: [Int64]) async -> [Int64: Result<TaskInfo, TaskManagerError>] {
-        var out: [Int64: Result<TaskInfo, TaskManagerError>] = [:]
-        var index = 0
-        await withTaskGroup(of: (Int64, Result<TaskInfo, TaskManagerError>).self) { group in
-            func add() {
-                guard index < ids.count else { return }
-                let id = ids[index]
-                index += 1
-                group.addTask {
-                    do throws(TaskManagerError) { return (id, .success(try await client.getTask(id: id))) } catch { return (id, .failure(error)) }
+        let client = self.client
+        return await withTaskGroup(of: (Int64, Result<TaskInfo, TaskManagerError>).self) { group in
+            var out: [Int64: Result<TaskInfo, TaskManagerError>] = [:]
+            var next = 0
+            while next < ids.count || !group.isEmpty {
+                while next < ids.count && next - out.count < options.concurrency {
+                    let id = ids[next]
+                    next += 1
+                    group.addTask { (id, await Self.get(client, id)) }
                 }
-            }
-            for _ in 0..<options.concurrency { add() }
-            for await (id, r) in group {
+                guard let (id, r) = await group.next() else { break }
                 out[id] = r
-                add()
             }
+            return out
         }
-        return out
+    }
+
+    /// Kept out of the task-group closure: written inline as a typed
+    /// `do throws(...)` there, the release build lost every result.
+    static func get(_ client: TaskManagerClient, _ id: Int64) async -> Result<TaskInfo, TaskManagerError> {
+        do {
+            return .success(try await client.getTask(id: id))
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// Re-drives what can be re-driven; returns what was done and what not.

@@ -205,6 +205,7 @@ extension BenchCommand {
             var usage = rusage()
             getrusage(RUSAGE_CHILDREN.rawValue, &usage)
             let peak = Double(usage.ru_maxrss) / 1024
+            if status != 0 { FileHandle.standardError.write(Data("verify failed: \(child.child.stderr.suffix(2000))\n".utf8)) }
             Bench.report([
                 ("verify exit status", "\(status)", "0"),
                 ("verify wall time, \(rows) rows (s)", String(format: "%.1f", wall), "< 60"),
