@@ -14,6 +14,7 @@ struct CutoverCommand: AsyncParsableCommand {
     @Argument(help: "off | dry-run | forward | retired") var mode: String
     @Option(help: "Why (recorded in the audit trail).") var reason: String?
     @Flag(help: "Allow an unmapped type, or retire without passing retire-check (needs --reason).") var force = false
+    @Option(name: .customLong("quiet-period"), help: "Quiet period the retirement gate requires (as retire-check).") var quietPeriod: String = "24h"
 
     func run() async throws {
         let config = try options.load()
@@ -28,7 +29,8 @@ struct CutoverCommand: AsyncParsableCommand {
                 guard let reason, !reason.isEmpty else { throw CLIError.config("--force needs --reason to retire without the gate") }
             } else {
                 let session = try await APISession.open(config)
-                let result = try await RetireCheckCommand.check(config: config, session: session, only: type, quiet: .seconds(24 * 3600), grace: 60)
+                guard let quiet = Duration.parse(quietPeriod) else { throw CLIError.config("--quiet-period must look like 90s, 30m, 24h or 7d") }
+                let result = try await RetireCheckCommand.check(config: config, session: session, only: type, quiet: quiet, grace: 60)
                 await session.close()
                 guard result.passes else {
                     print(result.text)

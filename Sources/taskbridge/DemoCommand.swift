@@ -20,8 +20,10 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "How long producers insert.") var seconds: Double = 20
     @Option(help: "Rows inserted per second (all producers together).") var rate: Double = 40
     @Option(help: "Directory for the demo's files (a fresh subdirectory is created).") var dir: String = "data/demo"
+    @Flag(help: "Insert no deliberately broken rows (nothing ends in quarantine), e.g. to walk the runbook on the result.") var clean = false
 
     func run() async throws {
+        let clean = self.clean
         guard seconds > 0, rate > 0, rate <= 5000 else { throw CLIError.config("--seconds must be > 0 and --rate in (0, 5000]") }
         let stamp = LegacyTimestamp.format(Date()).prefix(19).replacingOccurrences(of: ":", with: "")
         let root = URL(fileURLWithPath: dir).appendingPathComponent("run-\(stamp)").standardizedFileURL.path
@@ -87,7 +89,7 @@ struct DemoCommand: AsyncParsableCommand {
                     let video = i % 2 == 1
                     var params = video ? #"{"video_url": "https://youtube.com/watch?v=v\#(i)"}"# : #"{"channel_url": "https://youtube.com/@c\#(i)"}"#
                     if i % 50 == 8 { params = #"{"channel_url": "https://youtube.com/@popular"}"# }
-                    if i % 97 == 14 { params = "{'channel_url': " }
+                    if i % 97 == 14 && !clean { params = "{'channel_url': " }
                     try producer.insert(type: video ? "youtube_video_scrape" : "youtube_channel_scrape", parameters: params,
                                         priority: 1 + i % 10, style: LegacyProducer.Style.allCases[i % 3])
                     counters.inserted()
