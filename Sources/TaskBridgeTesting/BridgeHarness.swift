@@ -162,3 +162,53 @@ public struct HarnessError: Error, CustomStringConvertible {
     public var description: String
     public init(_ d: String) { description = d }
 }
+
+extension BridgeHarness {
+    /// Writes a bridge.conf for CLI runs against this harness: its legacy
+    /// file, its TaskManager (or `url`), its type mappings, and extra
+    /// `[bridge]` lines. Returns the path.
+    public func writeConfig(name: String = "bridge-\(UUID().uuidString.prefix(6)).conf", url: String? = nil,
+                            bridgeLines: [String] = [#"metrics_listen = "off""#]) throws -> String {
+        var lines = ["[legacy]", "database = \(TOML.string(legacyPath))", "[taskmanager]",
+                     "url = \(TOML.string(url ?? config.taskManager.url))", "request_timeout_seconds = 60", "[bridge]"]
+        lines += bridgeLines
+        for t in config.types {
+            lines += ["[types.\(t.legacyType)]", "name = \(TOML.string(t.name))", "version = \(TOML.string(t.version))",
+                      "mode = \(TOML.string(t.mode.rawValue))", "dedupe = \(TOML.string(t.dedupe.rawValue))",
+                      "param_schema = \(TOML.value(t.paramSchema))"]
+        }
+        let path = tm.directory.path(name)
+        try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Environment for a CLI child: the harness's key, no inherited URL.
+    public var cliEnvironment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["TASKMANAGER_API_KEY"] = tm.apiKey
+        env["TASKMANAGER_API_URL"] = nil
+        return env
+    }
+}
+
+/// JSON values as TOML inline values (for generated configs).
+enum TOML {
+    static func string(_ s: String) -> String { PHPJSON.encode(.string(s)) }
+
+    static func value(_ v: JSONValue) -> String {
+        switch v {
+        case .null: return "\"\""
+        case .bool(let b): return b ? "true" : "false"
+        case .int(let i): return String(i)
+        case .double(let d): return String(d)
+        case .string(let s): return string(s)
+        case .array(let a): return "[" + a.map(value).joined(separator: ", ") + "]"
+        case .object(let m):
+            return "{ " + m.map { key($0.key) + " = " + value($0.value) }.joined(separator: ", ") + " }"
+        }
+    }
+
+    static func key(_ k: String) -> String {
+        k.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) && !k.isEmpty ? k : string(k)
+    }
+}

@@ -186,18 +186,7 @@ extension BenchCommand {
             }
             await h.stopEngine()
             FileHandle.standardError.write(Data("forwarded \(rows) rows in \(ContinuousClock.now - setup); verifying\n".utf8))
-            let conf = h.tm.directory.path("verify.conf")
-            try """
-                [legacy]
-                database = "\(h.legacyPath)"
-                [taskmanager]
-                url = "\(h.tm.baseURL)"
-                [bridge]
-                metrics_listen = "off"
-                [types.bench_type]
-                name = "Bench.Forward"
-                mode = "forward"
-                """.write(toFile: conf, atomically: true, encoding: .utf8)
+            let conf = try h.writeConfig(name: "verify.conf", url: h.tm.baseURL)
             let start = ContinuousClock.now
             let child = try ChildProcess.start(["verify", "--config", conf, "--grace", "0", "--json"], environment: ["TASKMANAGER_API_KEY": h.tm.apiKey])
             let status = await child.child.wait()

@@ -54,6 +54,13 @@ enum CLI {
         }
     }
 
+    /// Commands other than run/install/demo never create the legacy file.
+    static func openExisting(_ config: BridgeConfiguration) throws -> LegacyQueueStore {
+        var c = config
+        c.legacy.createIfMissing = false
+        return try openLegacy(c).store
+    }
+
     /// The key for the embedded server: `TASKMANAGER_API_KEY` (or .env), else
     /// a random key generated once into a 0600 file next to its database.
     /// Only the file's path is ever printed.

@@ -38,9 +38,7 @@ struct CutoverCommand: AsyncParsableCommand {
                 }
             }
         }
-        var c = config
-        c.legacy.createIfMissing = false
-        let store = try CLI.openLegacy(c).store
+        let store = try CLI.openExisting(config)
         if case .notInstalled = try await store.objectsHealth() { try await store.install() }
         let old = try await store.setMode(taskType: type, mode: target.rawValue, reason: reason, host: CLI.hostName,
                                           actor: ProcessInfo.processInfo.environment["USER"] ?? "unknown")

@@ -26,9 +26,7 @@ struct ExportCommand: AsyncParsableCommand {
             return
         }
         let config = try options.load()
-        var c = config
-        c.legacy.createIfMissing = false
-        let store = try CLI.openLegacy(c).store
+        let store = try CLI.openExisting(config)
         let counts = try await ArchiveWriter.write(store: store, to: out!, database: config.legacy.database, progress: ProgressBar(enabled: true))
         print("wrote \(out!): " + counts.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
         try store.close()

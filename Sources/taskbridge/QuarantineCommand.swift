@@ -16,9 +16,7 @@ struct QuarantineCommand: AsyncParsableCommand {
 
         func run() async throws {
             let config = try options.load()
-            var c = config
-            c.legacy.createIfMissing = false
-            let store = try CLI.openLegacy(c).store
+            let store = try CLI.openExisting(config)
             let entries = try await store.quarantineList(taskType: type)
             if json {
                 CLI.printJSON(.array(entries.map {
@@ -51,9 +49,7 @@ struct QuarantineCommand: AsyncParsableCommand {
 
         func run() async throws {
             let config = try options.load()
-            var c = config
-            c.legacy.createIfMissing = false
-            let store = try CLI.openLegacy(c).store
+            let store = try CLI.openExisting(config)
             let released = try await store.quarantineRetry(ids: ids.isEmpty ? nil : ids, taskType: type)
             print("released \(released.count) row(s) for another attempt" + (released.isEmpty ? "" : ": \(released.map(String.init).joined(separator: " "))"))
             try store.close()

@@ -13,9 +13,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        var c = config
-        c.legacy.createIfMissing = false
-        let store = try CLI.openLegacy(c).store
+        let store = try CLI.openExisting(config)
         let report = try await store.statusReport()
         let health = try await store.objectsHealth()
         var rows: [JSONValue] = []

@@ -15,9 +15,7 @@ struct UninstallCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        var c = config
-        c.legacy.createIfMissing = false
-        let store = try CLI.openLegacy(c).store
+        let store = try CLI.openExisting(config)
         let lock: BridgeLock
         do { lock = try BridgeLock(databasePath: config.legacy.database) } catch { throw CLIError.runtime("\(error)") }
         defer { _ = lock }

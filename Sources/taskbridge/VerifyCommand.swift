@@ -132,9 +132,7 @@ struct APISession: Sendable {
     let server: EmbeddedTaskManager?
 
     static func open(_ config: BridgeConfiguration) async throws -> APISession {
-        var c = config
-        c.legacy.createIfMissing = false
-        let store = try CLI.openLegacy(c).store
+        let store = try CLI.openExisting(config)
         if !config.taskManager.isEmbedded {
             guard let key = config.taskManager.apiKey else {
                 throw CLIError.config("\(config.file): TASKMANAGER_API_KEY is not set (environment or .env)")

@@ -97,26 +97,8 @@ final class BridgeProcess: Sendable {
     let configPath: String
 
     init(harness h: BridgeHarness, extraBridge: String = #"metrics_listen = "off""#) throws {
-        configPath = h.tm.directory.path("bridge-\(UUID().uuidString.prefix(6)).conf")
-        let conf = """
-            [legacy]
-            database = "\(h.legacyPath)"
-            [taskmanager]
-            url = "\(h.config.taskManager.url)"
-            request_timeout_seconds = 60
-            [bridge]
-            \(extraBridge)
-            poll_interval_ms = 10
-            mirror_interval_ms = 50
-            [types.youtube_channel_scrape]
-            name = "PrismQ.YouTube.Channel.Scrape"
-            mode = "forward"
-            param_schema = { type = "object", properties = { channel_url = { type = "string" } }, required = ["channel_url"] }
-            """
-        try conf.write(toFile: configPath, atomically: true, encoding: .utf8)
-        var env = ProcessInfo.processInfo.environment
-        env["TASKMANAGER_API_KEY"] = h.tm.apiKey
-        env["TASKMANAGER_API_URL"] = nil
+        configPath = try h.writeConfig(url: h.config.taskManager.url, bridgeLines: [extraBridge, "poll_interval_ms = 10", "mirror_interval_ms = 50"])
+        var env = h.cliEnvironment
         env["LOG_LEVEL"] = "info"
         child = AsyncProcess(executable: try Self.binary(), arguments: ["run", "--config", configPath], environment: env)
     }

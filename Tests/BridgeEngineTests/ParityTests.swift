@@ -214,24 +214,8 @@ enum CLIRun {
     struct Result { var status: Int32; var stdout: String; var stderr: String }
 
     static func run(_ args: [String], harness h: BridgeHarness) async throws -> Result {
-        let conf = h.tm.directory.path("cli.conf")
-        let text = """
-            [legacy]
-            database = "\(h.legacyPath)"
-            [taskmanager]
-            url = "\(h.tm.baseURL)"
-            [bridge]
-            metrics_listen = "off"
-            [types.youtube_channel_scrape]
-            name = "PrismQ.YouTube.Channel.Scrape"
-            mode = "forward"
-            param_schema = { type = "object", properties = { channel_url = { type = "string" } }, required = ["channel_url"] }
-            """
-        try text.write(toFile: conf, atomically: true, encoding: .utf8)
-        var env = ProcessInfo.processInfo.environment
-        env["TASKMANAGER_API_KEY"] = h.tm.apiKey
-        env["TASKMANAGER_API_URL"] = nil
-        let r = try await AsyncProcess.run(try BridgeProcess.binary(), args + ["--config", conf], environment: env)
+        let conf = try h.writeConfig(name: "cli.conf", url: h.tm.baseURL)
+        let r = try await AsyncProcess.run(try BridgeProcess.binary(), args + ["--config", conf], environment: h.cliEnvironment)
         return Result(status: r.status, stdout: r.stdout, stderr: r.stderr)
     }
 }
