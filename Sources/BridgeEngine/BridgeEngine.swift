@@ -664,7 +664,7 @@ public final class BridgeEngine: Sendable {
             JSONMember("status", .string(healthy ? "ok" : "degraded")),
             JSONMember("api_key_accepted", .bool(!s.unauthorized)),
             JSONMember("objects_intact", .bool(s.objectsHealthy)),
-            JSONMember("capture_loop_age_seconds", .double((now - s.lastLoopAt) * 1000 / 1000)),
+            JSONMember("capture_loop_age_seconds", .double((now - s.lastLoopAt).rounded(toPlaces: 3))),
             JSONMember("open_circuits", .array(s.openBreakers.map { .string($0) })),
         ]
         if let e = s.lastAPIError { details.append(JSONMember("last_api_error", .string(e))) }
