@@ -265,6 +265,7 @@ public final class BridgeEngine: Sendable {
         try await withThrowingTaskGroup(of: SendEvent.self) { group in
             var running = 0
             var tickPending = false
+            var recordedPending: [Int64] = []
             while true {
                 if topUp && !isStopping && running < capacity {
                     topUp = false
@@ -285,6 +286,8 @@ public final class BridgeEngine: Sendable {
                     var wait = 0.1
                     if running == 0 {
                         try await record(&outcomes)
+                        for done in recordedPending { sending.remove(done) }
+                        recordedPending.removeAll()
                         // Idle: sleep until the next intent's run_after_utc
                         // or backoff passes, at most a second.
                         let now = Date().timeIntervalSince1970
@@ -304,10 +307,14 @@ public final class BridgeEngine: Sendable {
                     topUp = true
                 case .sent(let id, let sent):
                     running -= 1
-                    sending.remove(id)
                     outcomes.append(sent)
+                    recordedPending.append(id)
                     if outcomes.count >= max(1, capacity / 2) || running <= capacity / 2 {
                         try await record(&outcomes)
+                        // Only now may these rows be picked again: until the
+                        // outcome is in the ledger they still read `intent`.
+                        for done in recordedPending { sending.remove(done) }
+                        recordedPending.removeAll()
                         topUp = true
                     }
                 }
@@ -446,12 +453,13 @@ public final class BridgeEngine: Sendable {
     func mirrorCycle() async throws -> Bool {
         let now = Date().timeIntervalSince1970
         if now < (await state.pausedUntil()) { return true }
-        let types = try await store.inFlightTypes(among: config.types.map(\.legacyType))
-        guard !types.isEmpty else { return false }
+        // From the ledger, not the config: a type rolled back and removed
+        // from bridge.conf still has tasks to mirror.
+        let names = try await store.inFlightTaskManagerTypes()
+        guard !names.isEmpty else { return false }
         var claimed: [Int64: TaskInfo] = [:]
         var finished: Set<Int64> = []
-        for legacyType in types {
-            guard let name = config.mapping(forLegacyType: legacyType)?.name else { continue }
+        for name in names {
             do {
                 for t in try await client.listTasks(statuses: ["claimed"], type: name, limit: 1000) { claimed[t.id] = t }
                 for t in try await client.listTasks(statuses: ["completed", "failed"], type: name, limit: 200) { finished.insert(t.id) }
@@ -548,6 +556,14 @@ public final class BridgeEngine: Sendable {
     // MARK: - Reconcile
 
     func reconcileObjects() async throws {
+        if let previous = try await store.installedBridgeID(), previous != config.bridge.id {
+            let held = try await store.rowsHeldInFlight()
+            if held > 0 {
+                throw BridgeStartError(
+                    "[bridge] id changed from \"\(previous)\" to \"\(config.bridge.id)\" while \(held) row(s) are claimed under the old id; "
+                        + "change it back until they are done (rows are matched by claimed_by)")
+            }
+        }
         switch try await store.objectsHealth() {
         case .intact:
             await state.setObjectsHealthy(true)
@@ -564,6 +580,12 @@ public final class BridgeEngine: Sendable {
                            metadata: ["missing": "\(missing.joined(separator: ","))", "altered": "\(altered)"])
             Metrics.Counter(label: "taskbridge_objects_repaired_total").increment()
             try await store.install()
+            // A recreated mode table is empty: give every type its configured
+            // starting mode again rather than leaving forward types `off`.
+            for m in config.types where try await store.seedMode(taskType: m.legacyType, mode: m.mode.rawValue, host: host) {
+                logger.error("mode table was lost; type reset to its configured mode (check the audit trail)",
+                             metadata: ["type": "\(m.legacyType)", "mode": "\(m.mode.rawValue)"])
+            }
             await state.setObjectsHealthy(true)
             // Rows inserted while a trigger was missing were not claimed at
             // capture: sweep for them now, not at the next full reconcile.
@@ -670,6 +692,11 @@ public final class BridgeEngine: Sendable {
         if let e = s.lastAPIError { details.append(JSONMember("last_api_error", .string(e))) }
         return Health(healthy: healthy, details: .object(details))
     }
+}
+
+public struct BridgeStartError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ d: String) { description = d }
 }
 
 /// A flag readable without awaiting.

@@ -94,7 +94,10 @@ public struct Verifier: Sendable {
                     report.add(ParityFinding(kind: .quarantined, taskType: row.taskType, legacyID: row.id, taskID: nil,
                                              detail: l.lastError ?? "quarantined"), keep: options.keepFindings)
                 case .intent:
-                    if age(l.claimedAt) > options.grace {
+                    // Not due yet (run_after_utc in the future): not missing.
+                    // Once due, the grace window counts from the due time.
+                    let since = l.dueAt > 0 ? now - l.dueAt : age(l.claimedAt)
+                    if l.dueAt <= now, min(since, age(l.claimedAt)) > options.grace {
                         report.add(ParityFinding(kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: nil,
                                                  detail: "not yet accepted by TaskManager" + (l.lastError.map { ": \($0)" } ?? "")),
                                    keep: options.keepFindings)
@@ -158,16 +161,20 @@ public struct Verifier: Sendable {
 
     func fetch(_ ids: [Int64]) async -> [Int64: Result<TaskInfo, TaskManagerError>] {
         let client = self.client
+        // Collapsed rows share a task: fetch each task once.
+        let unique = Array(Set(ids))
         return await withTaskGroup(of: (Int64, Result<TaskInfo, TaskManagerError>).self) { group in
             var out: [Int64: Result<TaskInfo, TaskManagerError>] = [:]
-            var next = 0
-            while next < ids.count || !group.isEmpty {
-                while next < ids.count && next - out.count < options.concurrency {
-                    let id = ids[next]
+            var next = 0, inFlight = 0
+            while next < unique.count || inFlight > 0 {
+                while next < unique.count && inFlight < options.concurrency {
+                    let id = unique[next]
                     next += 1
+                    inFlight += 1
                     group.addTask { (id, await Self.get(client, id)) }
                 }
                 guard let (id, r) = await group.next() else { break }
+                inFlight -= 1
                 out[id] = r
             }
             return out

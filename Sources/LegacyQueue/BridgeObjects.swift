@@ -37,7 +37,9 @@ public struct BridgeObjects: Sendable {
     static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
     var t: String { "\"\(table)\"" }
     var b: String { Self.quote(bridgeID) }
-    static let now = "strftime('%Y-%m-%dT%H:%M:%f+00:00','now')"
+    /// `2026-11-29T14:53:36.123000+00:00`: six fractional digits, as
+    /// Python's isoformat writes (SQLite's %f has three).
+    static let now = "(strftime('%Y-%m-%dT%H:%M:%f','now') || '000+00:00')"
 
     public var tableDDL: [String] {
         [

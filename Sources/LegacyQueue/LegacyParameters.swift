@@ -43,6 +43,10 @@ public enum LegacyParameters {
     /// JSON first; Python-repr text through the safe literal parser.
     public static func decode(_ bytes: [UInt8]?, maxBodyBytes: Int = 1_048_576) -> Result<(JSONValue, Source), Problem> {
         guard let bytes else { return .failure(.null) }
+        // Checked before parsing, so a huge row costs a length check inside
+        // the capture transaction, not a parse (re-encoding could only shrink
+        // it by its whitespace; such rows are refused all the same).
+        if bytes.count > maxBodyBytes { return .failure(.tooLarge(bytes: bytes.count, limit: maxBodyBytes)) }
         guard String(validating: bytes, as: UTF8.self) != nil else { return .failure(.invalidUTF8) }
         let text = String(decoding: bytes, as: UTF8.self)
         if text.allSatisfy({ $0.isWhitespace }) { return .failure(.empty) }

@@ -197,6 +197,10 @@ public final class LegacyQueueStore: Sendable {
 
     // MARK: - Capture
 
+    /// Parameter bytes read per capture transaction, at most (one row may
+    /// exceed it alone).
+    static let maxBatchBytes = 4 << 20
+
     public struct CaptureResult: Sendable {
         public var processed = 0
         public var intents = 0
@@ -220,9 +224,22 @@ public final class LegacyQueueStore: Sendable {
         guard any else { return CaptureResult() }
         return try await write { db in
             var result = CaptureResult()
-            let changes = try Row.fetchAll(db, sql: "SELECT seq, row_id, op FROM _taskbridge_changes ORDER BY seq LIMIT ?", arguments: [limit + 1])
-            result.remaining = changes.count > limit
-            let batch = changes.prefix(limit)
+            // Bounded by rows and by parameter bytes, so that one write
+            // transaction stays short even when producers insert huge rows.
+            let changes = try Row.fetchAll(
+                db.cachedStatement(sql: """
+                    SELECT c.seq, c.row_id, c.op, COALESCE(length(CAST(q.parameters AS BLOB)), 0) AS size
+                    FROM _taskbridge_changes c LEFT JOIN \(self.table) q ON q.id = c.row_id ORDER BY c.seq LIMIT ?
+                    """), arguments: [limit + 1])
+            var bytes = 0
+            var take = 0
+            for c in changes.prefix(limit) {
+                bytes += c["size"] as Int
+                take += 1
+                if bytes > Self.maxBatchBytes { break }
+            }
+            result.remaining = changes.count > take
+            let batch = changes.prefix(take)
             guard let maxSeq = batch.last?["seq"] as Int64? else { return result }
             let ids = Array(Set(batch.map { $0["row_id"] as Int64 }))
             var rows: [Int64: LegacyRow] = [:]
@@ -241,6 +258,16 @@ public final class LegacyQueueStore: Sendable {
                 switch op {
                 case "I", "U":
                     guard let row = rows[id] else { continue }
+                    if ledgered.contains(id), LegacyStatus(text: row.status) == .queued {
+                        // Put back in the queue by hand: it is a new row again.
+                        // Its old ledger entry goes, so the backlog claim can
+                        // record a fresh intent (collapse mode finds the old
+                        // task again through the API's dedupe).
+                        try db.exec(sql: "DELETE FROM _taskbridge_ledger WHERE legacy_id = ?", arguments: [id])
+                        try db.exec(sql: "DELETE FROM _taskbridge_quarantine WHERE legacy_id = ?", arguments: [id])
+                        result.requeued += 1
+                        continue
+                    }
                     if ledgered.contains(id) {
                         // Someone changed a bridged row behind the bridge: have
                         // the mirror look again (it restores terminal states).
@@ -273,7 +300,7 @@ public final class LegacyQueueStore: Sendable {
                         due_at, claimed_at, updated_at) VALUES (?, ?, ?, 'intent', ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [row.id, row.taskType, tmType, paramsJSON, key, priority, dueAt, row.claimedAt ?? now, now])
-            result.intents += 1
+            if db.changesCount > 0 { result.intents += 1 }
         case .quarantine(let taskType, let code, let detail):
             guard row.claimedBy == bridgeID else { return }
             try db.exec(
@@ -431,6 +458,10 @@ public final class LegacyQueueStore: Sendable {
                         sql: "UPDATE _taskbridge_ledger SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE legacy_id = ? AND state = 'intent'",
                         arguments: [error, next, now, id])
                 case .rejected(let id, let type, let code, let detail):
+                    // Only an intent can be rejected: a late answer must not
+                    // quarantine a row another send has already placed.
+                    let state = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM _taskbridge_ledger WHERE legacy_id = ?"), arguments: [id])
+                    guard state == "intent" else { continue }
                     try self.quarantine(db, legacyID: id, taskType: type, code: code, detail: detail)
                 }
             }
@@ -452,6 +483,29 @@ public final class LegacyQueueStore: Sendable {
     }
 
     // MARK: - Mirroring
+
+    /// TaskManager type names with forwarded tasks that may still change.
+    public func inFlightTaskManagerTypes() async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(db.cachedStatement(sql: "SELECT DISTINCT tm_type FROM _taskbridge_ledger WHERE state = 'sent'"))
+        }
+    }
+
+    /// The bridge id the installed objects were made for, if any.
+    public func installedBridgeID() async throws -> String? {
+        try await pool.read { db in
+            guard try db.tableExists("_taskbridge_meta") else { return nil }
+            return try String.fetchOne(db, sql: "SELECT value FROM _taskbridge_meta WHERE key = 'bridge_id'")
+        }
+    }
+
+    /// Ledger rows not yet finished (their legacy row is held by the bridge).
+    public func rowsHeldInFlight() async throws -> Int {
+        try await pool.read { db in
+            guard try db.tableExists("_taskbridge_ledger") else { return 0 }
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM _taskbridge_ledger WHERE state IN ('intent','sent','quarantined')") ?? 0
+        }
+    }
 
     /// Legacy types with forwarded rows whose task may still change.
     public func inFlightTypes(among types: [String]) async throws -> [String] {
@@ -552,11 +606,11 @@ public final class LegacyQueueStore: Sendable {
                 if legacy.isTerminal || rowTerminal {
                     terminal += 1
                     try db.exec(
-                        sql: "UPDATE _taskbridge_ledger SET state = 'done', tm_status = ?, done_at = ?, updated_at = ? WHERE legacy_id = ?",
+                        sql: "UPDATE _taskbridge_ledger SET state = 'done', tm_status = ?, done_at = ?, updated_at = ? WHERE legacy_id = ? AND state = 'sent'",
                         arguments: [u.tmStatus, now, now, u.legacyID])
                 } else {
                     try db.exec(
-                        sql: "UPDATE _taskbridge_ledger SET tm_status = ?, next_attempt_at = ?, updated_at = ? WHERE legacy_id = ?",
+                        sql: "UPDATE _taskbridge_ledger SET tm_status = ?, next_attempt_at = ?, updated_at = ? WHERE legacy_id = ? AND state = 'sent'",
                         arguments: [u.tmStatus, u.nextCheckAt, now, u.legacyID])
                 }
             }

@@ -76,8 +76,10 @@ extension LegacyQueueStore {
                     sql: "UPDATE \(t) SET status = ?, completed_at = ?, result_data = ?, error_message = ?, updated_at = ? WHERE id = ? AND claimed_by = ?",
                     arguments: [legacy.rawValue, now, result.map(PHPJSON.encode), error, now, legacyID, b])
             } else {
-                try db.exec(sql: "UPDATE \(t) SET status = ?, completed_at = NULL, updated_at = ? WHERE id = ? AND claimed_by = ?",
-                               arguments: [legacy.rawValue, now, legacyID, b])
+                // Never move a finished row back in flight (invariant 4).
+                try db.exec(
+                    sql: "UPDATE \(t) SET status = ?, updated_at = ? WHERE id = ? AND claimed_by = ? AND status IN ('claimed','running')",
+                    arguments: [legacy.rawValue, now, legacyID, b])
             }
             let changed = db.changesCount > 0
             try db.exec(sql: "UPDATE _taskbridge_ledger SET state = ?, tm_status = ?, updated_at = ? WHERE legacy_id = ?",

@@ -57,9 +57,17 @@ struct VerifyCommand: AsyncParsableCommand {
         if repair && !report.parityHolds && report.readErrors.isEmpty {
             before = report
             let policy = CapturePolicy(mappings: config.types, bridgeID: config.bridge.id)
-            let (done, notDone) = try await verifier.repair(report, policy: policy)
-            let engine = BridgeEngine(config: config, store: session.store, client: session.client, logger: CLI.makeLogger("verify", level: .error))
-            try await engine.driveOnce()
+            var (done, notDone) = try await verifier.repair(report, policy: policy)
+            // Send and mirror here only when no bridge runs on this file; a
+            // running bridge re-drives the rows itself (two senders at once
+            // would only lean on the API's dedupe).
+            if let lock = try? BridgeLock(databasePath: config.legacy.database) {
+                let engine = BridgeEngine(config: config, store: session.store, client: session.client, logger: CLI.makeLogger("verify", level: .error))
+                try await engine.driveOnce()
+                _ = lock
+            } else {
+                done.append("a running bridge holds this file: it sends and mirrors the re-driven rows; verify again shortly")
+            }
             report = try await verifier.run(progress: bar.update)
             bar.finish()
             report.repaired = done

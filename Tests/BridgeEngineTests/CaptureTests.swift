@@ -50,6 +50,29 @@ import Testing
         }
     }
 
+    /// A finished row put back in the queue by hand is forwarded again (and,
+    /// collapsing onto its finished task, ends terminal again at once).
+    @Test func requeuedRowIsForwardedAgain() async throws {
+        try await BridgeHarness.with(types: [channel]) { h in
+            let producer = try h.producer()
+            let id = try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "again"}"#)
+            let typeID = try await h.typeID(channel.name)
+            let api = APIWorker(client: h.tm.client, workerID: "api", typeIDs: [typeID])
+            #expect(try await eventually { _ = try await api.runOnce(); return try h.scalar("SELECT COUNT(*) FROM task_queue WHERE id = ? AND status = 'completed'", [id]) == 1 })
+            try producer.execute("UPDATE task_queue SET status = 'queued', claimed_by = NULL, completed_at = NULL, result_data = NULL WHERE id = ?", [id])
+            #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM task_queue WHERE id = ? AND status = 'completed' AND claimed_by = 'taskbridge'", [id]) == 1 })
+            #expect(try h.scalar("SELECT collapsed FROM _taskbridge_ledger WHERE legacy_id = ?", [id]) == 1)
+        }
+    }
+
+    @Test func triggerTimestampsLookLikePythonIsoformat() async throws {
+        try await BridgeHarness.with(types: [channel]) { h in
+            let id = try h.producer().insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "ts"}"#)
+            let claimedAt = try #require(try h.rows(where: "id = ?", [id]).first?["claimed_at"] as String?)
+            #expect(claimedAt.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00/) != nil, "\(claimedAt)")
+        }
+    }
+
     @Test func droppedTriggerIsDetectedAndReinstalled() async throws {
         try await BridgeHarness.with(types: [channel]) { h in
             let producer = try h.producer()

@@ -92,6 +92,30 @@ import Testing
         }
     }
 
+    /// Many rows collapsed onto one task are fetched once and verify cleanly.
+    @Test func manyCollapsedRowsVerifyCleanly() async throws {
+        try await BridgeHarness.with(types: [channel]) { h in
+            let producer = try h.producer()
+            try producer.insertBatch(type: "youtube_channel_scrape", parameters: Array(repeating: #"{"channel_url": "same"}"#, count: 40))
+            #expect(try await eventually(timeout: .seconds(20)) { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 40 })
+            await h.stopEngine()
+            let (status, json) = try await verify(h)
+            #expect(status == 0, "\(json["read_errors"] ?? .null)")
+            #expect(classes(json) == ["collapsed": 39] || classes(json) == ["collapsed": 40])
+        }
+    }
+
+    @Test func intentsNotYetDueAreNotFindings() async throws {
+        try await BridgeHarness.with(types: [channel]) { h in
+            let later = LegacyTimestamp.format(Date().addingTimeInterval(3600))
+            try h.producer().insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "tomorrow"}"#, runAfter: later)
+            #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'intent'") == 1 })
+            await h.stopEngine()
+            let (status, json) = try await verify(h)
+            #expect(status == 0 && classes(json).isEmpty)
+        }
+    }
+
     @Test func rowsInFlightInsideTheGraceWindowAreNotFindings() async throws {
         try await BridgeHarness.with(types: [channel]) { h in
             _ = try await settled(h, count: 1)
