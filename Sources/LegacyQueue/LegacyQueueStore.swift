@@ -418,13 +418,13 @@ public final class LegacyQueueStore: Sendable {
 
     /// Intents whose time has come, oldest first. A short read; the sends
     /// happen after it returns.
-    public func dueIntents(now: Double, limit: Int, excludingTypes: Set<String> = []) async throws -> [LedgerEntry] {
+    public func dueIntents(now: Double, limit: Int) async throws -> [LedgerEntry] {
         try await pool.read { db in
             try Row.fetchAll(
                 db.cachedStatement(
                     sql: "SELECT * FROM _taskbridge_ledger WHERE state = 'intent' AND next_attempt_at <= ? AND due_at <= ? ORDER BY next_attempt_at, legacy_id LIMIT ?"),
                 arguments: [now, now, limit]
-            ).map(LedgerEntry.init).filter { !excludingTypes.contains($0.taskType) }
+            ).map(LedgerEntry.init)
         }
     }
 
@@ -504,16 +504,6 @@ public final class LegacyQueueStore: Sendable {
         try await pool.read { db in
             guard try db.tableExists("_taskbridge_ledger") else { return 0 }
             return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM _taskbridge_ledger WHERE state IN ('intent','sent','quarantined')") ?? 0
-        }
-    }
-
-    /// Legacy types with forwarded rows whose task may still change.
-    public func inFlightTypes(among types: [String]) async throws -> [String] {
-        try await pool.read { db in
-            try types.filter {
-                try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM _taskbridge_ledger WHERE task_type = ? AND state = 'sent')"),
-                                  arguments: [$0]) ?? false
-            }
         }
     }
 
