@@ -379,7 +379,13 @@ public final class LegacyQueueStore: Sendable {
             var result = CaptureResult()
             let rows = try Row.fetchAll(
                 db,
-                sql: "\(select) WHERE claimed_by = ? AND status IN ('claimed','running') AND id NOT IN (SELECT legacy_id FROM _taskbridge_ledger) ORDER BY id LIMIT ?",
+                // Rows with a change row pending are capture's to decide.
+                sql: """
+                    \(select) WHERE claimed_by = ? AND status IN ('claimed','running')
+                      AND id NOT IN (SELECT legacy_id FROM _taskbridge_ledger)
+                      AND id NOT IN (SELECT row_id FROM _taskbridge_changes)
+                    ORDER BY id LIMIT ?
+                    """,
                 arguments: [b, limit])
             result.remaining = rows.count == limit
             for r in rows {
