@@ -124,8 +124,8 @@ import Testing
                 return !health.healthy && health.details["api_key_accepted"] == .bool(false)
             }
             #expect(unhealthy)
+            #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'intent'", [id]) == 1 })
             #expect(try await h.store.quarantineList().isEmpty)
-            #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'intent'", [id]) == 1)
             let text = PHPJSON.encode(await engine.health().details)
             #expect(!text.contains("definitely-wrong"), "the key leaked into health output")
             engine.stop()
