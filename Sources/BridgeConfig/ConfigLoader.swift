@@ -184,9 +184,13 @@ public enum ConfigLoader {
     }
 
     static func hostPort(_ s: String, key: String, file: String) throws(ConfigError) -> (String, Int) {
-        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ConfigError(file: file, "\(key) = \"\(s)\" must be HOST:PORT")
-        }
+        guard let hp = parseHostPort(s) else { throw ConfigError(file: file, "\(key) = \"\(s)\" must be HOST:PORT") }
+        return hp
+    }
+
+    /// `HOST:PORT` (listen addresses in the file and on the command line).
+    public static func parseHostPort(_ s: String) -> (host: String, port: Int)? {
+        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
         return (String(s[..<colon]), port)
     }
 

@@ -62,6 +62,12 @@ public struct CapturePolicy: Sendable {
             notes.append("priority is NULL; sent as the legacy default 5")
         }
         let json = PHPJSON.encode(params)
+        // The body is {"type":..,"params":..}; the type name is small, so the
+        // params encoding decides whether the request fits.
+        if json.utf8.count + 256 > maxBodyBytes {
+            let p = LegacyParameters.Problem.tooLarge(bytes: json.utf8.count + 256, limit: maxBodyBytes)
+            return .reject(code: p.code, detail: p.description)
+        }
         return .ok(params: params, paramsJSON: json, dedupeKey: DedupeKey.compute(type: mapping.name, paramsJSON: json),
                    priority: priority, dueAt: dueAt, notes: notes)
     }

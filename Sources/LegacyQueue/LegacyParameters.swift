@@ -67,10 +67,7 @@ public enum LegacyParameters {
             return .failure(.notAnObject(JSONSchemaValidator.phpType(value)))
         }
         if members.isEmpty { return .failure(.emptyObject) }
-        // The body is {"type":..,"params":..}; the type name is small, so the
-        // params encoding decides whether the request fits.
-        let size = PHPJSON.encode(value).utf8.count + 256
-        if size > maxBodyBytes { return .failure(.tooLarge(bytes: size, limit: maxBodyBytes)) }
+        // The encoded size is checked by whoever encodes the request body.
         return .success((value, source))
     }
 }

@@ -309,11 +309,13 @@ public final class LegacyQueueStore: Sendable {
             try quarantine(db, legacyID: row.id, taskType: taskType, code: code, detail: detail)
             result.quarantined += 1
         case .dryRun(let verdict, let reason):
-            try db.exec(
-                sql: "INSERT INTO _taskbridge_dryrun (legacy_id, task_type, verdict, reason, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(legacy_id) DO UPDATE SET verdict = excluded.verdict, reason = excluded.reason, at = excluded.at",
-                arguments: [row.id, row.taskType, verdict, reason, now])
+            try recordVerdict(db, legacyID: row.id, taskType: row.taskType, verdict: verdict, reason: reason, at: now)
             result.dryRun += 1
         }
+    }
+
+    func recordVerdict(_ db: Database, legacyID: Int64, taskType: String, verdict: String, reason: String?, at: String) throws {
+        try db.exec(sql: "INSERT INTO _taskbridge_dryrun (legacy_id, task_type, verdict, reason, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(legacy_id) DO UPDATE SET verdict = excluded.verdict, reason = excluded.reason, at = excluded.at", arguments: [legacyID, taskType, verdict, reason, at])
     }
 
     /// Records a quarantine and makes it visible to legacy tooling in the
@@ -413,9 +415,7 @@ public final class LegacyQueueStore: Sendable {
         try await write { db in
             let now = LegacyTimestamp.format(Date())
             for (id, type, verdict, reason) in verdicts {
-                try db.exec(
-                    sql: "INSERT INTO _taskbridge_dryrun (legacy_id, task_type, verdict, reason, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(legacy_id) DO UPDATE SET verdict = excluded.verdict, reason = excluded.reason, at = excluded.at",
-                    arguments: [id, type, verdict, reason, now])
+                try self.recordVerdict(db, legacyID: id, taskType: type, verdict: verdict, reason: reason, at: now)
             }
         }
     }

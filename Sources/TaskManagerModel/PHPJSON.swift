@@ -20,10 +20,6 @@ public enum PHPJSON {
         return out
     }
 
-    public static func encodeBytes(_ value: JSONValue) -> [UInt8] {
-        Array(encode(value).utf8)
-    }
-
     static func append(_ value: JSONValue, to out: inout String) {
         switch value {
         case .null: out += "null"

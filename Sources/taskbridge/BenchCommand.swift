@@ -56,7 +56,7 @@ struct BenchCommand: AsyncParsableCommand {
             var claimRates: [Int: Double] = [:]
             for workers in [1, 4] {
                 let count = workers == 1 ? min(3000, total / 4) : min(8000, total / 2)
-                let done = Counter()
+                let done = SharedCounter()
                 claimRates[workers] = try await Bench.rate(count) {
                     try await withThrowingTaskGroup(of: Void.self) { g in
                         for w in 0..<workers {
@@ -205,10 +205,6 @@ extension BenchCommand {
     }
 }
 
-final class Counter: Sendable {
-    private let v = Mutex(0)
-    func next() -> Int { v.withLock { $0 += 1; return $0 } }
-}
 
 enum Bench {
     static func rate(_ count: Int, _ body: () async throws -> Void) async throws -> Double {

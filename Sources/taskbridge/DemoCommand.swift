@@ -71,8 +71,8 @@ struct DemoCommand: AsyncParsableCommand {
         _ = try await eventually(timeout: .seconds(10)) { (try? scalar("SELECT COUNT(*) FROM _taskbridge_mode")) == 2 }
 
         let log = ExecutionLog()
-        let counters = DemoCounters()
-        let producing = DemoClock(seconds: seconds)
+        let counters = SharedCounter()
+        let producing = Deadline(seconds: seconds)
         let running = DemoFlag()
         let cutoverAt = seconds / 2
         let interval = 1.0 / rate
@@ -92,7 +92,7 @@ struct DemoCommand: AsyncParsableCommand {
                     if i % 97 == 14 && !clean { params = "{'channel_url': " }
                     try producer.insert(type: video ? "youtube_video_scrape" : "youtube_channel_scrape", parameters: params,
                                         priority: 1 + i % 10, style: LegacyProducer.Style.allCases[i % 3])
-                    counters.inserted()
+                    counters.add()
                     i += 1
                     let next = start + .milliseconds(Int(Double(i) * interval * 1000))
                     if next > ContinuousClock.now { try await Task.sleep(until: next) }
@@ -235,11 +235,6 @@ struct DemoCommand: AsyncParsableCommand {
     }
 }
 
-final class DemoCounters: Sendable {
-    private let n = Mutex(0)
-    func inserted() { n.withLock { $0 += 1 } }
-    var value: Int { n.withLock { $0 } }
-}
 
 final class DemoFlag: Sendable {
     private let v = Mutex(true)
@@ -247,10 +242,5 @@ final class DemoFlag: Sendable {
     func off() { v.withLock { $0 = false } }
 }
 
-struct DemoClock: Sendable {
-    let end: ContinuousClock.Instant
-    init(seconds: Double) { end = .now + .milliseconds(Int(seconds * 1000)) }
-    var passed: Bool { ContinuousClock.now >= end }
-}
 
 import Synchronization

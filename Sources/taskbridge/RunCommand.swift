@@ -107,9 +107,7 @@ enum MetricsEndpoint {
 
     /// `/metrics` (Prometheus text) and `/health` (200 or 503 with details).
     static func make(listen: String, engine: BridgeEngine, logger: Logger) throws -> any Service {
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
-            throw CLIError.config("[bridge] metrics_listen must be HOST:PORT")
-        }
+        guard let (host, port) = ConfigLoader.parseHostPort(listen) else { throw CLIError.config("[bridge] metrics_listen must be HOST:PORT") }
         let registry = Self.registry
         let router = Router()
         router.get("/metrics") { _, _ -> Response in
@@ -126,6 +124,6 @@ enum MetricsEndpoint {
         }
         var quiet = logger
         quiet.logLevel = .warning
-        return Application(router: router, configuration: .init(address: .hostname(String(listen[..<colon]), port: port)), logger: quiet)
+        return Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: quiet)
     }
 }

@@ -45,11 +45,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var host = file?.embedded.host ?? "127.0.0.1", port = file?.embedded.port ?? 8787
         if let listen {
-            guard let colon = listen.lastIndex(of: ":"), let p = Int(listen[listen.index(after: colon)...]), (0...65535).contains(p) else {
-                throw CLIError.config("--listen must be HOST:PORT, got \(listen)")
-            }
-            host = String(listen[..<colon])
-            port = p
+            guard let hp = ConfigLoader.parseHostPort(listen) else { throw CLIError.config("--listen must be HOST:PORT, got \(listen)") }
+            (host, port) = hp
         }
         let db = database ?? file?.embedded.database ?? "data/taskmanager.db"
         var sc = ServerConfiguration(apiKey: key)

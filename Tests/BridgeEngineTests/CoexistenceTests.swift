@@ -17,7 +17,7 @@ import Testing
             let log = ExecutionLog()
             let channelID = try await h.typeID(channel.name)
             let stop = Deadline(seconds: Double(ProcessInfo.processInfo.environment["COEXIST_SECONDS"] ?? "10") ?? 10)
-            let legacyForward = LockedCounter()
+            let legacyForward = SharedCounter()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for p in 0..<2 {
                     group.addTask {
@@ -135,17 +135,3 @@ import Testing
     }
 }
 
-/// A wall-clock stop for load loops (not used to wait for results).
-struct Deadline: Sendable {
-    let end: ContinuousClock.Instant
-    init(seconds: Double) { end = .now + .milliseconds(Int(seconds * 1000)) }
-    var passed: Bool { ContinuousClock.now >= end }
-}
-
-final class LockedCounter: Sendable {
-    private let v = Mutex(0)
-    func add() { v.withLock { $0 += 1 } }
-    var value: Int { v.withLock { $0 } }
-}
-
-import Synchronization
