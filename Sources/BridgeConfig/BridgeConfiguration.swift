@@ -59,7 +59,11 @@ public struct BridgeConfiguration: Sendable {
         public var url = "embedded"
         /// From `TASKMANAGER_API_KEY` or `.env`; never from the file.
         public var apiKey: String?
+        /// One deadline for a whole request: connect, head and body.
         public var requestTimeoutSeconds = 30.0
+        /// Largest encoded params sent; the PHP server stores them in a TEXT
+        /// column (65,535 bytes) and answers a permanent 500 above it.
+        public var maxParamsBytes = 65_535
         public var isEmbedded: Bool { url == "embedded" }
     }
 
@@ -92,6 +96,12 @@ public struct BridgeConfiguration: Sendable {
         public var mirrorIntervalSeconds = 0.5
         /// Live parity: a small sample of forwarded rows compared this often.
         public var paritySampleIntervalSeconds = 60.0
+        /// A row whose sends keep failing with a server error while other rows
+        /// of its type get through is quarantined (`api_persistent_error`) once
+        /// both this many attempts have failed and this much time has passed
+        /// since its first failure.
+        public var persistentErrorAttempts = 10
+        public var persistentErrorSeconds = 600.0
     }
 
     public var file: String

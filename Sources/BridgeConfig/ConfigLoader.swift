@@ -72,13 +72,21 @@ public enum ConfigLoader {
         if tmT["api_key"] != nil {
             throw ConfigError(file: file, "[taskmanager] api_key must not live in the file: set TASKMANAGER_API_KEY or put it in .env")
         }
-        try r.allowKeys(tmT, ["url", "request_timeout_seconds"], at: "taskmanager")
+        try r.allowKeys(tmT, ["url", "request_timeout_seconds", "max_params_bytes"], at: "taskmanager")
         config.taskManager.url = try r.string(tmT, "url", at: "taskmanager") ?? "embedded"
-        if let t = try r.double(tmT, "request_timeout_seconds", at: "taskmanager") { config.taskManager.requestTimeoutSeconds = t }
+        if let t = try r.double(tmT, "request_timeout_seconds", at: "taskmanager") {
+            guard t > 0, t <= 3600 else { throw ConfigError(file: file, "[taskmanager] request_timeout_seconds must be above 0 and at most 3600") }
+            config.taskManager.requestTimeoutSeconds = t
+        }
+        if let v = try r.int(tmT, "max_params_bytes", at: "taskmanager") {
+            guard (2...1_048_576).contains(v) else { throw ConfigError(file: file, "[taskmanager] max_params_bytes must be 2..1048576") }
+            config.taskManager.maxParamsBytes = v
+        }
 
         let brT = try r.table(root, "bridge", at: "") ?? TOMLTable()
         try r.allowKeys(brT, ["id", "metrics_listen", "poll_interval_ms", "batch_size", "max_in_flight",
-                              "reconcile_interval_seconds", "mirror_interval_ms", "parity_sample_interval_seconds"], at: "bridge")
+                              "reconcile_interval_seconds", "mirror_interval_ms", "parity_sample_interval_seconds",
+                              "persistent_error_attempts", "persistent_error_seconds"], at: "bridge")
         if let id = try r.string(brT, "id", at: "bridge") {
             guard !id.isEmpty, id.count <= 255 else { throw ConfigError(file: file, "[bridge] id must be 1 to 255 characters") }
             config.bridge.id = id
@@ -112,6 +120,14 @@ public enum ConfigLoader {
             config.bridge.mirrorIntervalSeconds = Double(v) / 1000
         }
 
+        if let v = try r.int(brT, "persistent_error_attempts", at: "bridge") {
+            guard v >= 1 else { throw ConfigError(file: file, "[bridge] persistent_error_attempts must be at least 1") }
+            config.bridge.persistentErrorAttempts = v
+        }
+        if let v = try r.double(brT, "persistent_error_seconds", at: "bridge") {
+            guard v >= 0 else { throw ConfigError(file: file, "[bridge] persistent_error_seconds must be at least 0") }
+            config.bridge.persistentErrorSeconds = v
+        }
         if let v = try r.double(brT, "parity_sample_interval_seconds", at: "bridge") {
             guard v >= 1 else { throw ConfigError(file: file, "[bridge] parity_sample_interval_seconds must be at least 1") }
             config.bridge.paritySampleIntervalSeconds = v

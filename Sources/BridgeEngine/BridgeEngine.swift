@@ -39,7 +39,7 @@ public final class BridgeEngine: Sendable {
         self.client = client
         self.logger = logger
         self.host = host
-        self.policy = CapturePolicy(mappings: config.types, bridgeID: config.bridge.id)
+        self.policy = CapturePolicy(config: config)
     }
 
     /// Asks every loop to finish: no new claims or sends; requests in flight
@@ -86,7 +86,7 @@ public final class BridgeEngine: Sendable {
                 return
             } catch {
                 logger.error("loop failed; restarting", metadata: ["loop": "\(name)", "error": "\(error)"])
-                Metrics.Counter(label: "taskbridge_loop_errors_total", dimensions: [("loop", name)]).increment()
+                BridgeMetrics.loopErrors.increment(name)
                 try? await Task.sleep(for: .seconds(1))
             }
         }
@@ -167,7 +167,7 @@ public final class BridgeEngine: Sendable {
                 for row in rows {
                     if case .dryRun(let v, let reason) = policy.decide(row, mode: .dryRun) {
                         verdicts.append((row.id, row.taskType, v, reason))
-                        Metrics.Counter(label: "taskbridge_dry_run_total", dimensions: [("type", row.taskType), ("verdict", v)]).increment()
+                        BridgeMetrics.dryRun.increment(row.taskType, v)
                     }
                 }
                 try await store.recordDryRun(verdicts)
@@ -178,9 +178,22 @@ public final class BridgeEngine: Sendable {
     }
 
     private func count(_ r: LegacyQueueStore.CaptureResult) {
-        if r.intents > 0 { Metrics.Counter(label: "taskbridge_captured_total").increment(by: r.intents) }
-        if r.quarantined > 0 { Metrics.Counter(label: "taskbridge_quarantined_total").increment(by: r.quarantined) }
-        if r.dryRun > 0 { Metrics.Counter(label: "taskbridge_dry_run_total").increment(by: r.dryRun) }
+        for (type, n) in r.intentsByType { BridgeMetrics.captured.increment(type, by: n) }
+        for (key, n) in r.verdicts { BridgeMetrics.dryRun.increment(key.taskType, key.verdict, by: n) }
+        noteQuarantines(r.quarantines)
+    }
+
+    /// Every quarantine is logged (warning) and counted, wherever it happened:
+    /// legacy id, type and reason, and only a short excerpt of the detail,
+    /// which may quote the row's params.
+    func noteQuarantines(_ events: [LegacyQueueStore.QuarantineEvent]) {
+        for q in events {
+            let excerpt = q.detail.count > 160 ? String(q.detail.prefix(160)) + "..." : q.detail
+            logger.warning("row quarantined", metadata: [
+                "legacy_id": "\(q.legacyID)", "type": "\(q.taskType)", "reason": "\(q.code)", "detail": "\(LogSafe.escape(excerpt))",
+            ])
+            BridgeMetrics.quarantined.increment(q.taskType, q.code)
+        }
     }
 
     // MARK: - Registration
@@ -222,7 +235,7 @@ public final class BridgeEngine: Sendable {
             }
         }
         await state.recordAPIError(error.description, unauthorized: unauthorized)
-        Metrics.Counter(label: "taskbridge_api_errors_total", dimensions: [("kind", Self.kind(error))]).increment()
+        BridgeMetrics.apiErrors.increment(Self.kind(error))
     }
 
     static func kind(_ e: TaskManagerError) -> String {
@@ -336,7 +349,7 @@ public final class BridgeEngine: Sendable {
             .prefix(limit))
         for e in batch where modes[e.taskType] == .retired {
             logger.warning("row arrived for a retired type; forwarding it", metadata: ["type": "\(e.taskType)", "id": "\(e.legacyID)"])
-            Metrics.Counter(label: "taskbridge_retired_rows_total", dimensions: [("type", e.taskType)]).increment()
+            BridgeMetrics.retiredRows.increment(e.taskType)
         }
         return batch
     }
@@ -345,7 +358,8 @@ public final class BridgeEngine: Sendable {
         guard !outcomes.isEmpty else { return }
         let batch = outcomes
         outcomes.removeAll(keepingCapacity: true)
-        try await store.recordSends(batch.map(\.0))
+        let quarantines = try await store.recordSends(batch.map(\.0))
+        noteQuarantines(quarantines)
         var forwarded = 0, collapsed = 0
         for (o, _) in batch {
             if case .sent(_, _, _, let c) = o {
@@ -353,8 +367,8 @@ public final class BridgeEngine: Sendable {
                 if c { collapsed += 1 }
             }
         }
-        if forwarded > 0 { Metrics.Counter(label: "taskbridge_forwarded_total").increment(by: forwarded) }
-        if collapsed > 0 { Metrics.Counter(label: "taskbridge_collapsed_total").increment(by: collapsed) }
+        BridgeMetrics.forwarded.increment(by: forwarded)
+        BridgeMetrics.collapsed.increment(by: collapsed)
         // A collapse onto a finished task gets that result at once.
         let finished = batch.compactMap(\.1)
         if !finished.isEmpty { try await mirrorNow(finished) }
@@ -380,7 +394,6 @@ public final class BridgeEngine: Sendable {
     }
 
     func send(_ e: LedgerEntry) async -> (LegacyQueueStore.SendOutcome, TaskInfoRequest?) {
-        let now = Date().timeIntervalSince1970
         guard let json = e.paramsJSON, let params = try? JSONParser.parse(json) else {
             return (.rejected(legacyID: e.legacyID, taskType: e.taskType, code: "ledger_corrupt", detail: "ledger params are unreadable"), nil)
         }
@@ -389,6 +402,7 @@ public final class BridgeEngine: Sendable {
             do {
                 let r = try await client.createTask(type: e.tmType, params: params, priority: e.priority.map(Int.init))
                 await state.breakerSuccess(e.tmType)
+                await state.recordSendSuccess(e.tmType, at: Date().timeIntervalSince1970)
                 if await state.recordAPISuccess() {
                     // The API is back: rows waiting out a backoff go now.
                     try? await store.resetBackoff()
@@ -398,11 +412,17 @@ public final class BridgeEngine: Sendable {
                 return (.sent(legacyID: e.legacyID, taskID: r.id, status: r.status, collapsed: r.deduplicated),
                         terminal ? TaskInfoRequest(legacyID: e.legacyID, taskID: r.id) : nil)
             } catch {
+                let now = Date().timeIntervalSince1970
+                if Task.isCancelled {
+                    // Stopping: the intent stays as it is and is sent again on the next start.
+                    return (.retry(legacyID: e.legacyID, error: "cancelled at stop", nextAttemptAt: 0,
+                                   errorStreak: e.errorStreak, streakStartedAt: e.streakStartedAt), nil)
+                }
                 await noteAPIError(error, context: "create task for row \(e.legacyID)")
-                switch error {
-                case .notFound where !reRegistered:
-                    // The type vanished from TaskManager (a reset server):
-                    // register it again once before calling the row bad.
+                let context = SendPolicy.Context(entry: e, now: now, typeLastSuccessAt: await state.lastSendSuccess(e.tmType),
+                                                 reRegistered: reRegistered)
+                switch SendPolicy.decide(error, context, sendSettings) {
+                case .reRegister:
                     reRegistered = true
                     if let m = config.types.first(where: { $0.name == e.tmType }),
                         (try? await client.registerTaskType(name: m.name, version: m.version, paramSchema: m.paramSchema)) != nil
@@ -410,28 +430,24 @@ public final class BridgeEngine: Sendable {
                         continue
                     }
                     return (.retry(legacyID: e.legacyID, error: error.description, nextAttemptAt: now + backoff(attempts: e.attempts)), nil)
-                case .validation(let m, let d):
-                    return (.rejected(legacyID: e.legacyID, taskType: e.taskType, code: "api_validation",
-                                      detail: ([m] + d).joined(separator: "; ")), nil)
-                case .notFound(let m):
-                    return (.rejected(legacyID: e.legacyID, taskType: e.taskType, code: "api_unknown_type", detail: m), nil)
-                case .payloadTooLarge(let m):
-                    return (.rejected(legacyID: e.legacyID, taskType: e.taskType, code: "api_too_large", detail: m), nil)
-                case .unauthorized:
-                    await state.pause(until: now + 30)
-                    return (.retry(legacyID: e.legacyID, error: "unauthorized", nextAttemptAt: now + 30), nil)
-                case .rateLimited(let after, _):
-                    let wait = after ?? backoff(attempts: e.attempts)
-                    await state.pause(until: now + wait)
-                    return (.retry(legacyID: e.legacyID, error: error.description, nextAttemptAt: now + wait), nil)
-                default:
-                    if await state.breakerFailure(e.tmType, now: now) {
+                case .quarantine(let code, let detail):
+                    return (.rejected(legacyID: e.legacyID, taskType: e.taskType, code: code, detail: detail), nil)
+                case .retry(let delay, let pauseAll, let breaker, let streak, let streakStart):
+                    if let pauseAll { await state.pause(until: now + pauseAll) }
+                    if breaker, await state.breakerFailure(e.tmType, now: now) {
                         logger.warning("circuit opened for type after repeated failures", metadata: ["name": "\(e.tmType)"])
                     }
-                    return (.retry(legacyID: e.legacyID, error: error.description, nextAttemptAt: now + backoff(attempts: e.attempts, cap: 15)), nil)
+                    let wait = pauseAll == nil ? delay * Double.random(in: 0.8...1.2) : delay
+                    return (.retry(legacyID: e.legacyID, error: error.description, nextAttemptAt: now + wait,
+                                   errorStreak: streak, streakStartedAt: streakStart), nil)
                 }
             }
         }
+    }
+
+    var sendSettings: SendPolicy.Settings {
+        SendPolicy.Settings(persistentAttempts: Int64(config.bridge.persistentErrorAttempts),
+                            persistentSeconds: config.bridge.persistentErrorSeconds)
     }
 
     // MARK: - Mirror
@@ -513,7 +529,7 @@ public final class BridgeEngine: Sendable {
         }
         updates += fetched
         let done = try await store.recordMirror(updates)
-        if done > 0 { Metrics.Counter(label: "taskbridge_mirrored_total").increment(by: done) }
+        BridgeMetrics.mirrored.increment(by: done)
         return true
     }
 
@@ -550,7 +566,7 @@ public final class BridgeEngine: Sendable {
             if let u = await fetchUpdate(e, now: now) { updates.append(u) }
         }
         let done = try await store.recordMirror(updates)
-        if done > 0 { Metrics.Counter(label: "taskbridge_mirrored_total").increment(by: done) }
+        BridgeMetrics.mirrored.increment(by: done)
     }
 
     // MARK: - Reconcile
@@ -578,7 +594,7 @@ public final class BridgeEngine: Sendable {
         case .damaged(let missing, let altered):
             logger.warning("_taskbridge_* objects were dropped or altered; reinstalling",
                            metadata: ["missing": "\(missing.joined(separator: ","))", "altered": "\(altered)"])
-            Metrics.Counter(label: "taskbridge_objects_repaired_total").increment()
+            BridgeMetrics.objectsRepaired.increment()
             try await store.install()
             // A recreated mode table is empty: give every type its configured
             // starting mode again rather than leaving forward types `off`.
@@ -651,15 +667,15 @@ public final class BridgeEngine: Sendable {
                 let f = ParityClassifier.compare(row: item.row, mapping: config.mapping(forLegacyType: item.row.taskType), ledger: l,
                                                  task: task, settled: settled).first { $0.kind.breaksParity }
                 results.append((item.row.id, item.row.taskType, f?.kind.rawValue, f?.detail))
-                if let f { Metrics.Counter(label: "taskbridge_parity_findings_total", dimensions: [("class", f.kind.rawValue)]).increment() }
+                if let f { BridgeMetrics.parityFindings.increment(f.kind.rawValue) }
             } catch .notFound {
                 results.append((item.row.id, item.row.taskType, ParityClass.missingInTaskManager.rawValue, "task \(id) not found"))
-                Metrics.Counter(label: "taskbridge_parity_findings_total", dimensions: [("class", ParityClass.missingInTaskManager.rawValue)]).increment()
+                BridgeMetrics.parityFindings.increment(ParityClass.missingInTaskManager.rawValue)
             } catch {
                 await noteAPIError(error, context: "parity sample")
             }
         }
-        Metrics.Counter(label: "taskbridge_parity_sampled_total").increment(by: results.count)
+        BridgeMetrics.paritySampled.increment(by: results.count)
         try await store.recordParity(results)
     }
 

@@ -11,14 +11,24 @@ public struct CapturePolicy: Sendable {
     public let mappings: [String: TypeMapping]
     public let bridgeID: String
     public let maxBodyBytes: Int
+    /// `[taskmanager] max_params_bytes`: the largest PHP encoding of params the
+    /// API stores (the real server's TEXT column answers a permanent 500 above).
+    public let maxParamsBytes: Int
 
-    public init(mappings: [TypeMapping], bridgeID: String, maxBodyBytes: Int = 1_048_576) {
+    public init(mappings: [TypeMapping], bridgeID: String, maxBodyBytes: Int = 1_048_576, maxParamsBytes: Int = 65_535) {
         self.mappings = Dictionary(mappings.map { ($0.legacyType, $0) }, uniquingKeysWith: { a, _ in a })
         self.bridgeID = bridgeID
         self.maxBodyBytes = maxBodyBytes
+        self.maxParamsBytes = maxParamsBytes
+    }
+
+    public init(config: BridgeConfiguration) {
+        self.init(mappings: config.types, bridgeID: config.bridge.id, maxParamsBytes: config.taskManager.maxParamsBytes)
     }
 
     public enum Validation: Sendable, Equatable {
+        /// `paramsJSON` is the wire form (whole floats keep `.0`, so the server
+        /// validates what was validated here); `dedupeKey` hashes PHP's encoding.
         case ok(params: JSONValue, paramsJSON: String, dedupeKey: String, priority: Int64, dueAt: Double, notes: [String])
         case reject(code: String, detail: String)
     }
@@ -61,14 +71,19 @@ public struct CapturePolicy: Sendable {
             priority = 5
             notes.append("priority is NULL; sent as the legacy default 5")
         }
-        let json = PHPJSON.encode(params)
+        let stored = PHPJSON.encode(params)
+        let wire = PHPJSON.encodeWire(params)
+        if stored.utf8.count > maxParamsBytes {
+            return .reject(code: "params_too_large",
+                           detail: "parameters encode to \(stored.utf8.count) bytes, above [taskmanager] max_params_bytes = \(maxParamsBytes)")
+        }
         // The body is {"type":..,"params":..}; the type name is small, so the
         // params encoding decides whether the request fits.
-        if json.utf8.count + 256 > maxBodyBytes {
-            let p = LegacyParameters.Problem.tooLarge(bytes: json.utf8.count + 256, limit: maxBodyBytes)
+        if wire.utf8.count + 256 > maxBodyBytes {
+            let p = LegacyParameters.Problem.tooLarge(bytes: wire.utf8.count + 256, limit: maxBodyBytes)
             return .reject(code: p.code, detail: p.description)
         }
-        return .ok(params: params, paramsJSON: json, dedupeKey: DedupeKey.compute(type: mapping.name, paramsJSON: json),
+        return .ok(params: params, paramsJSON: wire, dedupeKey: DedupeKey.compute(type: mapping.name, paramsJSON: stored),
                    priority: priority, dueAt: dueAt, notes: notes)
     }
 

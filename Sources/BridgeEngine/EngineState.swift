@@ -73,6 +73,12 @@ actor EngineState {
         return opened
     }
 
+    /// When a create of each TaskManager type last succeeded: the
+    /// persistent-error policy quarantines a row only while others get through.
+    var sendSuccessAt: [String: Double] = [:]
+    func recordSendSuccess(_ type: String, at t: Double) { sendSuccessAt[type] = t }
+    func lastSendSuccess(_ type: String) -> Double? { sendSuccessAt[type] }
+
     func breakerSuccess(_ type: String) {
         if breakers[type] != nil { breakers[type] = Breaker() }
     }

@@ -18,7 +18,7 @@ import TaskManagerModel
 /// Off-type inserts pay one primary-key lookup in `_taskbridge_mode` and
 /// nothing else.
 public struct BridgeObjects: Sendable {
-    public static let version = 1
+    public static let version = 2
     public let table: String
     public let bridgeID: String
 
@@ -72,7 +72,9 @@ public struct BridgeObjects: Sendable {
                 claimed_at TEXT NOT NULL,
                 sent_at TEXT,
                 done_at TEXT,
-                updated_at TEXT NOT NULL)
+                updated_at TEXT NOT NULL,
+                error_streak INTEGER NOT NULL DEFAULT 0,
+                streak_started_at REAL)
             """,
             """
             CREATE TABLE IF NOT EXISTS _taskbridge_quarantine (legacy_id INTEGER PRIMARY KEY, task_type TEXT NOT NULL,
@@ -150,10 +152,24 @@ public struct BridgeObjects: Sendable {
 
     public var allNames: [String] { Self.tableNames + Self.triggerNames + Self.indexNames }
 
-    /// Creates what is missing and (re)creates the triggers; keeps data.
-    /// Must run inside a transaction.
+    /// Columns added after a table's first release: `install` adds each one a
+    /// table created by an older version lacks (`CREATE TABLE IF NOT EXISTS`
+    /// keeps the old definition), so an upgrade keeps every ledger entry.
+    static let addedColumns: [(table: String, column: String, definition: String)] = [
+        ("_taskbridge_ledger", "error_streak", "INTEGER NOT NULL DEFAULT 0"),
+        ("_taskbridge_ledger", "streak_started_at", "REAL"),
+    ]
+
+    /// Creates what is missing, adds columns of later versions, and
+    /// (re)creates the triggers; keeps data. Must run inside a transaction.
     public func install(_ db: Database, installedAt: String) throws {
         for sql in tableDDL { try db.execute(sql: sql) }
+        for added in Self.addedColumns {
+            let present = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?)", arguments: [added.table])
+            if !present.contains(added.column) {
+                try db.execute(sql: "ALTER TABLE \(added.table) ADD COLUMN \(added.column) \(added.definition)")
+            }
+        }
         for name in Self.triggerNames { try db.execute(sql: "DROP TRIGGER IF EXISTS \(name)") }
         for sql in triggerDDL { try db.execute(sql: sql) }
         let installed = try Self.installedSQL(db).filter { $0.key != "_taskbridge_meta" }

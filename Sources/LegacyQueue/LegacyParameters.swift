@@ -8,6 +8,8 @@ public enum LegacyParameters {
         case empty
         case invalidUTF8
         case notParseable(json: String, python: String)
+        /// A number no 64-bit float holds (`1e400`): forwarding it would send `0`.
+        case numberOutOfRange(String)
         case notAnObject(String)
         case emptyObject
         case tooLarge(bytes: Int, limit: Int)
@@ -18,6 +20,7 @@ public enum LegacyParameters {
             case .empty: return "parameters is empty"
             case .invalidUTF8: return "parameters is not valid UTF-8"
             case .notParseable(let j, let p): return "parameters is neither JSON (\(j)) nor a Python literal (\(p))"
+            case .numberOutOfRange(let m): return "parameters holds a number out of range (\(m)); it cannot be sent unchanged"
             case .notAnObject(let t): return "parameters is \(t), not an object"
             case .emptyObject: return "parameters is an empty object; TaskManager requires non-empty params"
             case .tooLarge(let b, let l): return "parameters encode to \(b) bytes, above the API body limit of \(l) bytes"
@@ -31,6 +34,7 @@ public enum LegacyParameters {
             case .empty: return "params_empty"
             case .invalidUTF8: return "params_invalid_utf8"
             case .notParseable: return "params_unparseable"
+            case .numberOutOfRange: return "params_number_out_of_range"
             case .notAnObject: return "params_not_object"
             case .emptyObject: return "params_empty_object"
             case .tooLarge: return "params_too_large"
@@ -56,10 +60,12 @@ public enum LegacyParameters {
             value = try JSONParser.parse(bytes)
             source = .json
         } catch let jsonError {
+            if jsonError.kind == .numberOutOfRange { return .failure(.numberOutOfRange(jsonError.description)) }
             do {
                 value = try PythonLiteral.parse(text)
                 source = .pythonLiteral
             } catch {
+                if error.message.hasPrefix("number out of range") { return .failure(.numberOutOfRange(error.description)) }
                 return .failure(.notParseable(json: jsonError.message, python: error.message))
             }
         }

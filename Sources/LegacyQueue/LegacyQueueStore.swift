@@ -201,6 +201,20 @@ public final class LegacyQueueStore: Sendable {
     /// exceed it alone).
     static let maxBatchBytes = 4 << 20
 
+    /// A row put in quarantine by a store transition; the engine logs and
+    /// counts each one (the store runs no logging policy).
+    public struct QuarantineEvent: Sendable, Equatable {
+        public var legacyID: Int64
+        public var taskType: String
+        public var code: String
+        public var detail: String
+    }
+
+    public struct DryRunKey: Sendable, Hashable {
+        public var taskType: String
+        public var verdict: String
+    }
+
     public struct CaptureResult: Sendable {
         public var processed = 0
         public var intents = 0
@@ -208,6 +222,9 @@ public final class LegacyQueueStore: Sendable {
         public var dryRun = 0
         public var requeued = 0
         public var remaining = false
+        public var intentsByType: [String: Int] = [:]
+        public var verdicts: [DryRunKey: Int] = [:]
+        public var quarantines: [QuarantineEvent] = []
     }
 
     /// Consumes up to `limit` change rows in one write transaction: the
@@ -300,7 +317,10 @@ public final class LegacyQueueStore: Sendable {
                         due_at, claimed_at, updated_at) VALUES (?, ?, ?, 'intent', ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [row.id, row.taskType, tmType, paramsJSON, key, priority, dueAt, row.claimedAt ?? now, now])
-            if db.changesCount > 0 { result.intents += 1 }
+            if db.changesCount > 0 {
+                result.intents += 1
+                result.intentsByType[row.taskType, default: 0] += 1
+            }
         case .quarantine(let taskType, let code, let detail):
             guard row.claimedBy == bridgeID else { return }
             try db.exec(
@@ -308,9 +328,11 @@ public final class LegacyQueueStore: Sendable {
                 arguments: [row.id, taskType, row.claimedAt ?? now, now, detail])
             try quarantine(db, legacyID: row.id, taskType: taskType, code: code, detail: detail)
             result.quarantined += 1
+            result.quarantines.append(QuarantineEvent(legacyID: row.id, taskType: taskType, code: code, detail: detail))
         case .dryRun(let verdict, let reason):
             try recordVerdict(db, legacyID: row.id, taskType: row.taskType, verdict: verdict, reason: reason, at: now)
             result.dryRun += 1
+            result.verdicts[DryRunKey(taskType: row.taskType, verdict: verdict), default: 0] += 1
         }
     }
 
@@ -436,16 +458,20 @@ public final class LegacyQueueStore: Sendable {
 
     public enum SendOutcome: Sendable {
         case sent(legacyID: Int64, taskID: Int64, status: String, collapsed: Bool)
-        case retry(legacyID: Int64, error: String, nextAttemptAt: Double)
+        /// `errorStreak` and `streakStartedAt`: the run of identical server
+        /// errors this row has met so far (0 and nil when the error was not one).
+        case retry(legacyID: Int64, error: String, nextAttemptAt: Double, errorStreak: Int64 = 0, streakStartedAt: Double? = nil)
         case rejected(legacyID: Int64, taskType: String, code: String, detail: String)
     }
 
     /// Records a batch of send results in one transaction. A `sent` row shows
     /// its TaskManager task's status at once where that is already known
     /// (a collapse onto a finished task is mirrored by the caller).
-    public func recordSends(_ outcomes: [SendOutcome]) async throws {
-        guard !outcomes.isEmpty else { return }
-        try await write { db in
+    @discardableResult
+    public func recordSends(_ outcomes: [SendOutcome]) async throws -> [QuarantineEvent] {
+        guard !outcomes.isEmpty else { return [] }
+        return try await write { db in
+            var quarantines: [QuarantineEvent] = []
             let now = LegacyTimestamp.format(Date())
             for o in outcomes {
                 switch o {
@@ -459,18 +485,24 @@ public final class LegacyQueueStore: Sendable {
                         // A new task is pending; the mirror's claimed-list and
                         // queue-edge checks see it move before its first re-check.
                         arguments: [taskID, status, collapsed ? 1 : 0, now, now, Date().timeIntervalSince1970 + 1, id])
-                case .retry(let id, let error, let next):
+                case .retry(let id, let error, let next, let streak, let streakStart):
                     try db.exec(
-                        sql: "UPDATE _taskbridge_ledger SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE legacy_id = ? AND state = 'intent'",
-                        arguments: [error, next, now, id])
+                        sql: """
+                            UPDATE _taskbridge_ledger SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ?,
+                                error_streak = ?, streak_started_at = ?
+                            WHERE legacy_id = ? AND state = 'intent'
+                            """,
+                        arguments: [error, next, now, streak, streakStart, id])
                 case .rejected(let id, let type, let code, let detail):
                     // Only an intent can be rejected: a late answer must not
                     // quarantine a row another send has already placed.
                     let state = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM _taskbridge_ledger WHERE legacy_id = ?"), arguments: [id])
                     guard state == "intent" else { continue }
                     try self.quarantine(db, legacyID: id, taskType: type, code: code, detail: detail)
+                    quarantines.append(QuarantineEvent(legacyID: id, taskType: type, code: code, detail: detail))
                 }
             }
+            return quarantines
         }
     }
 

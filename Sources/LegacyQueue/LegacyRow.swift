@@ -97,6 +97,10 @@ public struct LedgerEntry: Sendable, Equatable {
     public var lastError: String?
     public var claimedAt: String
     public var updatedAt: String?
+    /// Consecutive identical server errors of this row's sends, and when the
+    /// run began (the persistent-error policy's evidence).
+    public var errorStreak: Int64
+    public var streakStartedAt: Double?
 
     init(row: Row) {
         legacyID = row["legacy_id"]
@@ -115,6 +119,8 @@ public struct LedgerEntry: Sendable, Equatable {
         lastError = row["last_error"]
         claimedAt = row["claimed_at"]
         updatedAt = row["updated_at"]
+        errorStreak = row["error_streak"] ?? 0
+        streakStartedAt = row["streak_started_at"]
     }
 }
 

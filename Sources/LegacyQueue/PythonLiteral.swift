@@ -43,13 +43,30 @@ public enum PythonLiteral {
             case "(":
                 return .array(try sequence(close: ")", depth))
             case "'", "\"": return .string(try strings())
-            case "r", "R", "u", "U":
-                if let n = i + 1 < scalars.count ? scalars[i + 1] : nil, n == "'" || n == "\"" { return .string(try strings()) }
-                return try word()
-            case "b", "B", "f", "F": throw fail("bytes and f-strings are not data literals")
             case "-", "+", "0"..."9", ".": return try number()
-            default: return try word()
+            default:
+                // A letter is a string prefix only when a quote follows it:
+                // `False` starts with F but is a name, `f'x'` is an f-string.
+                switch stringPrefix() {
+                case .none: return try word()
+                case .some(let p) where p.contains("b") || p.contains("f"):
+                    throw fail("bytes and f-strings are not data literals")
+                case .some: return .string(try strings())
+                }
             }
+        }
+
+        /// The lowercased prefix letters (r, u, b, f; at most two) of a string
+        /// literal starting at the cursor, or nil when no quote follows them.
+        func stringPrefix(at start: Int? = nil) -> String? {
+            var j = start ?? i
+            var prefix = ""
+            while j < scalars.count, prefix.count < 2, "rRuUbBfF".unicodeScalars.contains(scalars[j]) {
+                prefix.unicodeScalars.append(scalars[j])
+                j += 1
+            }
+            guard !prefix.isEmpty, j < scalars.count, scalars[j] == "'" || scalars[j] == "\"" else { return nil }
+            return prefix.lowercased()
         }
 
         mutating func word() throws(ParseError) -> JSONValue {
@@ -125,14 +142,17 @@ public enum PythonLiteral {
             repeat {
                 out += try string()
                 skipSpace()
-            } while peek == "'" || peek == "\"" || ((peek == "r" || peek == "R" || peek == "u" || peek == "U")
-                && i + 1 < scalars.count && (scalars[i + 1] == "'" || scalars[i + 1] == "\""))
+            } while peek == "'" || peek == "\"" || stringPrefix() != nil
             return out
         }
 
         mutating func string() throws(ParseError) -> String {
             var raw = false
-            if let c = peek, c == "r" || c == "R" { raw = true; i += 1 } else if let c = peek, c == "u" || c == "U" { i += 1 }
+            if let prefix = stringPrefix() {
+                if prefix.contains("b") || prefix.contains("f") { throw fail("bytes and f-strings are not data literals") }
+                raw = prefix.contains("r")
+                i += prefix.unicodeScalars.count
+            }
             guard let q = peek else { throw fail("unexpected end") }
             let triple = i + 2 < scalars.count && scalars[i + 1] == q && scalars[i + 2] == q
             i += triple ? 3 : 1
@@ -219,10 +239,11 @@ public enum PythonLiteral {
                 // as PHP's json_decode does.
                 if let v = Int64(text) { return .int(negative ? -v : v) }
                 if text.count > 1, text.hasPrefix("0"), text.allSatisfy({ $0 == "0" }) == false { throw fail("leading zeros") }
-                if let d = Double(text) { return .double(negative ? -d : d) }
-                throw fail("bad number")
+                if let d = Double(text), d.isFinite { return .double(negative ? -d : d) }
+                throw fail("number out of range: \(text.prefix(40)) is not a finite 64-bit float")
             }
-            guard let d = Double(text), d.isFinite else { throw fail("bad number") }
+            guard let d = Double(text) else { throw fail("bad number") }
+            guard d.isFinite else { throw fail("number out of range: \(text.prefix(40)) is not a finite 64-bit float") }
             return .double(negative ? -d : d)
         }
     }

@@ -137,24 +137,8 @@ public final class TaskManagerClient: Sendable {
 
     // MARK: - Transport
 
-    /// A request body as this client writes it: PHP's string escaping, objects
-    /// as objects, and whole floats with their `.0`. `json_encode` would write
-    /// 5.0 as `5`, which PHP then decodes as an integer, and the server's schema
-    /// validator rejects integers where a schema says `"type":"number"`. The
-    /// server hashes its own re-encoding, so the dedupe key is unaffected.
-    public static func wireJSON(_ value: JSONValue) -> String {
-        switch value {
-        case .double(let d):
-            let s = PHPJSON.formatDouble(d)
-            return !d.isFinite || s.contains(where: { $0 == "." || $0 == "e" }) ? s : s + ".0"
-        case .array(let items):
-            return "[" + items.map(wireJSON).joined(separator: ",") + "]"
-        case .object(let members):
-            return "{" + members.map { PHPJSON.encode(.string($0.key)) + ":" + wireJSON($0.value) }.joined(separator: ",") + "}"
-        case .null, .bool, .int, .string:
-            return PHPJSON.encode(value)
-        }
-    }
+    /// A request body as this client writes it: `PHPJSON.encodeWire`.
+    public static func wireJSON(_ value: JSONValue) -> String { PHPJSON.encodeWire(value) }
 
     private func decode<T>(_ value: JSONValue, _ make: (JSONValue) -> T?) throws(TaskManagerError) -> T {
         guard let t = make(value) else { throw unexpected(value) }
@@ -226,9 +210,15 @@ public final class TaskManagerClient: Sendable {
         let bytes: ByteBuffer
         do {
             let prepared = request
-            let response = try await gate.run { [http, configuration] in
-                let r = try await http.execute(prepared, timeout: Self.timeAmount(configuration.requestTimeout))
-                return (r.status.code, r.headers, try await r.body.collect(upTo: 64 << 20))
+            let timeout = configuration.requestTimeout
+            let response = try await gate.run { [http] in
+                // AsyncHTTPClient's deadline ends at the response head; a body
+                // that trickles in would hold this slot forever. One deadline
+                // covers the whole exchange, and cancelling it cancels the request.
+                try await Self.withDeadline(timeout) {
+                    let r = try await http.execute(prepared, timeout: Self.timeAmount(timeout))
+                    return (r.status.code, r.headers, try await r.body.collect(upTo: 64 << 20))
+                }
             }
             (status, headers, bytes) = (Int(response.0), response.1, response.2)
         } catch let e as TaskManagerError {
@@ -241,12 +231,30 @@ public final class TaskManagerClient: Sendable {
             redacting: configuration.apiKey)
     }
 
+    struct DeadlineExceeded: Error {}
+
+    /// Runs `body` until it returns or `timeout` passes, whichever comes first;
+    /// on timeout the body is cancelled and `DeadlineExceeded` thrown.
+    static func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else { throw DeadlineExceeded() }
+            return value
+        }
+    }
+
     static func timeAmount(_ d: Duration) -> TimeAmount {
         let (seconds, attoseconds) = d.components
         return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     static func describe(_ error: any Error) -> String {
+        if error is DeadlineExceeded { return "request timed out (no complete answer within the request deadline)" }
         if let e = error as? HTTPClientError {
             if e == .connectTimeout { return "connect timeout" }
             if e == .deadlineExceeded || e == .readTimeout { return "request timed out" }
@@ -267,7 +275,9 @@ public final class TaskManagerClient: Sendable {
         let json = try? JSONParser.parse(body)
         var bodyText = String(decoding: body, as: UTF8.self)
         if !secret.isEmpty { bodyText = bodyText.replacingOccurrences(of: secret, with: "[redacted]") }
-        let snippet = String(bodyText.prefix(200))
+        // Garbage answers carry NUL, control bytes and invalid UTF-8: escaped,
+        // so that no log or error message carries them raw.
+        let snippet = LogSafe.escape(String(bodyText.prefix(200)))
         let errorText = json?["error"]?.stringValue
         let message = json?["message"]?.stringValue
         let text = errorText.map { e in message.map { "\(e): \($0)" } ?? e } ?? (json == nil ? snippet : "HTTP \(status)")
@@ -279,7 +289,12 @@ public final class TaskManagerClient: Sendable {
             }
             return json["data"] ?? .null
         case 400:
-            let details = json?["details"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            // Only TaskManager's own envelope is a validation verdict; a proxy's
+            // or load balancer's 400 page says nothing about the params.
+            guard let json, json["success"]?.boolValue == false || json["error"]?.stringValue != nil else {
+                throw .undecodable(status: status, snippet: snippet)
+            }
+            let details = json["details"]?.arrayValue?.compactMap(\.stringValue) ?? []
             throw .validation(errorText ?? text, details: details)
         case 401: throw .unauthorized(message ?? errorText ?? "Unauthorized")
         case 403: throw .forbidden(errorText ?? text)

@@ -8,6 +8,9 @@
 public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
         case empty, invalidUTF8, syntax, depth
+        /// A number beyond a 64-bit float (`1e400`). PHP decodes it to INF and
+        /// `json_encode` then writes `0`: refused here, so no value changes silently.
+        case numberOutOfRange
     }
     public var kind: Kind
     public var message: String
@@ -226,6 +229,10 @@ public enum JSONParser {
             let text = String(decoding: bytes[start..<index], as: UTF8.self)
             if !isFloat, let i = Int64(text) { return .int(i) }
             guard let d = Double(text) else { throw error("Syntax error: bad number") }
+            guard d.isFinite else {
+                index = start
+                throw error("Number out of range: \(text.prefix(40)) is not a finite 64-bit float", .numberOutOfRange)
+            }
             return .double(d)
         }
     }

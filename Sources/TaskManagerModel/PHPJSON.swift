@@ -107,6 +107,25 @@ public enum PHPJSON {
 
     /// `php_gcvt(value, 17, '.', 'e')` fed with the shortest round-trip digits
     /// (`zend_dtoa` mode 0), which is what `serialize_precision = -1` selects.
+    /// JSON as a client sends it to PHP: `encode`, except that whole floats
+    /// keep their `.0`. `json_encode` writes 5.0 as `5`, which PHP decodes back
+    /// as an integer, and the server's validator refuses integers where a schema
+    /// says `"type":"number"` (spec section 17.3). The server hashes its own
+    /// re-encoding, so the dedupe key is `encode`'s.
+    public static func encodeWire(_ value: JSONValue) -> String {
+        switch value {
+        case .double(let d):
+            let s = formatDouble(d)
+            return !d.isFinite || s.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) ? s : s + ".0"
+        case .array(let items):
+            return "[" + items.map(encodeWire).joined(separator: ",") + "]"
+        case .object(let members):
+            return "{" + members.map { encode(.string($0.key)) + ":" + encodeWire($0.value) }.joined(separator: ",") + "}"
+        case .null, .bool, .int, .string:
+            return encode(value)
+        }
+    }
+
     public static func formatDouble(_ d: Double) -> String {
         guard d.isFinite else { return "0" }
         let (negative, digits, decpt) = shortestDigits(d)

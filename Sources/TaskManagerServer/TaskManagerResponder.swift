@@ -161,6 +161,8 @@ public struct TaskManagerResponder: HTTPResponder {
             }
             do {
                 body = try JSONParser.parse(bytes.readableBytesView)
+            } catch where error.kind == .numberOutOfRange {
+                return .fail(400, "Invalid JSON in request body: number out of range")
             } catch {
                 return .fail(400, "Invalid JSON in request body")
             }

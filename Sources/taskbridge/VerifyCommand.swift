@@ -56,7 +56,7 @@ struct VerifyCommand: AsyncParsableCommand {
         var before: Verifier.Report?
         if repair && !report.parityHolds && report.readErrors.isEmpty {
             before = report
-            let policy = CapturePolicy(mappings: config.types, bridgeID: config.bridge.id)
+            let policy = CapturePolicy(config: config)
             var (done, notDone) = try await verifier.repair(report, policy: policy)
             // Send and mirror here only when no bridge runs on this file; a
             // running bridge re-drives the rows itself (two senders at once

@@ -1,0 +1,80 @@
+import Metrics
+
+/// A counter with one fixed label set. swift-prometheus stops the process when
+/// one name is used with two label sets (issue 7, item 1: a dry-run counted
+/// with labels on one path and without on another), so no metric is built by
+/// hand: each is declared once in `BridgeMetrics` and `increment` checks that
+/// it is given exactly its labels. Guarded by `MetricsTests` and by the CLI
+/// tests that parse a real `/metrics`.
+public struct CounterMetric: Sendable {
+    public let name: String
+    public let labels: [String]
+    public let help: String
+
+    init(_ name: String, labels: [String] = [], _ help: String) {
+        self.name = name
+        self.labels = labels
+        self.help = help
+    }
+
+    public func increment(_ values: String..., by amount: Int = 1) {
+        precondition(values.count == labels.count, "\(name) takes the labels \(labels), got \(values.count) value(s)")
+        guard amount > 0 else { return }
+        Counter(label: name, dimensions: Array(zip(labels, values))).increment(by: amount)
+    }
+}
+
+/// A gauge with one fixed label set (see `CounterMetric`).
+public struct GaugeMetric: Sendable {
+    public let name: String
+    public let labels: [String]
+    public let help: String
+
+    init(_ name: String, labels: [String] = [], _ help: String) {
+        self.name = name
+        self.labels = labels
+        self.help = help
+    }
+
+    public func set(_ value: Double, _ values: String...) {
+        precondition(values.count == labels.count, "\(name) takes the labels \(labels), got \(values.count) value(s)")
+        Gauge(label: name, dimensions: Array(zip(labels, values))).record(value)
+    }
+}
+
+/// Every metric the bridge emits, with its meaning (the README's list is this).
+/// Names follow Prometheus conventions: base units, `_total` on counters.
+public enum BridgeMetrics {
+    public static let captured = CounterMetric(
+        "taskbridge_captured_total", labels: ["type"], "rows captured with a write-ahead intent, by legacy type")
+    public static let quarantined = CounterMetric(
+        "taskbridge_quarantined_total", labels: ["type", "reason"], "rows put in quarantine, by legacy type and reason")
+    public static let dryRun = CounterMetric(
+        "taskbridge_dry_run_total", labels: ["type", "verdict"], "dry-run verdicts (would-forward, would-reject)")
+    public static let forwarded = CounterMetric(
+        "taskbridge_forwarded_total", "rows whose TaskManager task was created or found")
+    public static let collapsed = CounterMetric(
+        "taskbridge_collapsed_total", "forwarded rows that landed on a task that already existed")
+    public static let mirrored = CounterMetric(
+        "taskbridge_mirrored_total", "rows given their TaskManager terminal status")
+    public static let apiErrors = CounterMetric(
+        "taskbridge_api_errors_total", labels: ["kind"], "failed TaskManager requests, by kind")
+    public static let loopErrors = CounterMetric(
+        "taskbridge_loop_errors_total", labels: ["loop"], "engine loops that failed and were restarted")
+    public static let retiredRows = CounterMetric(
+        "taskbridge_retired_rows_total", labels: ["type"], "rows that arrived for a retired type (forwarded, with a warning)")
+    public static let objectsRepaired = CounterMetric(
+        "taskbridge_objects_repaired_total", "times the _taskbridge_* objects were found dropped or altered and reinstalled")
+    public static let parityFindings = CounterMetric(
+        "taskbridge_parity_findings_total", labels: ["class"], "live parity sample findings, by class")
+    public static let paritySampled = CounterMetric(
+        "taskbridge_parity_sampled_total", "rows compared by the live parity sample")
+    public static let lockWait = GaugeMetric(
+        "taskbridge_legacy_lock_wait_seconds", "how long the bridge has been waiting for another process's write lock (0: none)")
+
+    public static let counters = [
+        captured, quarantined, dryRun, forwarded, collapsed, mirrored, apiErrors, loopErrors, retiredRows, objectsRepaired,
+        parityFindings, paritySampled,
+    ]
+    public static let gauges = [lockWait]
+}
