@@ -58,6 +58,43 @@ public final class BridgeEngine: Sendable {
     public func run() async throws {
         stopping.reset()
         stopSignal.reset()
+        watchLock()
+        defer { store.lockWatch.configure(waitForever: false, observer: nil) }
+        try await withTaskCancellationHandler {
+            try await runLoops()
+        } onCancel: {
+            stop()
+        }
+    }
+
+    /// How long a graceful stop lets requests in flight finish before it
+    /// cancels them: their intents are safe in the ledger and are sent again,
+    /// deduplicated, on the next start.
+    public static let stopGrace: Duration = .seconds(2)
+
+    /// A daemon rides out another process's write lock: one warning when the
+    /// wait begins, one info when it ends, the current wait as a gauge.
+    func watchLock() {
+        let logger = self.logger, path = store.path
+        store.lockWatch.configure(waitForever: true) { event in
+            switch event {
+            case .began:
+                logger.warning("the legacy file is write-locked by another process; waiting for it",
+                               metadata: ["database": "\(path)"])
+                BridgeMetrics.lockWait.set(0)
+            case .waiting(let seconds):
+                BridgeMetrics.lockWait.set(seconds)
+            case .ended(let seconds):
+                logger.info("the legacy file's write lock is free again; catching up",
+                            metadata: ["waited_seconds": "\(seconds.rounded(toPlaces: 1))"])
+                BridgeMetrics.lockWait.set(0)
+            }
+        }
+    }
+
+    private enum LoopEnd { case loop, graceOver }
+
+    private func runLoops() async throws {
         try await reconcileObjects()
         for m in config.types {
             if try await store.seedMode(taskType: m.legacyType, mode: m.mode.rawValue, host: host) {
@@ -65,13 +102,37 @@ public final class BridgeEngine: Sendable {
             }
         }
         try await refreshModes()
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.guarded("capture") { try await self.captureLoop() } }
-            group.addTask { await self.guarded("send") { try await self.sendLoop() } }
-            group.addTask { await self.guarded("mirror") { try await self.mirrorLoop() } }
-            group.addTask { await self.guarded("reconcile") { try await self.reconcileLoop() } }
-            group.addTask { await self.guarded("register") { try await self.registerLoop() } }
-            group.addTask { await self.guarded("parity") { try await self.parityLoop() } }
+        await withTaskGroup(of: LoopEnd.self) { group in
+            let loops: [(String, @Sendable () async throws -> Void)] = [
+                ("capture", captureLoop), ("send", sendLoop), ("mirror", mirrorLoop), ("reconcile", reconcileLoop),
+                ("register", registerLoop), ("parity", parityLoop),
+            ]
+            for (name, body) in loops {
+                group.addTask {
+                    await self.guarded(name, body)
+                    return .loop
+                }
+            }
+            // Once stop is asked, the loops get a grace period to finish what
+            // is in the air; then whatever still waits on the network is cancelled.
+            group.addTask {
+                while !self.isStopping && !Task.isCancelled { await self.stopSignal.wait(timeout: .seconds(3600)) }
+                try? await Task.sleep(for: Self.stopGrace)
+                return .graceOver
+            }
+            var running = loops.count
+            while let end = await group.next() {
+                switch end {
+                case .graceOver:
+                    group.cancelAll()
+                case .loop:
+                    running -= 1
+                    if running == 0 {
+                        stop()  // wakes the grace watcher, which then ends at once
+                        group.cancelAll()
+                    }
+                }
+            }
         }
     }
 
@@ -415,8 +476,7 @@ public final class BridgeEngine: Sendable {
                 let now = Date().timeIntervalSince1970
                 if Task.isCancelled {
                     // Stopping: the intent stays as it is and is sent again on the next start.
-                    return (.retry(legacyID: e.legacyID, error: "cancelled at stop", nextAttemptAt: 0,
-                                   errorStreak: e.errorStreak, streakStartedAt: e.streakStartedAt), nil)
+                    return (.abandoned(legacyID: e.legacyID), nil)
                 }
                 await noteAPIError(error, context: "create task for row \(e.legacyID)")
                 let context = SendPolicy.Context(entry: e, now: now, typeLastSuccessAt: await state.lastSendSuccess(e.tmType),
@@ -704,6 +764,7 @@ public final class BridgeEngine: Sendable {
             JSONMember("objects_intact", .bool(s.objectsHealthy)),
             JSONMember("capture_loop_age_seconds", .double((now - s.lastLoopAt).rounded(toPlaces: 3))),
             JSONMember("open_circuits", .array(s.openBreakers.map { .string($0) })),
+            JSONMember("legacy_lock_wait_seconds", .double(store.lockWatch.currentWait.rounded(toPlaces: 3))),
         ]
         if let e = s.lastAPIError { details.append(JSONMember("last_api_error", .string(e))) }
         return Health(healthy: healthy, details: .object(details))

@@ -6,6 +6,8 @@ public enum LegacyQueueError: Error, CustomStringConvertible, Sendable {
     case missingDatabase(String)
     case schema(LegacySchema.DetectionError)
     case objects(String)
+    /// Another process kept the write lock through the busy timeout.
+    case locked(path: String, seconds: Double)
 
     public var description: String {
         switch self {
@@ -13,6 +15,9 @@ public enum LegacyQueueError: Error, CustomStringConvertible, Sendable {
             return "legacy database \(p) does not exist (set [legacy] create_if_missing = true to create an empty worker queue)"
         case .schema(let e): return e.description
         case .objects(let m): return m
+        case .locked(let p, let seconds):
+            return "the legacy file \(p) is locked by another process (no write lock within \(Int(seconds.rounded())) s); "
+                + "a legacy worker stuck in a transaction holds it until it exits"
         }
     }
 }
@@ -34,6 +39,8 @@ public final class LegacyQueueStore: Sendable {
     /// A second connection only for `PRAGMA data_version`: it must not share
     /// the writer's connection, whose own commits do not bump the counter.
     let watcher: DatabaseQueue
+    /// Waits for another process's write lock (see `LockWatch`).
+    public let lockWatch = LockWatch()
     var table: String { "\"\(schema.table)\"" }
     var bridgeID: String { objects.bridgeID }
 
@@ -104,15 +111,37 @@ public final class LegacyQueueStore: Sendable {
 
     /// `BEGIN IMMEDIATE` write, with echo suppression around it.
     public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await pool.writeWithoutTransaction { db in
-            var result: T?
-            try db.inTransaction(.immediate) {
-                try db.exec(sql: "UPDATE _taskbridge_echo SET active = 1 WHERE id = 1")
-                result = try body(db)
-                try db.exec(sql: "UPDATE _taskbridge_echo SET active = 0 WHERE id = 1")
-                return .commit
+        try await immediateTransaction { db in
+            try db.exec(sql: "UPDATE _taskbridge_echo SET active = 1 WHERE id = 1")
+            let result = try body(db)
+            try db.exec(sql: "UPDATE _taskbridge_echo SET active = 0 WHERE id = 1")
+            return result
+        }
+    }
+
+    /// Every write transaction of the store: `BEGIN IMMEDIATE` with the busy
+    /// timeout, and, past it, the lock policy of `lockWatch` (a rolled-back
+    /// attempt is safe to repeat: nothing of it was committed).
+    func immediateTransaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        while true {
+            let started = Date().timeIntervalSince1970
+            do {
+                let value = try await pool.writeWithoutTransaction { db in
+                    var result: T?
+                    try db.inTransaction(.immediate) {
+                        result = try body(db)
+                        return .commit
+                    }
+                    return result!
+                }
+                lockWatch.ended()
+                return value
+            } catch where LockWatch.isBusy(error) {
+                if !lockWatch.busy(startedAt: started) {
+                    throw LegacyQueueError.locked(path: path, seconds: Date().timeIntervalSince1970 - started)
+                }
+                try Task.checkCancellation()
             }
-            return result!
         }
     }
 
@@ -124,21 +153,11 @@ public final class LegacyQueueStore: Sendable {
 
     public func install() async throws {
         let objects = self.objects
-        try await pool.writeWithoutTransaction { db in
-            try db.inTransaction(.immediate) {
-                try objects.install(db, installedAt: LegacyTimestamp.format(Date()))
-                return .commit
-            }
-        }
+        try await immediateTransaction { db in try objects.install(db, installedAt: LegacyTimestamp.format(Date())) }
     }
 
     public func uninstall() async throws {
-        try await pool.writeWithoutTransaction { db in
-            try db.inTransaction(.immediate) {
-                try BridgeObjects.uninstall(db)
-                return .commit
-            }
-        }
+        try await immediateTransaction { db in try BridgeObjects.uninstall(db) }
     }
 
     public func objectsHealth() async throws -> BridgeObjects.Health {
@@ -462,6 +481,8 @@ public final class LegacyQueueStore: Sendable {
         /// errors this row has met so far (0 and nil when the error was not one).
         case retry(legacyID: Int64, error: String, nextAttemptAt: Double, errorStreak: Int64 = 0, streakStartedAt: Double? = nil)
         case rejected(legacyID: Int64, taskType: String, code: String, detail: String)
+        /// Cancelled at stop: nothing is recorded, the intent is sent again.
+        case abandoned(legacyID: Int64)
     }
 
     /// Records a batch of send results in one transaction. A `sent` row shows
@@ -493,6 +514,8 @@ public final class LegacyQueueStore: Sendable {
                             WHERE legacy_id = ? AND state = 'intent'
                             """,
                         arguments: [error, next, now, streak, streakStart, id])
+                case .abandoned:
+                    continue
                 case .rejected(let id, let type, let code, let detail):
                     // Only an intent can be rejected: a late answer must not
                     // quarantine a row another send has already placed.

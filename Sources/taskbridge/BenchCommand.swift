@@ -27,7 +27,8 @@ struct BenchCommand: AsyncParsableCommand {
         func run() async throws {
             let dir = try TemporaryDirectory(prefix: "bench-api")
             let key = "bench-" + UUID().uuidString
-            let server = try ChildProcess.start(["serve", "--listen", "127.0.0.1:0", "--database", dir.path("tm.db"), "--api-key", key])
+            let server = try ChildProcess.start(["serve", "--listen", "127.0.0.1:0", "--database", dir.path("tm.db")],
+                                               environment: ["TASKMANAGER_API_KEY": key])
             defer { server.stop() }
             let url = try await server.waitForLine(prefix: "listening ").replacingOccurrences(of: "listening ", with: "")
             var cc = try ClientConfiguration(baseURL: url, apiKey: key)

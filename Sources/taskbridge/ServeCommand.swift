@@ -18,7 +18,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "SQLite file of the server (default: [embedded] database of bridge.conf, else data/taskmanager.db).")
     var database: String?
 
-    @Option(name: .customLong("api-key"), help: "API key clients must send as X-API-Key (default: TASKMANAGER_API_KEY or .env).")
+    @Option(name: .customLong("api-key-file"), help: "File holding the API key (first line); preferred to --api-key.")
+    var apiKeyFile: String?
+
+    @Option(name: .customLong("api-key"), help: "API key on the command line: visible in ps; use TASKMANAGER_API_KEY or --api-key-file.")
     var apiKey: String?
 
     @Option(name: .long, help: "Path to bridge.conf, read for [embedded] defaults when it exists.")
@@ -40,8 +43,22 @@ struct ServeCommand: AsyncParsableCommand {
         let env = ProcessInfo.processInfo.environment
         let file = FileManager.default.fileExists(atPath: config) ? try? ConfigLoader.load(path: config) : nil
         let dotEnv = DotEnv.load(path: ".env") ?? [:]
-        guard let key = apiKey ?? env["TASKMANAGER_API_KEY"] ?? dotEnv["TASKMANAGER_API_KEY"] ?? file?.taskManager.apiKey, !key.isEmpty else {
-            throw CLIError.config("no API key: set TASKMANAGER_API_KEY (environment or .env) or pass --api-key; the server refuses to run open")
+        let logger = CLI.makeLogger("taskmanager")
+        var fromFile: String?
+        if let apiKeyFile {
+            guard let text = try? String(contentsOfFile: apiKeyFile, encoding: .utf8) else {
+                throw CLIError.config("cannot read --api-key-file \(apiKeyFile)")
+            }
+            fromFile = text.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        if apiKey != nil {
+            logger.warning("--api-key puts the key where ps shows it; prefer TASKMANAGER_API_KEY or --api-key-file")
+        }
+        // The environment first (PrismQ's convention), then a key file, then .env and the flag.
+        let candidates = [env["TASKMANAGER_API_KEY"], fromFile, dotEnv["TASKMANAGER_API_KEY"], file?.taskManager.apiKey, apiKey]
+        guard let key = candidates.compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
+            throw CLIError.config("no API key: set TASKMANAGER_API_KEY (environment or .env) or pass --api-key-file; "
+                                  + "the server refuses to run open")
         }
         var host = file?.embedded.host ?? "127.0.0.1", port = file?.embedded.port ?? 8787
         if let listen {
@@ -54,7 +71,6 @@ struct ServeCommand: AsyncParsableCommand {
         if let claimTimeout { sc.claimTimeout = claimTimeout }
         if let maxAttempts { sc.maxAttempts = maxAttempts }
         if let rateLimit { sc.rateLimit = .init(maxRequests: rateLimit, window: rateWindow) }
-        let logger = CLI.makeLogger("taskmanager")
         let server: EmbeddedTaskManager
         do {
             server = try EmbeddedTaskManager(databasePath: db, host: host, port: port, configuration: sc, logger: logger)

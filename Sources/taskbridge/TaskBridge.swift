@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LegacyQueue
 
 /// `taskbridge`: a dual-write bridge between a legacy SQLite task queue and
 /// TaskManager. One file per subcommand.
@@ -19,6 +20,7 @@ struct TaskBridge: AsyncParsableCommand {
 @main
 enum Main {
     static func main() async {
+        LineLogHandler.bootstrap()
         do {
             var command = try TaskBridge.parseAsRoot()
             if var async = command as? AsyncParsableCommand {
@@ -29,6 +31,10 @@ enum Main {
         } catch let e as CLIError {
             FileHandle.standardError.write(Data("taskbridge: \(e.message)\n".utf8))
             exit(e.code.rawValue)
+        } catch let e as LegacyQueueError {
+            // A locked file, a missing one, a schema refused: never a usage error here.
+            FileHandle.standardError.write(Data("taskbridge: \(e.description)\n".utf8))
+            exit(ExitStatus.runtime.rawValue)
         } catch {
             let code = TaskBridge.exitCode(for: error)
             let message = TaskBridge.fullMessage(for: error)
