@@ -36,10 +36,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Free text with every byte (NUL included) through GRDB's bindings.
+        .target(name: "SQLiteText", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "TaskManagerServer",
             dependencies: [
-                "TaskManagerModel",
+                "TaskManagerModel", "SQLiteText",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -50,7 +52,7 @@ let package = Package(
         .target(
             name: "LegacyQueue",
             dependencies: [
-                "TaskManagerModel",
+                "TaskManagerModel", "SQLiteText",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SQLiteText
 import TaskManagerModel
 
 public enum LegacyQueueError: Error, CustomStringConvertible, Sendable {
@@ -645,8 +646,9 @@ public final class LegacyQueueStore: Sendable {
                     args.append(max(a - 1, 0))
                 }
                 if legacy.isTerminal {
-                    sets += ["completed_at = ?", "result_data = ?", "error_message = ?"]
-                    args += [now, u.result.map(PHPJSON.encode), u.error]
+                    // The error is free text from a worker: every byte of it (SQLiteText).
+                    sets += ["completed_at = ?", "result_data = ?", "error_message = CAST(? AS TEXT)"]
+                    args += [now, u.result.map(PHPJSON.encode), SQLiteText.bind(u.error)]
                 }
                 args += [u.legacyID, b]
                 try db.exec(

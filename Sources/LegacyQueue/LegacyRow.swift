@@ -24,7 +24,8 @@ public struct LegacyRow: Sendable, Equatable {
         let opt = { (c: String) in schema.columns.contains(c) ? c : "NULL AS \(c)" }
         return """
             SELECT id, task_type, CAST(parameters AS BLOB) AS parameters_blob, \(opt("priority")), \(opt("run_after_utc")),
-                   status, claimed_by, claimed_at, \(opt("retry_count")), \(opt("max_retries")), result_data, error_message,
+                   status, claimed_by, claimed_at, \(opt("retry_count")), \(opt("max_retries")),
+                   CAST(result_data AS BLOB) AS result_data, CAST(error_message AS BLOB) AS error_message,
                    created_at, updated_at, completed_at
             FROM "\(schema.table)"
             """

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SQLiteText
 import TaskManagerModel
 
 /// Paged reads for `verify`, `retire-check` and `export`: each call is one
@@ -73,8 +74,11 @@ extension LegacyQueueStore {
             let now = LegacyTimestamp.format(Date())
             if legacy.isTerminal {
                 try db.exec(
-                    sql: "UPDATE \(t) SET status = ?, completed_at = ?, result_data = ?, error_message = ?, updated_at = ? WHERE id = ? AND claimed_by = ?",
-                    arguments: [legacy.rawValue, now, result.map(PHPJSON.encode), error, now, legacyID, b])
+                    sql: """
+                        UPDATE \(t) SET status = ?, completed_at = ?, result_data = ?, error_message = CAST(? AS TEXT), updated_at = ?
+                        WHERE id = ? AND claimed_by = ?
+                        """,
+                    arguments: [legacy.rawValue, now, result.map(PHPJSON.encode), SQLiteText.bind(error), now, legacyID, b])
             } else {
                 // Never move a finished row back in flight (invariant 4).
                 try db.exec(

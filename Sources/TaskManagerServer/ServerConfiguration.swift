@@ -11,6 +11,9 @@ public struct ServerConfiguration: Sendable {
     public var maxAttempts: Int64 = 3
     /// `MAX_REQUEST_SIZE` in bytes (413 above it).
     public var maxRequestSize: Int = 1_048_576
+    /// Largest PHP encoding of params a create may store (`MAX_PARAMS_BYTES`);
+    /// nil: no limit. The PHP server's TEXT column holds 65,535 bytes.
+    public var maxParamsBytes: Int?
     /// `RATE_LIMIT_*`; nil disables the limiter (the PHP default).
     public var rateLimit: RateLimit?
     /// `CORS_ALLOWED_ORIGINS`: nil or ["*"] answers `*`.
@@ -42,6 +45,7 @@ public struct ServerConfiguration: Sendable {
         if let v = env["TASK_CLAIM_TIMEOUT"].flatMap(Double.init), v > 0 { claimTimeout = v }
         if let v = env["MAX_TASK_ATTEMPTS"].flatMap(Int64.init), v > 0 { maxAttempts = v }
         if let v = env["MAX_REQUEST_SIZE"].flatMap(Int.init), v > 0 { maxRequestSize = v }
+        if let v = env["MAX_PARAMS_BYTES"].flatMap(Int.init), v > 0 { maxParamsBytes = v }
         if let e = env["RATE_LIMIT_ENABLED"], ["1", "true", "yes"].contains(e.lowercased()) {
             rateLimit = RateLimit(
                 maxRequests: env["RATE_LIMIT_MAX_REQUESTS"].flatMap(Int.init) ?? 100,

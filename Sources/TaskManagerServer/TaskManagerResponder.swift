@@ -167,6 +167,9 @@ public struct TaskManagerResponder: HTTPResponder {
                 return .fail(400, "Invalid JSON in request body")
             }
         }
+        if let field = Self.identifierWithNUL(path: path, body: body, query: request.uri.queryParameters) {
+            return .fail(400, "Invalid \(field): contains a NUL character")
+        }
         do {
             return try await handle(route, body: body, query: request.uri.queryParameters)
         } catch let e as TaskStore.OwnershipError {
@@ -181,6 +184,23 @@ public struct TaskManagerResponder: HTTPResponder {
             logger.error("request failed", metadata: ["path": .string(path), "error": .string("\(error)")])
             return .fail(500, "Internal server error")
         }
+    }
+
+    /// Fields that name things (types, workers, patterns): a NUL in one would be
+    /// cut by SQLite's text binding and name something else (`probe.d\0evil`
+    /// resolved to `probe.d`), so it is refused. Free text (errors, results,
+    /// messages) keeps its NUL bytes (`SQLiteText`).
+    static let identifierFields = ["name", "type", "version", "worker_id", "type_pattern", "sort_by", "sort_order"]
+
+    static func identifierWithNUL(path: String, body: JSONValue, query: Parameters) -> String? {
+        if path.removingPercentEncoding?.contains("\u{0}") ?? false || path.contains("\u{0}") { return "path" }
+        for field in identifierFields {
+            if let s = body[field]?.stringValue, s.utf8.contains(0) { return field }
+            if let q = query[Substring(field)], q.utf8.contains(0) || (q.removingPercentEncoding?.utf8.contains(0) ?? false) {
+                return field
+            }
+        }
+        return nil
     }
 
     static func megabytes(_ bytes: Int) -> String {
@@ -305,7 +325,13 @@ public struct TaskManagerResponder: HTTPResponder {
             let errors = JSONSchemaValidator().validate(params, schema: schema)
             if !errors.isEmpty { return .fail(400, "Parameter validation failed: " + errors.joined(separator: ", ")) }
         }
-        switch try await store.createTask(typeID: type.id, typeName: type.name, paramsJSON: PHPJSON.encode(params), priority: priority) {
+        let paramsJSON = PHPJSON.encode(params)
+        if let limit = config.maxParamsBytes, paramsJSON.utf8.count > limit {
+            // The PHP server answers a 500 here (its TEXT column, spec 17.1); a
+            // refusal is a 4xx, with the limit named.
+            return .fail(400, "Params too large: \(paramsJSON.utf8.count) bytes encoded, the limit is \(limit) bytes")
+        }
+        switch try await store.createTask(typeID: type.id, typeName: type.name, paramsJSON: paramsJSON, priority: priority) {
         case .created(let id, let key):
             return .ok([
                 "id": .int(id), "type": .string(type.name), "status": "pending", "priority": .int(priority),

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SQLiteText
 import Synchronization
 import TaskManagerModel
 
@@ -281,19 +282,22 @@ public final class TaskStore: Sendable {
                 try db.exec(
                     sql: """
                         UPDATE tasks SET status = 'pending', claimed_by = NULL, claimed_at = NULL, claimed_at_epoch = NULL,
-                            result_json = ?, error_message = ?, completed_at = ?, updated_at = ? WHERE id = ?
+                            result_json = ?, error_message = CAST(? AS TEXT), completed_at = ?, updated_at = ? WHERE id = ?
                         """,
-                    arguments: [resultJSON, error, now, now, id])
+                    arguments: [resultJSON, SQLiteText.bind(error), now, now, id])
             } else {
                 try db.exec(
-                    sql: "UPDATE tasks SET status = ?, result_json = ?, error_message = ?, completed_at = ?, updated_at = ? WHERE id = ?",
-                    arguments: [success ? "completed" : "failed", resultJSON, error, now, now, id])
+                    sql: """
+                        UPDATE tasks SET status = ?, result_json = ?, error_message = CAST(? AS TEXT), completed_at = ?, updated_at = ?
+                        WHERE id = ?
+                        """,
+                    arguments: [success ? "completed" : "failed", resultJSON, SQLiteText.bind(error), now, now, id])
             }
             if history {
                 let message = success ? "Task completed successfully" : "Task failed: \(error ?? "")"
                 try db.exec(
-                    sql: "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [id, reported, workerID, message, now])
+                    sql: "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (?, ?, ?, CAST(? AS TEXT), ?)",
+                    arguments: [id, reported, workerID, SQLiteText.bind(message), now])
             }
             return reported
         }
@@ -329,7 +333,7 @@ public final class TaskStore: Sendable {
             status = r["status"]
             paramsJSON = r["params_json"]
             resultJSON = r["result_json"]
-            errorMessage = r["error_message"]
+            errorMessage = SQLiteText.decode(r["error_message"])
             priority = r["priority"]
             progress = r["progress"]
             attempts = r["attempts"]
@@ -344,7 +348,7 @@ public final class TaskStore: Sendable {
         try await pool.read { db in
             try Row.fetchOne(
                 db.cachedStatement(sql: """
-                    SELECT t.id, tt.name AS type, t.status, t.params_json, t.result_json, t.error_message, t.priority,
+                    SELECT t.id, tt.name AS type, t.status, t.params_json, t.result_json, CAST(t.error_message AS BLOB) AS error_message, t.priority,
                            t.progress, t.attempts, t.claimed_by, t.claimed_at, t.completed_at, t.created_at
                     FROM tasks t JOIN task_types tt ON tt.id = t.type_id WHERE t.id = ?
                     """), arguments: [id]

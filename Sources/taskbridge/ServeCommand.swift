@@ -33,6 +33,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-attempts"), help: "Attempts before a failed task stays failed (MAX_TASK_ATTEMPTS).")
     var maxAttempts: Int64?
 
+    @Option(name: .customLong("max-params-bytes"), help: "Refuse (400) params whose encoding is larger (MAX_PARAMS_BYTES; the PHP server's column holds 65535).")
+    var maxParamsBytes: Int?
+
     @Option(name: .customLong("rate-limit"), help: "Requests per client and path per window (enables the limiter).")
     var rateLimit: Int?
 
@@ -70,6 +73,7 @@ struct ServeCommand: AsyncParsableCommand {
         sc.applyEnvironment(env)
         if let claimTimeout { sc.claimTimeout = claimTimeout }
         if let maxAttempts { sc.maxAttempts = maxAttempts }
+        if let maxParamsBytes { sc.maxParamsBytes = maxParamsBytes }
         if let rateLimit { sc.rateLimit = .init(maxRequests: rateLimit, window: rateWindow) }
         let server: EmbeddedTaskManager
         do {
