@@ -115,6 +115,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LegacyQueueTests", dependencies: ["LegacyQueue", "TaskBridgeTesting"]),
+        // The real executable as a child process, one file per command.
+        .testTarget(
+            name: "TaskbridgeCLITests",
+            dependencies: [
+                "BridgeEngine", "BridgeConfig", "LegacyQueue", "TaskBridgeTesting", "TaskManagerClient", "TaskManagerModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .testTarget(
             name: "BridgeEngineTests",
             dependencies: ["BridgeEngine", "BridgeConfig", "LegacyQueue", "TaskBridgeTesting", "TaskManagerClient"]

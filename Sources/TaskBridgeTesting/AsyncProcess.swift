@@ -23,6 +23,8 @@ public final class AsyncProcess: Sendable {
     public var isRunning: Bool { exit.withLock { $0.status == nil } }
     public var stdout: String { String(decoding: stdoutData.withLock { $0 }, as: UTF8.self) }
     public var stderr: String { String(decoding: stderrData.withLock { $0 }, as: UTF8.self) }
+    /// Exactly what the child wrote to stderr (no UTF-8 repair).
+    public var stderrBytes: [UInt8] { [UInt8](stderrData.withLock { $0 }) }
 
     public func start() throws {
         process.standardOutput = out

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import TaskManagerModel
 
 /// An HTTP proxy in front of a real TaskManager that injects the faults a
 /// real server cannot produce on demand: outage (503 or HTML), 429 with
@@ -18,6 +19,17 @@ public final class FaultProxy: Sendable {
         case rateLimited(retryAfter: Int)
         /// Forward the request, then hang instead of answering.
         case swallowResponse
+        /// Forward the request, then send the real answer's head at once and
+        /// its body one byte per `interval` (a deadline must cover the body).
+        case trickle(interval: Duration)
+        /// Answer with these exact bytes (NUL, invalid UTF-8: garbage).
+        case raw(Int, bytes: [UInt8], contentType: String = "text/plain")
+        /// Answer `status` with the caller's own X-API-Key in the error text, as
+        /// a careless server or proxy might: nothing may pass it on.
+        case echoKey(Int)
+        /// Requests whose body contains `marker` get `status` with a TaskManager
+        /// error envelope saying `error`; the rest pass (a per-row refusal).
+        case failMatching(marker: String, status: Int, error: String)
     }
 
     public let upstream: String
@@ -60,6 +72,26 @@ public final class FaultProxy: Sendable {
         try? await http.shutdown()
     }
 
+    /// The upstream's answer to this request.
+    private func forward(_ request: Request, body: ByteBuffer? = nil) async throws -> (HTTPResponse.Status, HTTPFields, ByteBuffer) {
+        var out = HTTPClientRequest(url: upstream + request.uri.description.replacingOccurrences(of: "/api", with: "", options: .anchored))
+        out.method = HTTPMethod(rawValue: request.method.rawValue)
+        for f in request.headers where f.name.canonicalName != "host" { out.headers.add(name: f.name.rawName, value: f.value) }
+        var req = request
+        if let body {
+            out.body = .bytes(body)
+        } else {
+            out.body = .bytes(try await req.collectBody(upTo: 16 << 20))
+        }
+        let r = try await http.execute(out, timeout: .seconds(30))
+        let bytes = try await r.body.collect(upTo: 16 << 20)
+        var h = HTTPFields()
+        for (name, value) in r.headers {
+            if let n = HTTPField.Name(name), n != .contentLength, n != .transferEncoding, n != .connection { h.append(HTTPField(name: n, value: value)) }
+        }
+        return (.init(code: Int(r.status.code)), h, bytes)
+    }
+
     private func handle(_ request: Request) async throws -> Response {
         let path = request.uri.path
         counts.withLock { $0["\(request.method.rawValue) \(path)", default: 0] += 1 }
@@ -74,6 +106,36 @@ public final class FaultProxy: Sendable {
             h[.retryAfter] = String(after)
             let body = #"{"error":"Too Many Requests","message":"Rate limit exceeded. Please try again in \#(after) seconds.","retry_after":\#(after),"limit":100,"window":60,"timestamp":"2026-11-29T00:00:00+00:00"}"#
             return Response(status: .tooManyRequests, headers: h, body: .init(byteBuffer: ByteBuffer(string: body)))
+        case .raw(let code, let bytes, let type):
+            var h = HTTPFields()
+            h[.contentType] = type
+            return Response(status: .init(code: code), headers: h, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        case .echoKey(let code):
+            var h = HTTPFields()
+            h[.contentType] = "application/json"
+            let key = request.headers[HTTPField.Name("X-API-Key")!] ?? ""
+            let body = PHPJSONText.error("Invalid key '\(key)' for this route")
+            return Response(status: .init(code: code), headers: h, body: .init(byteBuffer: ByteBuffer(string: body)))
+        case .failMatching(let marker, let code, let error):
+            var req = request
+            let body = try await req.collectBody(upTo: 16 << 20)
+            if String(buffer: body).contains(marker) {
+                var h = HTTPFields()
+                h[.contentType] = "application/json"
+                return Response(status: .init(code: code), headers: h, body: .init(byteBuffer: ByteBuffer(string: PHPJSONText.error(error))))
+            }
+            let (status, h, bytes) = try await forward(req, body: body)
+            return Response(status: status, headers: h, body: .init(byteBuffer: bytes))
+        case .trickle(let interval):
+            let (status, h, bytes) = try await forward(request)
+            let chunks = bytes.readableBytesView.map { ByteBuffer(bytes: [$0]) }
+            return Response(status: status, headers: h, body: ResponseBody { writer in
+                for c in chunks {
+                    try await writer.write(c)
+                    try await Task.sleep(for: interval)
+                }
+                try await writer.finish(nil)
+            })
         case .pass, .swallowResponse:
             let swallow = mode.withLock { $0 } == .swallowResponse
             var out = HTTPClientRequest(url: upstream + request.uri.description.replacingOccurrences(of: "/api", with: "", options: .anchored))
@@ -105,5 +167,11 @@ public enum HTTPFetch {
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
         let body = try await response.body.collect(upTo: 8 << 20)
         return String(buffer: body)
+    }
+}
+
+enum PHPJSONText {
+    static func error(_ message: String) -> String {
+        PHPJSON.encode(.object([JSONMember("success", .bool(false)), JSONMember("error", .string(message))]))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Settings of the embedded TaskManager; names follow the PHP `config.php`
 /// constants they mirror.
@@ -34,6 +35,9 @@ public struct ServerConfiguration: Sendable {
         }
     }
 
+    /// The server's notion of now (leases, timestamps).
+    public var clock = ServerClock()
+
     public init(apiKey: String) {
         self.apiKey = apiKey
     }
@@ -55,4 +59,17 @@ public struct ServerConfiguration: Sendable {
             corsAllowedOrigins = o.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         }
     }
+}
+
+/// The embedded server's "now": the wall clock, plus an offset that tests move
+/// forward instead of sleeping through a lease (a test that needs the machine
+/// to be fast enough within a real second is flaky on a loaded CI machine).
+public final class ServerClock: Sendable {
+    private let offset = Mutex<Double>(0)
+
+    public init() {}
+
+    public func now() -> Date { Date().addingTimeInterval(offset.withLock { $0 }) }
+
+    public func advance(by seconds: Double) { offset.withLock { $0 += seconds } }
 }

@@ -125,7 +125,7 @@ public struct TaskManagerResponder: HTTPResponder {
             return tooLarge
         }
         if let limiter = rateLimiter {
-            let d = limiter.check(key: clientIP(request, context) + ":" + path)
+            let d = limiter.check(key: clientIP(request, context) + ":" + path, now: config.clock.now().timeIntervalSince1970)
             headers[.init("X-RateLimit-Limit")!] = String(limiter.limit.maxRequests)
             headers[.init("X-RateLimit-Remaining")!] = String(d.remaining)
             headers[.init("X-RateLimit-Reset")!] = String(d.reset)

@@ -86,7 +86,7 @@ public final class TaskStore: Sendable {
     public func registerType(name: String, version: String, schemaJSON: String) async throws -> RegisterOutcome {
         typeCache.withLock { $0[name] = nil }
         defer { typeCache.withLock { $0[name] = nil } }
-        let now = MySQLTime.format(Date())
+        let now = MySQLTime.format(config.clock.now())
         return try await pool.write { db in
             if let id = try Int64.fetchOne(db, sql: "SELECT id FROM task_types WHERE name = ?", arguments: [name]) {
                 try db.exec(
@@ -162,7 +162,7 @@ public final class TaskStore: Sendable {
 
     public func createTask(typeID: Int64, typeName: String, paramsJSON: String, priority: Int64) async throws -> CreateOutcome {
         let key = DedupeKey.compute(type: typeName, paramsJSON: paramsJSON)
-        let now = MySQLTime.format(Date())
+        let now = MySQLTime.format(config.clock.now())
         let history = config.enableHistory
         return try await pool.write { db in
             if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, status FROM tasks WHERE dedupe_key = ?"), arguments: [key]) {
@@ -199,7 +199,7 @@ public final class TaskStore: Sendable {
         -> ClaimRow?
     {
         precondition(Self.claimSortColumns.contains(sortBy) && ["ASC", "DESC"].contains(sortOrder))
-        let nowDate = Date()
+        let nowDate = config.clock.now()
         let now = MySQLTime.format(nowDate)
         let epoch = nowDate.timeIntervalSince1970
         let expiry = epoch - config.claimTimeout
@@ -270,7 +270,7 @@ public final class TaskStore: Sendable {
 
     /// Returns the reported status: `completed`, `failed` or `pending (retry)`.
     public func complete(id: Int64, workerID: String, success: Bool, resultJSON: String?, error: String?) async throws -> String {
-        let now = MySQLTime.format(Date())
+        let now = MySQLTime.format(config.clock.now())
         let maxAttempts = config.maxAttempts
         let history = config.enableHistory
         return try await pool.write { db in
@@ -304,7 +304,7 @@ public final class TaskStore: Sendable {
     }
 
     public func progress(id: Int64, workerID: String, progress: Int64, message: String?) async throws {
-        let now = MySQLTime.format(Date())
+        let now = MySQLTime.format(config.clock.now())
         let history = config.enableHistory
         try await pool.write { db in
             _ = try Self.checkOwnership(db, id: id, workerID: workerID)
@@ -333,7 +333,7 @@ public final class TaskStore: Sendable {
             status = r["status"]
             paramsJSON = r["params_json"]
             resultJSON = r["result_json"]
-            errorMessage = SQLiteText.decode(r["error_message"])
+            errorMessage = r.hasColumn("error_message") ? SQLiteText.decode(r["error_message"]) : nil
             priority = r["priority"]
             progress = r["progress"]
             attempts = r["attempts"]

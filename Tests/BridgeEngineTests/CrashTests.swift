@@ -90,36 +90,3 @@ import Testing
     }
 }
 
-/// `taskbridge run` as a child process against the harness's legacy file
-/// and (proxied) TaskManager.
-final class BridgeProcess: Sendable {
-    let child: AsyncProcess
-    let configPath: String
-
-    init(harness h: BridgeHarness, extraBridge: String = #"metrics_listen = "off""#) throws {
-        configPath = try h.writeConfig(url: h.config.taskManager.url, bridgeLines: [extraBridge, "poll_interval_ms = 10", "mirror_interval_ms = 50"])
-        var env = h.cliEnvironment
-        env["LOG_LEVEL"] = "info"
-        child = AsyncProcess(executable: try Self.binary(), arguments: ["run", "--config", configPath], environment: env)
-    }
-
-    var stderrText: String { child.stderr }
-
-    static func binary() throws -> URL {
-        let fm = FileManager.default
-        var candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("taskbridge")]
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(root.appendingPathComponent(".build/debug/taskbridge"))
-        for c in candidates where fm.isExecutableFile(atPath: c.path) { return c }
-        throw HarnessError("taskbridge binary not found (build it first: swift build); looked in \(candidates.map(\.path))")
-    }
-
-    func start() throws { try child.start() }
-    func kill() async { await child.kill() }
-    func terminate() { child.signal(SIGTERM) }
-
-    func waitForExit(timeout: Duration) async throws -> Int32? {
-        guard try await eventually(timeout: timeout, { !self.child.isRunning }) else { return nil }
-        return await child.wait()
-    }
-}

@@ -7,33 +7,9 @@ import TaskManagerClient
 import TaskManagerModel
 import Testing
 
-/// Operating the bridge through the CLI: metrics and health, status, the
+/// Operating the bridge through the CLI: status, the
 /// retirement gate on cutover, live parity, the demo.
 @Suite(.serialized) struct OperateTests {
-    @Test func metricsAndHealthEndpoints() async throws {
-        try await BridgeHarness.with(types: [channel], startEngine: false) { h in
-            let port = try FreePort.find()
-            let child = try BridgeProcess(harness: h, extraBridge: #"metrics_listen = "127.0.0.1:\#(port)""#)
-            try child.start()
-            defer { Task { await child.kill() } }
-            try h.producer().insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "m"}"#)
-            let client = try h.tm.makeClient()
-            defer { Task { await client.shutdown() } }
-            var health = ""
-            let up = try await eventually(timeout: .seconds(20)) {
-                health = (try? await HTTPFetch.text("http://127.0.0.1:\(port)/health")) ?? ""
-                return health.contains(#""status":"ok""#)
-            }
-            #expect(up, "health: \(health); child: \(child.stderrText.suffix(2000))")
-            let forwarded = try await eventually(timeout: .seconds(20)) {
-                ((try? await HTTPFetch.text("http://127.0.0.1:\(port)/metrics")) ?? "").contains("taskbridge_forwarded_total 1")
-            }
-            #expect(forwarded)
-            let metrics = try await HTTPFetch.text("http://127.0.0.1:\(port)/metrics")
-            #expect(!metrics.contains(h.tm.apiKey), "the API key reached the metrics")
-        }
-    }
-
     @Test func statusAndDoctorThroughTheCLI() async throws {
         try await BridgeHarness.with(types: [channel]) { h in
             try h.producer().insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "s"}"#)
@@ -81,7 +57,7 @@ import Testing
 
     @Test func demoRunsWithZeroDoubleExecutions() async throws {
         let dir = try TemporaryDirectory()
-        let r = try await AsyncProcess.run(try BridgeProcess.binary(), ["demo", "--seconds", "3", "--rate", "60", "--dir", dir.path("demo")])
+        let r = try await AsyncProcess.run(try TaskbridgeBinary.url(), ["demo", "--seconds", "3", "--rate", "60", "--dir", dir.path("demo")])
         let text = r.stdout
         #expect(r.status == 0, "\(text)")
         #expect(text.contains("double executions      0"))

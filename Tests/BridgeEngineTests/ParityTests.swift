@@ -233,13 +233,3 @@ import Testing
     }
 }
 
-/// Runs the `taskbridge` binary with a config pointing at the harness.
-enum CLIRun {
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
-
-    static func run(_ args: [String], harness h: BridgeHarness) async throws -> Result {
-        let conf = try h.writeConfig(name: "cli.conf", url: h.tm.baseURL)
-        let r = try await AsyncProcess.run(try BridgeProcess.binary(), args + ["--config", conf], environment: h.cliEnvironment)
-        return Result(status: r.status, stdout: r.stdout, stderr: r.stderr)
-    }
-}

@@ -28,13 +28,11 @@ struct ClientTransportTests {
 
     @Test func longRetryAfterSurfacesAsRateLimited() async throws {
         try await Fixture.with({ _, _ in Self.rateLimited(120) }) { fixture, client in
-            let clock = ContinuousClock()
-            let start = clock.now
             await #expect(throws: TaskManagerError.rateLimited(retryAfter: 120, message: "Rate limit exceeded. Please try again in 120 seconds.")) {
                 try await client.createTask(type: "t", params: ["a": 1])
             }
+            // Handed back at once: one request, no retry slept through.
             #expect(fixture.count("POST", "/api/tasks") == 1)
-            #expect(clock.now - start < .seconds(2))
         }
     }
 
@@ -95,8 +93,6 @@ struct ClientTransportTests {
         // connect timeout, so the timeout bounds how long this takes.
         let client = try fixture.client { $0.connectTimeout = .milliseconds(250) }
         await fixture.stop()
-        let clock = ContinuousClock()
-        let start = clock.now
         do throws(TaskManagerError) {
             _ = try await client.createTask(type: "t", params: ["a": 1])
             Issue.record("expected .transport")
@@ -118,7 +114,6 @@ struct ClientTransportTests {
                 return
             }
         }
-        #expect(clock.now - start < .seconds(3))
         await client.shutdown()
     }
 
@@ -138,8 +133,8 @@ struct ClientTransportTests {
             let health = try await client.health()
             #expect(health["status"] == "healthy")
 
-            let clock = ContinuousClock()
-            let start = clock.now
+            // The handler answers only when the latch opens (at the latest after
+            // 5 s): an answer here means the timeout was not honoured.
             do throws(TaskManagerError) {
                 _ = try await client.listTasks()
                 Issue.record("expected a timeout")
@@ -150,7 +145,6 @@ struct ClientTransportTests {
                     return
                 }
             }
-            #expect(clock.now - start < .seconds(3))
             latch.open()
         }
     }

@@ -1,0 +1,27 @@
+import BridgeConfig
+import Foundation
+import TaskBridgeTesting
+import TaskManagerModel
+import Testing
+
+let channel = TypeMapping(
+    legacyType: "youtube_channel_scrape", name: "PrismQ.YouTube.Channel.Scrape", mode: .off,
+    paramSchema: ["type": "object", "properties": ["channel_url": ["type": "string"]], "required": ["channel_url"]])
+
+extension BridgeProcess {
+    /// What every runbook step checks: the process is alive, `/metrics`
+    /// parses as Prometheus text with one label set per family, and `/health`
+    /// answers.
+    func expectServing(_ step: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> PrometheusText {
+        #expect(isRunning, "\(step): taskbridge run died: \(stderrText.suffix(3000))", sourceLocation: sourceLocation)
+        let text = try await metrics()
+        let parsed = try PrometheusText(text)
+        #expect(parsed.inconsistentFamilies.isEmpty, "\(step): families with two label sets: \(parsed.inconsistentFamilies)",
+                sourceLocation: sourceLocation)
+        let health = try await self.health()
+        #expect(health.contains(#""status":"#), "\(step): /health said \(health)", sourceLocation: sourceLocation)
+        return parsed
+    }
+}
+
+func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
