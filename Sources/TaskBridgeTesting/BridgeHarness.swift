@@ -131,6 +131,29 @@ public final class BridgeHarness: Sendable {
         return try q.read { db in try Int.fetchOne(db, sql: sql, arguments: arguments) ?? 0 }
     }
 
+    public func scalarText(_ sql: String, _ arguments: StatementArguments = []) throws -> String? {
+        let q = try DatabaseQueue(path: legacyPath)
+        defer { try? q.close() }
+        return try q.read { db in try String.fetchOne(db, sql: sql, arguments: arguments) }
+    }
+
+    public func scalarInt(_ sql: String, _ arguments: StatementArguments = []) throws -> Int64? {
+        let q = try DatabaseQueue(path: legacyPath)
+        defer { try? q.close() }
+        return try q.read { db in try Int64.fetchOne(db, sql: sql, arguments: arguments) }
+    }
+
+    /// Quarantined legacy ids and their reason codes.
+    public func quarantineReasons() throws -> [Int64: String] {
+        let q = try DatabaseQueue(path: legacyPath)
+        defer { try? q.close() }
+        return try q.read { db in
+            Dictionary(try Row.fetchAll(db, sql: "SELECT legacy_id, reason FROM _taskbridge_quarantine").map {
+                ($0["legacy_id"] as Int64, $0["reason"] as String)
+            }, uniquingKeysWith: { a, _ in a })
+        }
+    }
+
     /// Waits until the engine has registered a type, and returns its id.
     public func typeID(_ name: String, timeout: Duration = .seconds(10)) async throws -> Int64 {
         var id: Int64?

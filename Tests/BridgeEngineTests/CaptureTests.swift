@@ -179,10 +179,17 @@ import Testing
     @Test func futureRunAfterIsForwardedWhenDue() async throws {
         try await BridgeHarness.with(types: [channel]) { h in
             let producer = try h.producer()
-            let due = LegacyTimestamp.format(Date().addingTimeInterval(1.5))
+            // Due in an hour: however slow the machine, it is not due while checked.
+            let due = LegacyTimestamp.format(Date().addingTimeInterval(3600))
             let id = try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "later"}"#, runAfter: due)
             #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ?", [id]) == 1 })
+            // A row due now, inserted after it, goes first: the sender has looked
+            // at the ledger since the future row was recorded.
+            let now = try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "now"}"#)
+            #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'sent'", [now]) == 1 })
             #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'intent'", [id]) == 1, "sent before it was due")
+            // The hour passes (its recorded due time moves to now): it is sent.
+            try producer.execute("UPDATE _taskbridge_ledger SET due_at = 0 WHERE legacy_id = ?", [id])
             #expect(try await eventually(timeout: .seconds(10)) { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'sent'", [id]) == 1 })
         }
     }

@@ -4,6 +4,7 @@ import GRDB
 import LegacyQueue
 import TaskBridgeTesting
 import TaskManagerModel
+import Synchronization
 import Testing
 
 /// PrismQ's legacy workers claim any queued row whatever its type. These
@@ -95,24 +96,35 @@ import Testing
             let producer = try h.producer()
             for i in 0..<300 { try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "b\#(i)"}"#) }
             let log = ExecutionLog()
-            let stop = Deadline(seconds: 4)
+            // Ordered by state, not by time: the workers take 10 rows, wait
+            // until the type is forward and the bridge has claimed some of the
+            // backlog, then race it for the rest until nothing is queued.
+            let resumed = SharedFlag()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for w in 0..<2 {
                     group.addTask {
                         let worker = try LegacyWorker(path: h.legacyPath, workerID: "legacy-\(w)")
-                        while !stop.passed {
-                            if let c = try worker.claim() {
-                                await log.legacyExecuted(c.id)
-                                try worker.complete(c.id)
+                        while true {
+                            if await log.legacy.count >= 10 && !resumed.isSet {
+                                try await Task.sleep(for: .milliseconds(3))
+                                continue
                             }
+                            guard let c = try worker.claim() else {
+                                if resumed.isSet { break }
+                                continue
+                            }
+                            await log.legacyExecuted(c.id)
+                            try worker.complete(c.id)
                             try await Task.sleep(for: .milliseconds(3))
                         }
                         try worker.close()
                     }
                 }
                 group.addTask {
-                    try await Task.sleep(for: .milliseconds(200))
+                    _ = try await eventually(timeout: .seconds(60)) { await log.legacy.count >= 10 }
                     try await h.store.setMode(taskType: "youtube_channel_scrape", mode: "forward", reason: "test", host: "t", actor: "test")
+                    _ = try await eventually(timeout: .seconds(60)) { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger") >= 1 }
+                    resumed.set()
                 }
                 try await group.waitForAll()
             }
@@ -135,3 +147,9 @@ import Testing
     }
 }
 
+
+final class SharedFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}
