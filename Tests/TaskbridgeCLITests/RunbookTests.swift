@@ -23,11 +23,12 @@ import Testing
             #expect(install.status == 0, "\(install.stderr)")
             #expect(try h.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = '_taskbridge_ledger'") == 1)
 
-            // 2. dry-run: 5 rows queued before the bridge starts (backlog path),
-            // 5 inserted while it runs (change path): issue 7, item 1.
+            // 2. dry-run: 5 rows queued while the type was off (the backlog
+            // path), 5 inserted while it runs (the change path): issue 7, item 1.
+            for i in 0..<5 { try producer.insert(type: type, parameters: #"{"channel_url": "before-\#(i)"}"#) }
+            #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_changes") == 0, "off-type inserts leave no change rows")
             let dry = try await CLIRun.run(["cutover", type, "dry-run", "--reason", "rehearsal"], harness: h, config: conf)
             #expect(dry.status == 0, "\(dry.stderr)")
-            for i in 0..<5 { try producer.insert(type: type, parameters: #"{"channel_url": "before-\#(i)"}"#) }
             try bridge.start()
             defer { Task { await bridge.kill() } }
             _ = try await bridge.waitForHealth()

@@ -13,7 +13,9 @@ extension BridgeProcess {
     /// parses as Prometheus text with one label set per family, and `/health`
     /// answers.
     func expectServing(_ step: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> PrometheusText {
-        #expect(isRunning, "\(step): taskbridge run died: \(stderrText.suffix(3000))", sourceLocation: sourceLocation)
+        guard isRunning else {
+            throw HarnessError("\(step): taskbridge run died (status \(await child.wait())): \(stderrText.suffix(3000))")
+        }
         let text = try await metrics()
         let parsed = try PrometheusText(text)
         #expect(parsed.inconsistentFamilies.isEmpty, "\(step): families with two label sets: \(parsed.inconsistentFamilies)",
