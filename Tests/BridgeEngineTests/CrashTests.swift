@@ -85,7 +85,7 @@ import Testing
             #expect(try await eventually { (try? h.scalar("SELECT COUNT(*) FROM _taskbridge_mode")) == 1 })
             child.terminate()
             #expect(try await child.waitForExit(timeout: .seconds(20)) == 0)
-            #expect(!child.stderrText.contains(h.tm.apiKey), "the API key reached the log")
+            // (Key leaks are tested where a server echoes the key: RunTests.)
         }
     }
 }

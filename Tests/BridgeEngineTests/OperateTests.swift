@@ -22,7 +22,6 @@ import Testing
             let doctor = try await CLIRun.run(["doctor", "--json"], harness: h)
             #expect(doctor.status == 0, "\(doctor.stdout)")
             #expect(doctor.stdout.contains("API key accepted"))
-            #expect(!doctor.stdout.contains(h.tm.apiKey) && !status.stdout.contains(h.tm.apiKey))
         }
     }
 

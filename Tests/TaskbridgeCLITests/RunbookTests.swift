@@ -111,7 +111,6 @@ import Testing
             #expect(uninstall.status == 0, "\(uninstall.stderr)")
             #expect(try h.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '\\_taskbridge%' ESCAPE '\\'") == 0)
             #expect(try h.scalar("SELECT COUNT(*) FROM task_queue") == 15)
-            #expect(!bridge.stderrText.contains(h.tm.apiKey))
         }
     }
 }
