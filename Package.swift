@@ -23,11 +23,13 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
     ],
     targets: [
         // Pure wire model: ordered JSON, PHP-compatible encoding, dedupe key,
         // JSON Schema subset, envelopes. No I/O.
-        .target(name: "TaskManagerModel"),
+        .target(name: "TaskManagerModel", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "TaskManagerClient",
             dependencies: [
@@ -70,6 +72,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]
         ),
         // One harness shared by tests, the demo and the benchmarks.

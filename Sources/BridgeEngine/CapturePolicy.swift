@@ -90,8 +90,18 @@ public struct CapturePolicy: Sendable {
     /// A row the insert trigger (or a backlog claim) gave the bridge is
     /// forwarded whatever mode the engine last read: the row's owner is the
     /// truth. Dry-run verdicts need the mode, since nothing was claimed.
+    /// For a queued row of a forward type, before the backlog claim: what
+    /// the bridge would record once it holds the row.
+    public func decideClaimed(_ row: LegacyRow) -> CaptureDecision {
+        var held = row
+        held.claimedBy = bridgeID
+        held.status = LegacyStatus.claimed.rawValue
+        return decide(held, mode: .forward)
+    }
+
     public func decide(_ row: LegacyRow, mode: BridgeMode?) -> CaptureDecision {
-        let ours = row.claimedBy == bridgeID && LegacyStatus(text: row.status) == .claimed
+        // `running` too: an orphan a legacy tool moved on is still the bridge's (issue 8, item 3).
+        let ours = row.claimedBy == bridgeID && [.claimed, .running].contains(LegacyStatus(text: row.status))
         guard let mapping = mappings[row.taskType] else {
             return ours ? .quarantine(taskType: row.taskType, code: "unknown_type",
                                       detail: "task_type \"\(row.taskType)\" has no mapping in bridge.conf") : .ignore
@@ -111,5 +121,26 @@ public struct CapturePolicy: Sendable {
             }
         }
         return .ignore
+    }
+}
+
+/// What the engine decided for a row it captured.
+public enum CaptureDecision: Sendable, Equatable {
+    /// Forward: write-ahead intent with exactly the params that will be sent.
+    case intent(tmType: String, paramsJSON: String, dedupeKey: String, priority: Int64?, dueAt: Double)
+    case quarantine(taskType: String, code: String, detail: String)
+    case dryRun(verdict: String, reason: String?)
+    /// Not the bridge's business (type off or unmapped, row not claimed by it).
+    case ignore
+
+    /// The ledger transition that records it.
+    var input: LegacyQueueStore.CaptureInput {
+        switch self {
+        case .intent(let tmType, let json, let key, let priority, let dueAt):
+            return .intent(Ledger.Intent(tmType: tmType, paramsJSON: json, dedupeKey: key, priority: priority, dueAt: dueAt))
+        case .quarantine(let t, let c, let d): return .quarantine(taskType: t, code: c, detail: d)
+        case .dryRun(let v, let r): return .verdict(verdict: v, reason: r)
+        case .ignore: return .ignore
+        }
     }
 }

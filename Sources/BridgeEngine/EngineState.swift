@@ -107,14 +107,3 @@ actor EngineState {
     }
 }
 
-/// Exponential backoff with jitter for one row's next attempt.
-func backoff(attempts: Int64, base: Double = 0.5, cap: Double = 60) -> Double {
-    min(cap, base * pow(2, Double(min(attempts, 16)))) * Double.random(in: 0.8...1.2)
-}
-
-extension Double {
-    func rounded(toPlaces n: Int) -> Double {
-        let f = Foundation.pow(10, Double(n))
-        return (self * f).rounded() / f
-    }
-}

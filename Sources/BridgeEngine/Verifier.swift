@@ -90,6 +90,8 @@ public struct Verifier: Sendable {
                     continue
                 }
                 switch l.state {
+                case .archived:
+                    continue  // lives in the archive table, never among live entries
                 case .quarantined:
                     report.add(ParityFinding(kind: .quarantined, taskType: row.taskType, legacyID: row.id, taskID: nil,
                                              detail: l.lastError ?? "quarantined"), keep: options.keepFindings)
@@ -248,9 +250,12 @@ public struct Verifier: Sendable {
             var remaining = true
             var claimed = 0
             while remaining {
-                let r = try await store.claimBacklog(types: types, limit: 500) { policy.decide($0, mode: .forward) }
+                let rows = try await store.readBacklog(types: types, limit: 500)
+                var decisions: [Int64: LegacyQueueStore.CaptureInput] = [:]
+                for row in rows { decisions[row.id] = policy.decideClaimed(row).input }
+                let r = try await store.claimBacklog(rows, decisions: decisions)
                 claimed += r.processed
-                remaining = r.remaining
+                remaining = rows.count == 500
             }
             done.append("\(claimed) queued row(s) claimed for forwarding")
         }

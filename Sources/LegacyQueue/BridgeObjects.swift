@@ -18,7 +18,7 @@ import TaskManagerModel
 /// Off-type inserts pay one primary-key lookup in `_taskbridge_mode` and
 /// nothing else.
 public struct BridgeObjects: Sendable {
-    public static let version = 2
+    public static let version = 3
     public let table: String
     public let bridgeID: String
 
@@ -29,10 +29,10 @@ public struct BridgeObjects: Sendable {
 
     public static let tableNames = [
         "_taskbridge_meta", "_taskbridge_mode", "_taskbridge_audit", "_taskbridge_changes", "_taskbridge_ledger",
-        "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_echo", "_taskbridge_parity",
+        "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_echo", "_taskbridge_parity", "_taskbridge_ledger_archive",
     ]
-    public static let triggerNames = ["_taskbridge_ai", "_taskbridge_au", "_taskbridge_ad"]
-    public static let indexNames = ["_taskbridge_ledger_state", "_taskbridge_ledger_task", "_taskbridge_ledger_type", "_taskbridge_ledger_sent"]
+    public static let triggerNames = ["_taskbridge_ai", "_taskbridge_au", "_taskbridge_aq", "_taskbridge_ad"]
+    public static let indexNames = Ledger.indexNames
 
     static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
     var t: String { "\"\(table)\"" }
@@ -53,34 +53,9 @@ public struct BridgeObjects: Sendable {
                 task_type TEXT NOT NULL, from_mode TEXT, to_mode TEXT NOT NULL, reason TEXT, host TEXT, actor TEXT)
             """,
             "CREATE TABLE IF NOT EXISTS _taskbridge_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, row_id INTEGER NOT NULL, op TEXT NOT NULL)",
-            """
-            CREATE TABLE IF NOT EXISTS _taskbridge_ledger (
-                legacy_id INTEGER PRIMARY KEY,
-                task_type TEXT NOT NULL,
-                tm_type TEXT NOT NULL,
-                state TEXT NOT NULL CHECK (state IN ('intent','sent','done','quarantined')),
-                params_json TEXT,
-                dedupe_key TEXT,
-                priority INTEGER,
-                due_at REAL NOT NULL DEFAULT 0,
-                tm_task_id INTEGER,
-                tm_status TEXT,
-                collapsed INTEGER NOT NULL DEFAULT 0,
-                attempts INTEGER NOT NULL DEFAULT 0,
-                next_attempt_at REAL NOT NULL DEFAULT 0,
-                last_error TEXT,
-                claimed_at TEXT NOT NULL,
-                sent_at TEXT,
-                done_at TEXT,
-                updated_at TEXT NOT NULL,
-                error_streak INTEGER NOT NULL DEFAULT 0,
-                streak_started_at REAL)
-            """,
-            """
-            CREATE TABLE IF NOT EXISTS _taskbridge_quarantine (legacy_id INTEGER PRIMARY KEY, task_type TEXT NOT NULL,
-                reason TEXT NOT NULL, detail TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 1,
-                first_at TEXT NOT NULL, last_at TEXT NOT NULL)
-            """,
+            Ledger.tableDDL,
+            Ledger.archiveDDL,
+            Ledger.quarantineDDL,
             """
             CREATE TABLE IF NOT EXISTS _taskbridge_dryrun (legacy_id INTEGER PRIMARY KEY, task_type TEXT NOT NULL,
                 verdict TEXT NOT NULL CHECK (verdict IN ('would-forward','would-reject')), reason TEXT, at TEXT NOT NULL)
@@ -91,12 +66,7 @@ public struct BridgeObjects: Sendable {
                 class TEXT NOT NULL, detail TEXT, at TEXT NOT NULL)
             """,
             "INSERT OR IGNORE INTO _taskbridge_echo (id, active) VALUES (1, 0)",
-            "CREATE INDEX IF NOT EXISTS _taskbridge_ledger_state ON _taskbridge_ledger(state, next_attempt_at)",
-            "CREATE INDEX IF NOT EXISTS _taskbridge_ledger_task ON _taskbridge_ledger(tm_task_id)",
-            "CREATE INDEX IF NOT EXISTS _taskbridge_ledger_type ON _taskbridge_ledger(task_type, state)",
-            // The mirror's candidate queries: claimed / terminal / queue edges of in-flight rows.
-            "CREATE INDEX IF NOT EXISTS _taskbridge_ledger_sent ON _taskbridge_ledger(state, tm_status, tm_task_id)",
-        ]
+        ] + Ledger.indexDDL
     }
 
     public var triggerDDL: [String] {
@@ -120,6 +90,21 @@ public struct BridgeObjects: Sendable {
                    OR EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode <> 'off'))
             BEGIN
                 INSERT INTO _taskbridge_changes (row_id, op) VALUES (NEW.id, 'U');
+            END
+            """,
+            // A bridged row put back to `queued` (by an operator or a tool) is
+            // claimed again at once, inside that same UPDATE, as the insert
+            // trigger claims new rows: no legacy worker ever sees it queued
+            // (issue 8, item 4). Capture archives its old entry and forwards it anew.
+            """
+            CREATE TRIGGER _taskbridge_aq AFTER UPDATE OF status ON \(t)
+            WHEN NEW.status = 'queued' AND OLD.status IS NOT 'queued' AND OLD.claimed_by = \(b)
+              AND (SELECT active FROM _taskbridge_echo WHERE id = 1) = 0
+              AND EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode IN ('forward','retired'))
+            BEGIN
+                UPDATE \(t) SET status = 'claimed', claimed_by = \(b), claimed_at = \(Self.now), updated_at = \(Self.now)
+                WHERE id = NEW.id AND status = 'queued';
+                INSERT INTO _taskbridge_changes (row_id, op) VALUES (NEW.id, 'R');
             END
             """,
             """
@@ -152,19 +137,11 @@ public struct BridgeObjects: Sendable {
 
     public var allNames: [String] { Self.tableNames + Self.triggerNames + Self.indexNames }
 
-    /// Columns added after a table's first release: `install` adds each one a
-    /// table created by an older version lacks (`CREATE TABLE IF NOT EXISTS`
-    /// keeps the old definition), so an upgrade keeps every ledger entry.
-    static let addedColumns: [(table: String, column: String, definition: String)] = [
-        ("_taskbridge_ledger", "error_streak", "INTEGER NOT NULL DEFAULT 0"),
-        ("_taskbridge_ledger", "streak_started_at", "REAL"),
-    ]
-
     /// Creates what is missing, adds columns of later versions, and
     /// (re)creates the triggers; keeps data. Must run inside a transaction.
     public func install(_ db: Database, installedAt: String) throws {
         for sql in tableDDL { try db.execute(sql: sql) }
-        for added in Self.addedColumns {
+        for added in Ledger.addedColumns {
             let present = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?)", arguments: [added.table])
             if !present.contains(added.column) {
                 try db.execute(sql: "ALTER TABLE \(added.table) ADD COLUMN \(added.column) \(added.definition)")

@@ -19,6 +19,8 @@ public struct LegacyRow: Sendable, Equatable {
     public var createdAt: String?
     public var updatedAt: String?
     public var completedAt: String?
+    /// `Ledger.fingerprintSQL` of the row as read (nil when not selected).
+    public var fingerprint: String?
 
     static func selectSQL(_ schema: LegacySchema) -> String {
         let opt = { (c: String) in schema.columns.contains(c) ? c : "NULL AS \(c)" }
@@ -26,7 +28,7 @@ public struct LegacyRow: Sendable, Equatable {
             SELECT id, task_type, CAST(parameters AS BLOB) AS parameters_blob, \(opt("priority")), \(opt("run_after_utc")),
                    status, claimed_by, claimed_at, \(opt("retry_count")), \(opt("max_retries")),
                    CAST(result_data AS BLOB) AS result_data, CAST(error_message AS BLOB) AS error_message,
-                   created_at, updated_at, completed_at
+                   created_at, updated_at, completed_at, \(Ledger.fingerprintSQL()) AS fingerprint
             FROM "\(schema.table)"
             """
     }
@@ -75,13 +77,20 @@ public struct LegacyRow: Sendable, Equatable {
         createdAt = text("created_at")
         updatedAt = text("updated_at")
         completedAt = text("completed_at")
+        fingerprint = row.hasColumn("fingerprint") ? text("fingerprint") : nil
+    }
+
+    /// Whether the row reads the same as `other` for the bridge's decisions:
+    /// status, holder, fingerprint and parameter bytes.
+    public func sameSnapshot(as other: LegacyRow) -> Bool {
+        status == other.status && claimedBy == other.claimedBy && fingerprint == other.fingerprint && parameters == other.parameters
     }
 }
 
 /// A row of `_taskbridge_ledger`: the bridge's write-ahead record of one
 /// forwarded legacy row.
 public struct LedgerEntry: Sendable, Equatable {
-    public enum State: String, Sendable { case intent, sent, done, quarantined }
+    public typealias State = Ledger.State
     public var legacyID: Int64
     public var taskType: String
     public var tmType: String
@@ -97,6 +106,10 @@ public struct LedgerEntry: Sendable, Equatable {
     public var nextAttemptAt: Double
     public var lastError: String?
     public var claimedAt: String
+    public var generation: Int64
+    /// The fingerprint of the row the entry was made for (nil: made before
+    /// fingerprints existed; it matches any row).
+    public var fingerprint: String?
     public var updatedAt: String?
     /// Consecutive identical server errors of this row's sends, and when the
     /// run began (the persistent-error policy's evidence).
@@ -122,17 +135,17 @@ public struct LedgerEntry: Sendable, Equatable {
         updatedAt = row["updated_at"]
         errorStreak = row["error_streak"] ?? 0
         streakStartedAt = row["streak_started_at"]
+        generation = row["generation"] ?? 1
+        fingerprint = row["fingerprint"]
     }
-}
 
-/// What the engine decided for a row it captured.
-public enum CaptureDecision: Sendable, Equatable {
-    /// Forward: write-ahead intent with exactly the params that will be sent.
-    case intent(tmType: String, paramsJSON: String, dedupeKey: String, priority: Int64?, dueAt: Double)
-    case quarantine(taskType: String, code: String, detail: String)
-    case dryRun(verdict: String, reason: String?)
-    /// Not the bridge's business (type off or unmapped, row not claimed by it).
-    case ignore
+    /// The entry still applies to `row`: the same row (fingerprint), and not
+    /// put back in the queue (a re-queued row is captured again as new).
+    public func applies(to row: LegacyRow) -> Bool {
+        guard LegacyStatus(text: row.status) != .queued else { return false }
+        guard let fingerprint else { return true }
+        return fingerprint == row.fingerprint
+    }
 }
 
 public struct QuarantineEntry: Sendable, Equatable {

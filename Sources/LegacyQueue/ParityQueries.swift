@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import SQLiteText
 import TaskManagerModel
 
 /// Paged reads for `verify`, `retire-check` and `export`: each call is one
@@ -62,54 +61,6 @@ extension LegacyQueueStore {
             guard try db.tableExists("_taskbridge_ledger") else { return [] }
             return Set(try Int64.fetchAll(db, sql: "SELECT tm_task_id FROM _taskbridge_ledger WHERE tm_task_id IN (\(ids.map { _ in "?" }.joined(separator: ",")))",
                                           arguments: StatementArguments(ids)))
-        }
-    }
-
-    /// Writes a TaskManager status into a bridged row even where the normal
-    /// monotonic guard would refuse (verify --repair of a diverged status).
-    public func forceMirror(legacyID: Int64, tmStatus: String, result: JSONValue?, error: String?) async throws -> Bool {
-        guard let legacy = LegacyStatus.mirroring(taskManagerStatus: tmStatus) else { return false }
-        let t = table, b = bridgeID
-        return try await write { db in
-            let now = LegacyTimestamp.format(Date())
-            if legacy.isTerminal {
-                try db.exec(
-                    sql: """
-                        UPDATE \(t) SET status = ?, completed_at = ?, result_data = ?, error_message = CAST(? AS TEXT), updated_at = ?
-                        WHERE id = ? AND claimed_by = ?
-                        """,
-                    arguments: [legacy.rawValue, now, result.map(PHPJSON.encode), SQLiteText.bind(error), now, legacyID, b])
-            } else {
-                // Never move a finished row back in flight (invariant 4).
-                try db.exec(
-                    sql: "UPDATE \(t) SET status = ?, updated_at = ? WHERE id = ? AND claimed_by = ? AND status IN ('claimed','running')",
-                    arguments: [legacy.rawValue, now, legacyID, b])
-            }
-            let changed = db.changesCount > 0
-            try db.exec(sql: "UPDATE _taskbridge_ledger SET state = ?, tm_status = ?, updated_at = ? WHERE legacy_id = ?",
-                           arguments: [legacy.isTerminal ? "done" : "sent", tmStatus, now, legacyID])
-            return changed
-        }
-    }
-
-    /// Hands an in-flight row the bridge holds without a ledger entry back to
-    /// the capture path (a change row makes the bridge decide again).
-    public func adoptRow(legacyID: Int64) async throws -> Bool {
-        let t = table, b = bridgeID
-        return try await write { db in
-            let status = try String.fetchOne(db, sql: "SELECT status FROM \(t) WHERE id = ? AND claimed_by = ?", arguments: [legacyID, b])
-            guard LegacyStatus(text: status) == .claimed else { return false }
-            try db.exec(sql: "INSERT INTO _taskbridge_changes (row_id, op) VALUES (?, 'I')", arguments: [legacyID])
-            return true
-        }
-    }
-
-    /// Sends a forwarded row again (its task vanished from TaskManager).
-    public func resetToIntent(legacyID: Int64) async throws {
-        try await write { db in
-            try db.exec(
-                sql: "UPDATE _taskbridge_ledger SET state = 'intent', tm_task_id = NULL, tm_status = NULL, next_attempt_at = 0, updated_at = ? WHERE legacy_id = ? AND state IN ('sent','done')",
-                arguments: [LegacyTimestamp.format(Date()), legacyID])
         }
     }
 

@@ -13,7 +13,7 @@ import TaskManagerModel
 /// Retry-After, and "request delivered, answer lost" (the request reaches
 /// the server, the response never comes back).
 public final class FaultProxy: Sendable {
-    public enum Mode: Sendable, Equatable {
+    public indirect enum Mode: Sendable, Equatable {
         case pass
         case status(Int, body: String, contentType: String = "text/html")
         case rateLimited(retryAfter: Int)
@@ -30,6 +30,12 @@ public final class FaultProxy: Sendable {
         /// Requests whose body contains `marker` get `status` with a TaskManager
         /// error envelope saying `error`; the rest pass (a per-row refusal).
         case failMatching(marker: String, status: Int, error: String)
+        /// `mode` for requests whose "METHOD path?query" contains `key`; the
+        /// rest pass.
+        case matching(String, Mode)
+        /// A mix of what a bad network and a bad day give, drawn per request:
+        /// delays of 0 to 2 s, 5xx envelopes, HTML 502s and garbage 200s.
+        case chaos
     }
 
     public let upstream: String
@@ -95,7 +101,24 @@ public final class FaultProxy: Sendable {
     private func handle(_ request: Request) async throws -> Response {
         let path = request.uri.path
         counts.withLock { $0["\(request.method.rawValue) \(path)", default: 0] += 1 }
-        switch mode.withLock({ $0 }) {
+        return try await answer(request, mode.withLock { $0 })
+    }
+
+    private func answer(_ request: Request, _ mode: Mode) async throws -> Response {
+        switch mode {
+        case .matching(let key, let inner):
+            let line = "\(request.method.rawValue) \(request.uri.description)"
+            return try await answer(request, line.contains(key) ? inner : .pass)
+        case .chaos:
+            let draw = Int.random(in: 0..<100)
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...2000)))
+            switch draw {
+            case 0..<15: return try await answer(request, .status(503, body: #"{"success":false,"error":"Service Unavailable"}"#,
+                                                                   contentType: "application/json"))
+            case 15..<25: return try await answer(request, .status(502, body: "<html><body>502 Bad Gateway</body></html>"))
+            case 25..<35: return try await answer(request, .raw(200, bytes: [0x00, 0xFF, 0x7B, 0x22]))
+            default: return try await answer(request, .pass)
+            }
         case .status(let code, let body, let type):
             var h = HTTPFields()
             h[.contentType] = type
@@ -137,7 +160,7 @@ public final class FaultProxy: Sendable {
                 try await writer.finish(nil)
             })
         case .pass, .swallowResponse:
-            let swallow = mode.withLock { $0 } == .swallowResponse
+            let swallow = mode == .swallowResponse
             var out = HTTPClientRequest(url: upstream + request.uri.description.replacingOccurrences(of: "/api", with: "", options: .anchored))
             out.method = HTTPMethod(rawValue: request.method.rawValue)
             for f in request.headers where f.name.canonicalName != "host" { out.headers.add(name: f.name.rawName, value: f.value) }

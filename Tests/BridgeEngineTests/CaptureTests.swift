@@ -17,12 +17,15 @@ import Testing
             let id = try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "e"}"#)
             #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_changes") == 1)
             let policy = CapturePolicyFactory.make([channel])
-            _ = try await h.store.processChanges(limit: 10) { policy.decide($0, mode: .forward) }
+            let batch = try #require(try await h.store.readChanges(limit: 10))
+            let decisions = Dictionary(uniqueKeysWithValues: batch.toDecide.map { ($0.id, CapturePolicyFactory.input(policy, $0)) })
+            _ = try await h.store.applyChanges(batch, decisions: decisions)
             #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_changes") == 0)
-            try await h.store.recordSends([.sent(legacyID: id, taskID: 1, status: "pending", collapsed: false)])
+            try await h.store.recordSends([.sent(legacyID: id, taskID: 1, status: "pending", deduplicated: false)])
             try await h.store.recordMirror([.init(legacyID: id, tmStatus: "claimed", attempts: 1, result: nil, error: nil, nextCheckAt: 0)])
             #expect(try h.rows(where: "id = ?", [id]).first?["status"] as String? == "running")
-            try await h.store.recordMirror([.init(legacyID: id, tmStatus: "completed", attempts: 1, result: ["ok": true], error: nil, nextCheckAt: 0)])
+            try await h.store.recordMirror([.init(legacyID: id, tmStatus: "completed", attempts: 1, result: ["ok": true], error: nil,
+                                                  nextCheckAt: 0)])
             #expect(try h.rows(where: "id = ?", [id]).first?["status"] as String? == "completed")
             #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_changes") == 0, "the bridge's own writes were captured")
             // Someone else resets the bridged row: that is captured.
@@ -50,8 +53,10 @@ import Testing
         }
     }
 
-    /// A finished row put back in the queue by hand is forwarded again (and,
-    /// collapsing onto its finished task, ends terminal again at once).
+    /// A finished row put back in the queue by hand is claimed by the update
+    /// trigger inside that same UPDATE (no legacy worker ever sees it queued),
+    /// forwarded again, and lands on its own finished task: not a collapse
+    /// (issue 8, items 2 and 4).
     @Test func requeuedRowIsForwardedAgain() async throws {
         try await BridgeHarness.with(types: [channel]) { h in
             let producer = try h.producer()
@@ -60,8 +65,14 @@ import Testing
             let api = APIWorker(client: h.tm.client, workerID: "api", typeIDs: [typeID])
             #expect(try await eventually { _ = try await api.runOnce(); return try h.scalar("SELECT COUNT(*) FROM task_queue WHERE id = ? AND status = 'completed'", [id]) == 1 })
             try producer.execute("UPDATE task_queue SET status = 'queued', claimed_by = NULL, completed_at = NULL, result_data = NULL WHERE id = ?", [id])
+            // Read right after the producer's commit: already the bridge's again.
+            let worker = try LegacyWorker(path: h.legacyPath, workerID: "legacy")
+            #expect(try worker.claim() == nil, "a legacy worker could take the re-queued row")
+            try worker.close()
+            #expect(try h.rows(where: "id = ?", [id]).first?["claimed_by"] as String? == "taskbridge")
             #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM task_queue WHERE id = ? AND status = 'completed' AND claimed_by = 'taskbridge'", [id]) == 1 })
-            #expect(try h.scalar("SELECT collapsed FROM _taskbridge_ledger WHERE legacy_id = ?", [id]) == 1)
+            #expect(try h.scalar("SELECT collapsed FROM _taskbridge_ledger WHERE legacy_id = ?", [id]) == 0)
+            #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger_archive WHERE legacy_id = ? AND archive_reason = 'requeued'", [id]) == 1)
         }
     }
 
@@ -197,6 +208,16 @@ import Testing
 
 enum CapturePolicyFactory {
     static func make(_ types: [TypeMapping]) -> CapturePolicy { .init(mappings: types, bridgeID: "taskbridge") }
+
+    static func input(_ policy: CapturePolicy, _ row: LegacyRow) -> LegacyQueueStore.CaptureInput {
+        switch policy.decide(row, mode: .forward) {
+        case .intent(let t, let j, let k, let p, let d):
+            return .intent(Ledger.Intent(tmType: t, paramsJSON: j, dedupeKey: k, priority: p, dueAt: d))
+        case .quarantine(let t, let c, let d): return .quarantine(taskType: t, code: c, detail: d)
+        case .dryRun(let v, let r): return .verdict(verdict: v, reason: r)
+        case .ignore: return .ignore
+        }
+    }
 }
 
 import BridgeEngine

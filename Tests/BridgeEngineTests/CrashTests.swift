@@ -54,6 +54,9 @@ import Testing
             let tasks = try await h.tm.client.listTasks(limit: 100)
             #expect(tasks.count == 20, "a re-send after the crash created a duplicate")
             #expect(try h.scalar("SELECT COUNT(DISTINCT tm_task_id) FROM _taskbridge_ledger") == 20)
+            // Every re-send came back `deduplicated` onto the row's own task,
+            // and every row has unique params: no collapse happened (issue 8, item 2).
+            #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE collapsed = 1") == 0)
             // Everything still completes and mirrors.
             let typeID = try await h.typeID(channel.name)
             let api = APIWorker(client: h.tm.client, workerID: "api", typeIDs: [typeID])

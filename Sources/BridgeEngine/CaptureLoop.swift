@@ -1,0 +1,112 @@
+import AsyncAlgorithms
+import BridgeConfig
+import Foundation
+import LegacyQueue
+import TaskManagerModel
+
+/// Capture: change rows and the backlog become ledger entries. The pure work
+/// (parse, validate, encode, hash) happens between a read and a short write
+/// transaction, never inside the write lock (invariant 5).
+extension BridgeEngine {
+    func refreshModes() async throws {
+        let raw = try await store.modes()
+        var modes: [String: BridgeMode] = [:]
+        for (k, v) in raw { modes[k] = BridgeMode(rawValue: v) ?? .off }
+        let entered = await state.setModes(modes)
+        for t in entered { logger.info("type entered forward mode; claiming its backlog", metadata: ["type": "\(t)"]) }
+    }
+
+    /// Wakes on every commit (the watcher thread) and at least every 20 poll
+    /// intervals (a mode change with no insert after it).
+    func captureLoop(_ ctx: RunContext) async throws {
+        let refresh = AsyncTimerSequence(interval: .milliseconds(Int64(config.bridge.pollIntervalSeconds * 20_000)), clock: .continuous)
+        for await _ in merge(ctx.watcher.changes, refresh.map { _ in () }) {
+            if isStopping { return }
+            await attempt("capture") {
+                try await refreshModes()
+                if try await captureOnce() {
+                    ctx.watcher.noteActivity()
+                    ctx.sendWake.signal()
+                }
+            }
+            await state.tick()
+        }
+    }
+
+    /// One pass: change rows, then the backlog. True if anything was captured.
+    func captureOnce() async throws -> Bool {
+        var any = false
+        let modes = await state.modes
+        // Bounded: a row a producer keeps rewriting stays stale and comes back
+        // at the next wake-up instead of holding this pass.
+        for _ in 0..<64 {
+            guard !isStopping, let batch = try await store.readChanges(limit: 500) else { break }
+            var decisions: [Int64: LegacyQueueStore.CaptureInput] = [:]
+            for row in batch.toDecide { decisions[row.id] = policy.decide(row, mode: modes[row.taskType]).input }
+            let r = try await store.applyChanges(batch, decisions: decisions)
+            if r.processed > 0 { any = true }
+            if r.requeued > 0 { await state.markBacklog(true) }
+            count(r)
+            if !r.remaining { break }
+        }
+        if await state.backlogPending {
+            if try await claimBacklog(modes: modes) { any = true }
+        }
+        return any
+    }
+
+    /// Queued rows of forward types, claimed with the legacy protocol, and the
+    /// dry-run verdicts of queued rows of dry-run types.
+    func claimBacklog(modes: [String: BridgeMode]) async throws -> Bool {
+        var any = false
+        let forward = modes.filter { $0.value.claimsRows }.map(\.key).sorted()
+        var remaining = !forward.isEmpty
+        while remaining && !isStopping {
+            let rows = try await store.readBacklog(types: forward, limit: config.bridge.batchSize)
+            var decisions: [Int64: LegacyQueueStore.CaptureInput] = [:]
+            for row in rows { decisions[row.id] = policy.decideClaimed(row).input }
+            let r = try await store.claimBacklog(rows, decisions: decisions)
+            if r.processed > 0 {
+                any = true
+                logger.debug("claimed backlog rows", metadata: ["count": "\(r.processed)"])
+            }
+            count(r)
+            remaining = rows.count == config.bridge.batchSize
+        }
+        let dry = modes.filter { $0.value == .dryRun }.map(\.key).sorted()
+        if !dry.isEmpty {
+            var verdicts: [(Int64, String, String, String?)] = []
+            for row in try await store.dryRunBacklog(types: dry, limit: 1000) {
+                if case .dryRun(let v, let reason) = policy.decide(row, mode: .dryRun) {
+                    verdicts.append((row.id, row.taskType, v, reason))
+                    BridgeMetrics.dryRun.increment(row.taskType, v)
+                }
+            }
+            try await store.recordDryRun(verdicts)
+        }
+        if !remaining { await state.markBacklog(false) }
+        return any
+    }
+
+    func count(_ r: LegacyQueueStore.CaptureResult) {
+        for (type, n) in r.intentsByType { BridgeMetrics.captured.increment(type, by: n) }
+        for (key, n) in r.verdicts { BridgeMetrics.dryRun.increment(key.taskType, key.verdict, by: n) }
+        noteQuarantines(r.quarantines)
+        if r.archived > 0 {
+            logger.notice("ledger entries archived: their rows were re-queued or replaced", metadata: ["count": "\(r.archived)"])
+        }
+    }
+
+    /// Every quarantine is logged (warning) and counted, wherever it happened:
+    /// legacy id, type and reason, and only a short excerpt of the detail,
+    /// which may quote the row's params.
+    func noteQuarantines(_ events: [LegacyQueueStore.QuarantineEvent]) {
+        for q in events {
+            let excerpt = q.detail.count > 160 ? String(q.detail.prefix(160)) + "..." : q.detail
+            logger.warning("row quarantined", metadata: [
+                "legacy_id": "\(q.legacyID)", "type": "\(q.taskType)", "reason": "\(q.code)", "detail": "\(LogSafe.escape(excerpt))",
+            ])
+            BridgeMetrics.quarantined.increment(q.taskType, q.code)
+        }
+    }
+}

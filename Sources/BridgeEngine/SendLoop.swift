@@ -1,0 +1,209 @@
+import Foundation
+import LegacyQueue
+import Synchronization
+import TaskManagerClient
+import TaskManagerModel
+
+/// Send: due intents become TaskManager tasks. A continuous pipeline of up to
+/// `max_in_flight` creates, driven by one event stream (new intents, finished
+/// sends, the next due time); outcomes are recorded in batches. Intents being
+/// sent are still `intent` in the ledger, so a crash re-sends them and
+/// TaskManager's dedupe returns the same task.
+extension BridgeEngine {
+    /// A finished create: what to record, and whether its task is already
+    /// terminal (a collapse onto a finished task: the mirror takes it at once).
+    /// Nil: cancelled at stop, nothing to record.
+    typealias Sent = (record: LegacyQueueStore.SendRecord, terminal: Bool)
+
+    enum SendEvent: Sendable {
+        case wake
+        case sent(Int64, Sent?)
+    }
+
+    func sendLoop(_ ctx: RunContext) async throws {
+        let capacity = config.bridge.maxInFlight
+        let (events, events_) = AsyncStream.makeStream(of: SendEvent.self)
+        let sleeper = Mutex<Task<Void, Never>?>(nil)
+        defer {
+            events_.finish()
+            sleeper.withLock { $0?.cancel() }
+        }
+        /// The next look at the ledger when nothing else will wake the loop.
+        func wake(after seconds: Double) {
+            let task = Task {
+                try? await Task.sleep(for: .milliseconds(Int64(max(0.005, seconds) * 1000)))
+                if !Task.isCancelled { events_.yield(.wake) }
+            }
+            sleeper.withLock { old in
+                old?.cancel()
+                old = task
+            }
+        }
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                for await _ in ctx.sendWake.stream { events_.yield(.wake) }
+            }
+            var inAir = Set<Int64>()
+            var running = 0
+            var outcomes: [Sent] = []
+            var recordedPending: [Int64] = []
+            func flush() async throws {
+                try await record(&outcomes, ctx: ctx)
+                // Only now may these rows be picked again: until the outcome
+                // is in the ledger they still read `intent`.
+                for id in recordedPending { inAir.remove(id) }
+                recordedPending.removeAll()
+            }
+            events_.yield(.wake)
+            for await event in events {
+                switch event {
+                case .wake:
+                    break
+                case .sent(let id, let sent):
+                    running -= 1
+                    if let sent { outcomes.append(sent) }
+                    recordedPending.append(id)
+                    if outcomes.count < max(1, capacity / 2) && running > capacity / 2 { continue }
+                    try await flush()
+                }
+                if isStopping {
+                    if running == 0 {
+                        try await flush()
+                        group.cancelAll()
+                        return
+                    }
+                    continue
+                }
+                if running < capacity {
+                    for e in try await dueBatch(limit: capacity - running, excluding: inAir) {
+                        inAir.insert(e.legacyID)
+                        running += 1
+                        group.addTask {
+                            let sent = await self.send(e)
+                            events_.yield(.sent(e.legacyID, sent))
+                        }
+                    }
+                }
+                if running == 0 {
+                    try await flush()
+                    // Idle: until the next intent's run_after_utc, backoff or
+                    // pause passes, at most a second.
+                    let now = Date().timeIntervalSince1970
+                    let next = try await store.nextIntentDue() ?? (now + 1)
+                    wake(after: min(1, max(next, await state.pausedUntil()) - now))
+                }
+            }
+            // Cancelled (the stop grace ran out): record what did finish, outside
+            // the cancelled task so the write is not refused.
+            let finished = outcomes
+            if !finished.isEmpty {
+                try await Task {
+                    var rest = finished
+                    try await self.record(&rest, ctx: ctx)
+                }.value
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Due intents that may be sent now: not paused, type registered, its
+    /// breaker closed, not already in the air.
+    func dueBatch(limit: Int, excluding: Set<Int64>) async throws -> [LedgerEntry] {
+        guard limit > 0 else { return [] }
+        let now = Date().timeIntervalSince1970
+        if now < (await state.pausedUntil()) { return [] }
+        let open = await state.openBreakers(now: now)
+        let registered = await state.registered
+        let modes = await state.modes
+        let candidates = try await store.dueIntents(now: now, limit: limit + excluding.count)
+        let batch = Array(candidates.filter { !excluding.contains($0.legacyID) && !open.contains($0.tmType) && registered.contains($0.tmType) }
+            .prefix(limit))
+        for e in batch where modes[e.taskType] == .retired {
+            logger.warning("row arrived for a retired type; forwarding it", metadata: ["type": "\(e.taskType)", "id": "\(e.legacyID)"])
+            BridgeMetrics.retiredRows.increment(e.taskType)
+        }
+        return batch
+    }
+
+    /// Records a batch in one transaction. Finished tasks are the mirror's:
+    /// a send never waits for a GET (issue 8, item 6).
+    func record(_ outcomes: inout [Sent], ctx: RunContext?) async throws {
+        guard !outcomes.isEmpty else { return }
+        let batch = outcomes
+        outcomes.removeAll(keepingCapacity: true)
+        let r = try await store.recordSends(batch.map(\.record))
+        noteQuarantines(r.quarantines)
+        BridgeMetrics.forwarded.increment(by: r.sent)
+        BridgeMetrics.collapsed.increment(by: r.collapsed)
+        if batch.contains(where: \.terminal) { ctx?.mirrorWake.signal() }
+    }
+
+    /// One wave (for `driveOnce`): send every due intent that fits, record.
+    func sendWave() async throws -> Int {
+        let batch = try await dueBatch(limit: config.bridge.maxInFlight, excluding: [])
+        guard !batch.isEmpty else { return 0 }
+        var outcomes = await withTaskGroup(of: Sent?.self) { group in
+            for e in batch { group.addTask { await self.send(e) } }
+            var out: [Sent] = []
+            for await o in group { if let o { out.append(o) } }
+            return out
+        }
+        try await record(&outcomes, ctx: nil)
+        return batch.count
+    }
+
+    /// One create, with `SendPolicy` deciding what a failure means.
+    func send(_ e: LedgerEntry) async -> Sent? {
+        guard let json = e.paramsJSON, let params = try? JSONParser.parse(json) else {
+            return (.refused(legacyID: e.legacyID, taskType: e.taskType, code: "ledger_corrupt", detail: "ledger params are unreadable"),
+                    false)
+        }
+        var reRegistered = false
+        while true {
+            do {
+                let r = try await client.createTask(type: e.tmType, params: params, priority: e.priority.map(Int.init))
+                await state.breakerSuccess(e.tmType)
+                await state.recordSendSuccess(e.tmType, at: Date().timeIntervalSince1970)
+                if await state.recordAPISuccess() {
+                    // The API is back: rows waiting out a backoff go now.
+                    try? await store.resetBackoff()
+                    context.withLock { $0 }?.sendWake.signal()
+                }
+                let terminal = TaskStatus(rawValue: r.status)?.isTerminal ?? false
+                return (.sent(legacyID: e.legacyID, taskID: r.id, status: r.status, deduplicated: r.deduplicated), terminal)
+            } catch {
+                let now = Date().timeIntervalSince1970
+                // Stopping: the intent stays as it is and is sent again on the next start.
+                if Task.isCancelled { return nil }
+                await noteAPIError(error, context: "create task for row \(e.legacyID)")
+                let context = SendPolicy.Context(entry: e, now: now, typeLastSuccessAt: await state.lastSendSuccess(e.tmType),
+                                                 reRegistered: reRegistered)
+                switch SendPolicy.decide(error, context, sendSettings) {
+                case .reRegister:
+                    reRegistered = true
+                    if let m = config.types.first(where: { $0.name == e.tmType }),
+                        (try? await client.registerTaskType(name: m.name, version: m.version, paramSchema: m.paramSchema)) != nil
+                    {
+                        continue
+                    }
+                    return (.retry(legacyID: e.legacyID, error: error.description, nextAttemptAt: now + backoff(attempts: e.attempts)), false)
+                case .quarantine(let code, let detail):
+                    return (.refused(legacyID: e.legacyID, taskType: e.taskType, code: code, detail: detail), false)
+                case .retry(let delay, let pauseAll, let breaker, let streak, let streakStart):
+                    if let pauseAll { await state.pause(until: now + pauseAll) }
+                    if breaker, await state.breakerFailure(e.tmType, now: now) {
+                        logger.warning("circuit opened for type after repeated failures", metadata: ["name": "\(e.tmType)"])
+                    }
+                    let wait = pauseAll == nil ? delay * Double.random(in: 0.8...1.2) : delay
+                    return (.retry(legacyID: e.legacyID, error: error.description, nextAttemptAt: now + wait, errorStreak: streak,
+                                   streakStartedAt: streakStart), false)
+                }
+            }
+        }
+    }
+
+    var sendSettings: SendPolicy.Settings {
+        SendPolicy.Settings(persistentAttempts: Int64(config.bridge.persistentErrorAttempts),
+                            persistentSeconds: config.bridge.persistentErrorSeconds)
+    }
+}

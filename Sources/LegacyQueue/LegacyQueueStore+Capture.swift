@@ -1,0 +1,344 @@
+import Foundation
+import GRDB
+import TaskManagerModel
+
+/// Capture, in two steps so that no parsing, validation, encoding or hashing
+/// happens while the write lock is held (invariant 5): a read returns the
+/// rows to decide; the engine decides them outside any transaction; a short
+/// `BEGIN IMMEDIATE` applies the decisions to the rows that still read the
+/// same (a row that changed meanwhile keeps its change row and comes back).
+extension LegacyQueueStore {
+    /// What capture records for one row, as the engine decided it.
+    public enum CaptureInput: Sendable, Equatable {
+        case intent(Ledger.Intent)
+        case quarantine(taskType: String, code: String, detail: String)
+        case verdict(verdict: String, reason: String?)
+        case ignore
+    }
+
+    /// Parameter bytes read per capture batch, at most (one row may exceed it alone).
+    static let maxBatchBytes = 4 << 20
+
+    public struct ChangeBatch: Sendable {
+        struct Change: Sendable {
+            var seq: Int64
+            var rowID: Int64
+            var op: String
+        }
+        var changes: [Change]
+        /// The rows as read (absent: deleted).
+        var rows: [Int64: LegacyRow]
+        var entries: [Int64: LedgerEntry]
+        /// The rows the engine decides: no live entry applies to them.
+        public var toDecide: [LegacyRow]
+        public var remaining: Bool
+    }
+
+    public struct CaptureResult: Sendable {
+        public var processed = 0
+        public var intents = 0
+        public var quarantined = 0
+        public var dryRun = 0
+        /// Rows put back to `queued`: the backlog scan has work again.
+        public var requeued = 0
+        public var archived = 0
+        public var remaining = false
+        public var intentsByType: [String: Int] = [:]
+        public var verdicts: [DryRunKey: Int] = [:]
+        public var quarantines: [QuarantineEvent] = []
+    }
+
+    /// A row put in quarantine by a ledger transition; the engine logs and
+    /// counts each one (the store runs no logging policy).
+    public struct QuarantineEvent: Sendable, Equatable {
+        public var legacyID: Int64
+        public var taskType: String
+        public var code: String
+        public var detail: String
+    }
+
+    public struct DryRunKey: Sendable, Hashable {
+        public var taskType: String
+        public var verdict: String
+    }
+
+    /// Up to `limit` change rows (bounded by parameter bytes too), their rows
+    /// and ledger entries, in one read. Nil when there are none.
+    public func readChanges(limit: Int) async throws -> ChangeBatch? {
+        let select = LegacyRow.selectSQL(schema)
+        let t = table
+        return try await pool.read { db -> ChangeBatch? in
+            let changes = try Row.fetchAll(
+                db.cachedStatement(sql: """
+                    SELECT c.seq, c.row_id, c.op, COALESCE(length(CAST(q.parameters AS BLOB)), 0) AS size
+                    FROM _taskbridge_changes c LEFT JOIN \(t) q ON q.id = c.row_id ORDER BY c.seq LIMIT ?
+                    """), arguments: [limit + 1])
+            guard !changes.isEmpty else { return nil }
+            var bytes = 0
+            var take: [ChangeBatch.Change] = []
+            for c in changes.prefix(limit) {
+                bytes += c["size"] as Int
+                take.append(.init(seq: c["seq"], rowID: c["row_id"], op: c["op"]))
+                if bytes > Self.maxBatchBytes { break }
+            }
+            let ids = Array(Set(take.map(\.rowID)))
+            var rows: [Int64: LegacyRow] = [:]
+            var entries: [Int64: LedgerEntry] = [:]
+            for chunk in Self.chunks(ids) {
+                let marks = chunk.map { _ in "?" }.joined(separator: ",")
+                for r in try Row.fetchAll(db, sql: "\(select) WHERE id IN (\(marks))", arguments: StatementArguments(chunk)) {
+                    let row = LegacyRow(row: r)
+                    rows[row.id] = row
+                }
+                for r in try Row.fetchAll(db, sql: "SELECT * FROM _taskbridge_ledger WHERE legacy_id IN (\(marks))",
+                                          arguments: StatementArguments(chunk)) {
+                    let e = LedgerEntry(row: r)
+                    entries[e.legacyID] = e
+                }
+            }
+            let ops = Dictionary(grouping: take, by: \.rowID).mapValues { Set($0.map(\.op)) }
+            let toDecide = ids.sorted().compactMap { id -> LegacyRow? in
+                guard let row = rows[id] else { return nil }
+                if let e = entries[id], Self.stillApplies(e, to: row, ops: ops[id] ?? []) { return nil }
+                return row
+            }
+            return ChangeBatch(changes: take, rows: rows, entries: entries, toDecide: toDecide, remaining: changes.count > take.count)
+        }
+    }
+
+    /// Applies the engine's decisions to a batch in one write transaction and
+    /// consumes its change rows. The ledger's rule comes first: an entry that
+    /// no longer applies to its row (another row, or put back in the queue)
+    /// is archived and the row is treated as new; one that applies is
+    /// reopened for the mirror (the row was changed behind the bridge).
+    public func applyChanges(_ batch: ChangeBatch, decisions: [Int64: CaptureInput]) async throws -> CaptureResult {
+        let select = LegacyRow.selectSQL(schema)
+        let t = table, b = bridgeID
+        return try await write { db in
+            var result = CaptureResult()
+            result.remaining = batch.remaining
+            let generation = try Ledger.generation(db)
+            let ids = Array(Set(batch.changes.map(\.rowID)))
+            var now: [Int64: LegacyRow] = [:]
+            for chunk in Self.chunks(ids) {
+                let marks = chunk.map { _ in "?" }.joined(separator: ",")
+                for r in try Row.fetchAll(db, sql: "\(select) WHERE id IN (\(marks))", arguments: StatementArguments(chunk)) {
+                    let row = LegacyRow(row: r)
+                    now[row.id] = row
+                }
+            }
+            var stale = Set<Int64>()
+            let ops = Dictionary(grouping: batch.changes, by: \.rowID).mapValues { Set($0.map(\.op)) }
+            for id in ids.sorted() {
+                guard let row = now[id] else { continue }  // deleted: the ledger keeps its record for verify
+                guard let before = batch.rows[id], before.sameSnapshot(as: row) else {
+                    stale.insert(id)
+                    continue
+                }
+                result.processed += 1
+                if let entry = batch.entries[id] {
+                    if Self.stillApplies(entry, to: row, ops: ops[id] ?? []) {
+                        try Ledger.reopen(db, legacyID: id)
+                        continue
+                    }
+                    let requeued = LegacyStatus(text: row.status) == .queued || ops[id]?.contains("R") == true
+                    try Ledger.archive(db, legacyID: id, reason: requeued ? .requeued : .replaced)
+                    result.archived += 1
+                    if requeued { result.requeued += 1 }
+                } else if ops[id]?.contains("U") == true, LegacyStatus(text: row.status) == .queued {
+                    result.requeued += 1
+                }
+                try Self.apply(decisions[id] ?? .ignore, row: row, db: db, generation: generation, bridgeID: b, table: t,
+                               result: &result)
+            }
+            let maxSeq = batch.changes.map(\.seq).max() ?? 0
+            if stale.isEmpty {
+                try db.exec(sql: "DELETE FROM _taskbridge_changes WHERE seq <= ?", arguments: [maxSeq])
+            } else {
+                let keep = Array(stale)
+                var args = StatementArguments([maxSeq])
+                args += StatementArguments(keep)
+                try db.exec(sql: "DELETE FROM _taskbridge_changes WHERE seq <= ? AND row_id NOT IN (\(keep.map { _ in "?" }.joined(separator: ",")))",
+                            arguments: args)
+            }
+            return result
+        }
+    }
+
+    /// The ledger's rule for a captured row that has an entry; a row the
+    /// update trigger re-claimed after a re-queue (`R`) is new again even for
+    /// an entry made before fingerprints.
+    static func stillApplies(_ entry: LedgerEntry, to row: LegacyRow, ops: Set<String>) -> Bool {
+        entry.applies(to: row) && !ops.contains("R")
+    }
+
+    /// One decided row into the ledger: an intent or a quarantine only for a
+    /// row the bridge holds, a dry-run verdict for a queued one.
+    static func apply(_ input: CaptureInput, row: LegacyRow, db: Database, generation: Int64, bridgeID: String, table: String,
+                      result: inout CaptureResult) throws {
+        let ours = row.claimedBy == bridgeID && [.claimed, .running].contains(LegacyStatus(text: row.status))
+        switch input {
+        case .ignore:
+            break
+        case .intent(let intent):
+            guard ours else { return }
+            if try Ledger.recordIntent(db, row: row, intent: intent, generation: generation) {
+                result.intents += 1
+                result.intentsByType[row.taskType, default: 0] += 1
+            }
+        case .quarantine(let taskType, let code, let detail):
+            guard ours else { return }
+            if try Ledger.recordQuarantine(db, row: row, legacyID: row.id, taskType: taskType, code: code, detail: detail,
+                                           generation: generation, bridgeID: bridgeID, legacyTable: table) {
+                result.quarantined += 1
+                result.quarantines.append(QuarantineEvent(legacyID: row.id, taskType: taskType, code: code, detail: detail))
+            }
+        case .verdict(let verdict, let reason):
+            guard LegacyStatus(text: row.status) == .queued else { return }
+            try recordVerdict(db, legacyID: row.id, taskType: row.taskType, verdict: verdict, reason: reason,
+                              at: LegacyTimestamp.format(Date()))
+            result.dryRun += 1
+            result.verdicts[DryRunKey(taskType: row.taskType, verdict: verdict), default: 0] += 1
+        }
+    }
+
+    static func recordVerdict(_ db: Database, legacyID: Int64, taskType: String, verdict: String, reason: String?, at: String) throws {
+        try db.exec(
+            sql: """
+                INSERT INTO _taskbridge_dryrun (legacy_id, task_type, verdict, reason, at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(legacy_id) DO UPDATE SET verdict = excluded.verdict, reason = excluded.reason, at = excluded.at
+                """,
+            arguments: [legacyID, taskType, verdict, reason, at])
+    }
+
+    // MARK: - Backlog
+
+    /// Queued rows of these types, oldest first (a read: the engine decides
+    /// them as the bridge would hold them, then `claimBacklog` claims).
+    public func readBacklog(types: [String], limit: Int) async throws -> [LegacyRow] {
+        guard !types.isEmpty else { return [] }
+        let select = LegacyRow.selectSQL(schema)
+        return try await pool.read { db in
+            var args = StatementArguments(types)
+            args += StatementArguments([limit])
+            return try Row.fetchAll(
+                db, sql: "\(select) WHERE status = 'queued' AND task_type IN (\(types.map { _ in "?" }.joined(separator: ","))) ORDER BY id LIMIT ?",
+                arguments: args
+            ).map(LegacyRow.init)
+        }
+    }
+
+    /// Claims the given queued rows with the legacy claim protocol
+    /// (`BEGIN IMMEDIATE`, `WHERE status = 'queued'`), racing legacy workers
+    /// fairly, and records their decisions in the same transaction. A row is
+    /// claimed only if its parameters are still the bytes that were decided.
+    public func claimBacklog(_ rows: [LegacyRow], decisions: [Int64: CaptureInput]) async throws -> CaptureResult {
+        guard !rows.isEmpty else { return CaptureResult() }
+        let select = LegacyRow.selectSQL(schema)
+        let t = table, b = bridgeID
+        return try await write { db in
+            var result = CaptureResult()
+            let generation = try Ledger.generation(db)
+            let now = LegacyTimestamp.format(Date())
+            for row in rows {
+                try db.exec(
+                    sql: """
+                        UPDATE \(t) SET status = 'claimed', claimed_by = ?, claimed_at = ?, updated_at = ?
+                        WHERE id = ? AND status = 'queued' AND CAST(parameters AS BLOB) IS ?
+                        """,
+                    arguments: [b, now, now, row.id, row.parameters.map { Data($0) }])
+                guard db.changesCount > 0,
+                    let claimed = try Row.fetchOne(db.cachedStatement(sql: "\(select) WHERE id = ?"), arguments: [row.id]).map(LegacyRow.init)
+                else { continue }
+                result.processed += 1
+                if try Int64.fetchOne(db.cachedStatement(sql: "SELECT legacy_id FROM _taskbridge_ledger WHERE legacy_id = ?"),
+                                      arguments: [row.id]) != nil {
+                    // Its old entry belongs to the row before it was queued again.
+                    try Ledger.archive(db, legacyID: row.id, reason: .requeued)
+                    result.archived += 1
+                }
+                try Self.apply(decisions[row.id] ?? .ignore, row: claimed, db: db, generation: generation, bridgeID: b, table: t,
+                               result: &result)
+            }
+            return result
+        }
+    }
+
+    // MARK: - Orphans
+
+    /// Rows the bridge holds (`claimed` or `running`) without a ledger entry
+    /// and without a pending change row, after `afterID` in id order: their
+    /// change rows were lost, or the ledger was (a restore). Paged by id, so a
+    /// page of rows that cannot be adopted is never read twice in one sweep.
+    public func readOrphans(afterID: Int64, limit: Int) async throws -> [LegacyRow] {
+        let select = LegacyRow.selectSQL(schema)
+        let b = bridgeID
+        return try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    \(select) WHERE claimed_by = ? AND status IN ('claimed','running') AND id > ?
+                      AND id NOT IN (SELECT legacy_id FROM _taskbridge_ledger)
+                      AND id NOT IN (SELECT row_id FROM _taskbridge_changes)
+                    ORDER BY id LIMIT ?
+                    """,
+                arguments: [b, afterID, limit]
+            ).map(LegacyRow.init)
+        }
+    }
+
+    /// Records the decisions for orphans that still read the same and still
+    /// have no entry.
+    public func adopt(_ rows: [LegacyRow], decisions: [Int64: CaptureInput]) async throws -> CaptureResult {
+        guard !rows.isEmpty else { return CaptureResult() }
+        let select = LegacyRow.selectSQL(schema)
+        let t = table, b = bridgeID
+        return try await write { db in
+            var result = CaptureResult()
+            let generation = try Ledger.generation(db)
+            for row in rows {
+                guard let current = try Row.fetchOne(db.cachedStatement(sql: "\(select) WHERE id = ?"), arguments: [row.id])
+                    .map(LegacyRow.init), current.sameSnapshot(as: row),
+                    try Int64.fetchOne(db.cachedStatement(sql: "SELECT legacy_id FROM _taskbridge_ledger WHERE legacy_id = ?"),
+                                       arguments: [row.id]) == nil
+                else { continue }
+                result.processed += 1
+                try Self.apply(decisions[row.id] ?? .ignore, row: current, db: db, generation: generation, bridgeID: b, table: t,
+                               result: &result)
+            }
+            return result
+        }
+    }
+
+    // MARK: - Dry run
+
+    /// Rows of dry-run types that arrived before their last dry-run verdict.
+    public func dryRunBacklog(types: [String], limit: Int) async throws -> [LegacyRow] {
+        guard !types.isEmpty else { return [] }
+        let select = LegacyRow.selectSQL(schema)
+        return try await pool.read { db in
+            let marks = types.map { _ in "?" }.joined(separator: ",")
+            var args = StatementArguments(types)
+            args += StatementArguments([limit])
+            return try Row.fetchAll(
+                db, sql: """
+                    \(select) WHERE status = 'queued' AND task_type IN (\(marks))
+                      AND id NOT IN (SELECT legacy_id FROM _taskbridge_dryrun) ORDER BY id LIMIT ?
+                    """, arguments: args
+            ).map(LegacyRow.init)
+        }
+    }
+
+    public func recordDryRun(_ verdicts: [(Int64, String, String, String?)]) async throws {
+        try await write { db in
+            let now = LegacyTimestamp.format(Date())
+            for (id, type, verdict, reason) in verdicts {
+                try Self.recordVerdict(db, legacyID: id, taskType: type, verdict: verdict, reason: reason, at: now)
+            }
+        }
+    }
+
+    static func chunks(_ ids: [Int64], size: Int = 500) -> [[Int64]] {
+        stride(from: 0, to: ids.count, by: size).map { Array(ids[$0..<min($0 + size, ids.count)]) }
+    }
+}
