@@ -194,6 +194,7 @@ extension LegacyQueueStore {
         public var edges: [LedgerEntry] = []
         /// Rows whose scheduled re-check has come.
         public var due: [LedgerEntry] = []
+        public init() {}
     }
 
     /// The mirror's candidates, each an index range read: the cost follows

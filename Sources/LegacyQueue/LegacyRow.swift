@@ -139,6 +139,32 @@ public struct LedgerEntry: Sendable, Equatable {
         fingerprint = row["fingerprint"]
     }
 
+    /// An entry as a value (the planner's tests and tools; the ledger itself
+    /// is written only by `Ledger`).
+    public init(legacyID: Int64, taskType: String, tmType: String, state: State, tmTaskID: Int64? = nil, tmStatus: String? = nil,
+                claimedAt: String, nextAttemptAt: Double = 0) {
+        self.legacyID = legacyID
+        self.taskType = taskType
+        self.tmType = tmType
+        self.state = state
+        paramsJSON = nil
+        dedupeKey = nil
+        priority = nil
+        dueAt = 0
+        self.tmTaskID = tmTaskID
+        self.tmStatus = tmStatus
+        collapsed = false
+        attempts = 0
+        self.nextAttemptAt = nextAttemptAt
+        lastError = nil
+        self.claimedAt = claimedAt
+        updatedAt = nil
+        errorStreak = 0
+        streakStartedAt = nil
+        generation = 1
+        fingerprint = nil
+    }
+
     /// The entry still applies to `row`: the same row (fingerprint), and not
     /// put back in the queue (a re-queued row is captured again as new).
     public func applies(to row: LegacyRow) -> Bool {
