@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "taskbridge", targets: ["taskbridge"]),
+        .executable(name: "taskbridge-bench", targets: ["taskbridge-bench"]),
         .library(name: "TaskManagerModel", targets: ["TaskManagerModel"]),
         .library(name: "TaskManagerClient", targets: ["TaskManagerClient"]),
         .library(name: "TaskManagerServer", targets: ["TaskManagerServer"]),
@@ -75,10 +76,22 @@ let package = Package(
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]
         ),
-        // One harness shared by tests, the demo and the benchmarks.
+        // PrismQ producers and workers, API workers, child processes: what the
+        // demo, the benchmarks and the tests simulate legacy life with.
+        .target(
+            name: "QueueSimulators",
+            dependencies: [
+                "TaskManagerModel", "TaskManagerClient", "LegacyQueue",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // The harness of tests and benchmarks (never linked by `taskbridge`):
+        // the embedded server on an ephemeral port, a bridge on temporary
+        // files, a fault-injecting proxy.
         .target(
             name: "TaskBridgeTesting",
             dependencies: [
+                "QueueSimulators",
                 "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue", "BridgeConfig", "BridgeEngine",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -90,13 +103,24 @@ let package = Package(
             name: "taskbridge",
             dependencies: [
                 "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue",
-                "BridgeConfig", "BridgeEngine", "TaskBridgeTesting",
+                "BridgeConfig", "BridgeEngine", "QueueSimulators",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        // Load tools in their own binary: separate processes, as users run them.
+        .executableTarget(
+            name: "taskbridge-bench",
+            dependencies: [
+                "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue", "BridgeConfig", "BridgeEngine",
+                "TaskBridgeTesting", "QueueSimulators",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "TaskManagerModelTests", dependencies: ["TaskManagerModel"]),

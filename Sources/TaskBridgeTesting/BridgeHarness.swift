@@ -181,11 +181,6 @@ public final class BridgeHarness: Sendable {
     }
 }
 
-public struct HarnessError: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ d: String) { description = d }
-}
-
 extension BridgeHarness {
     /// Writes a bridge.conf for CLI runs against this harness: its legacy
     /// file, its TaskManager (or `url`), its type mappings, and extra

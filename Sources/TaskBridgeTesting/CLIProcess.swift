@@ -1,18 +1,5 @@
 import Foundation
 
-/// The one place tests start the `taskbridge` executable: the binary next to
-/// the test bundle (or `.build/debug`), with a config written for a harness.
-public enum TaskbridgeBinary {
-    public static func url() throws -> URL {
-        let fm = FileManager.default
-        var candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("taskbridge")]
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(root.appendingPathComponent(".build/debug/taskbridge"))
-        for c in candidates where fm.isExecutableFile(atPath: c.path) { return c }
-        throw HarnessError("taskbridge binary not found (build it first: swift build); looked in \(candidates.map(\.path))")
-    }
-}
-
 /// `taskbridge run` as a child process against a harness's legacy file and
 /// (proxied) TaskManager.
 public final class BridgeProcess: Sendable {

@@ -5,7 +5,7 @@ import Foundation
 import GRDB
 import LegacyQueue
 import Logging
-import TaskBridgeTesting
+import QueueSimulators
 import TaskManagerClient
 import TaskManagerModel
 import TaskManagerServer

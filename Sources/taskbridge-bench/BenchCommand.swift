@@ -10,11 +10,15 @@ import TaskManagerClient
 import TaskManagerModel
 import TaskManagerServer
 
-/// `taskbridge bench api|bridge`: speed and footprint, measured as ratios
-/// against baselines taken in the same run. Build with `-c release`.
+/// `taskbridge-bench api|bridge|verify`: speed and footprint in the shape
+/// users run (`taskbridge serve`, `taskbridge run` and producers as separate
+/// processes), as ratios and distributions against baselines taken in the
+/// same run. Build with `swift build -c release`.
+@main
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks (run with swift run -c release).", subcommands: [API.self, BridgeBench.self, VerifyBench.self])
+        commandName: "taskbridge-bench", abstract: "Benchmarks of taskbridge (build with -c release).",
+        subcommands: [API.self, BridgeBench.self, VerifyBench.self, Produce.self])
 
     struct API: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -111,54 +115,6 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
-    struct BridgeBench: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "bridge",
-            abstract: "Trigger cost on legacy inserts, forward throughput vs the server's own create rate, latencies, idle CPU and RSS.")
-        @Option(help: "Rows for the throughput run.") var rows = 10_000
-        @Option(help: "Seconds of the 500 rows/s latency run.") var latencySeconds = 10.0
-        @Option(help: "Run only these parts (comma-separated: inserts, throughput, latency, mirror, idle).") var only: String?
-        @Flag(help: "Machine-readable output.") var json = false
-
-        func run() async throws {
-            var results: [(String, String, String)] = []
-            let parts = Set((only ?? "inserts,throughput,latency,mirror,idle").split(separator: ",").map(String.init))
-            // 1. Producer cost of the capture triggers.
-            for sync in ["FULL", "NORMAL"] where parts.contains("inserts") {
-                let n = sync == "FULL" ? 2000 : 20_000
-                let r = try await Bench.insertCost(rows: n, synchronous: sync)
-                results.append(("legacy inserts/s, no triggers (synchronous=\(sync))", String(format: "%.0f", r.baseline), ""))
-                results.append(("  cost with triggers, off type", String(format: "%.2fx", r.baseline / r.off), "<= 1.4x"))
-                results.append(("  cost with triggers, forward type (trigger claims)", String(format: "%.2fx", r.baseline / r.forward), "<= 1.6x"))
-            }
-            // 2. Forward throughput vs the server's own create rate.
-            if parts.contains("throughput") {
-            let t = try await Bench.forwardThroughput(rows: rows)
-            results.append(("server create rate, same run (creates/s)", String(format: "%.0f", t.direct), ""))
-            results.append(("bridge forward rate (rows/s)", String(format: "%.0f", t.bridge), ""))
-            results.append(("  ratio", String(format: "%.2f", t.bridge / t.direct), ">= 0.8"))
-            }
-            // 3. Commit-to-task-visible latency at 500 rows/s.
-            if parts.contains("latency") {
-            let l = try await Bench.captureLatency(rate: 500, seconds: latencySeconds)
-            results.append(("commit -> task visible p50 (ms) at 500 rows/s", String(format: "%.1f", l.p50 * 1000), "<= 5"))
-            results.append(("commit -> task visible p99 (ms) at 500 rows/s", String(format: "%.1f", l.p99 * 1000), "<= 50"))
-            }
-            // 4. Completion -> legacy terminal with 10,000 in flight.
-            if parts.contains("mirror") {
-            let m = try await Bench.mirrorLatency(inFlight: 10_000, completions: 500)
-            results.append(("API completion -> legacy terminal p50 (s), 10,000 in flight", String(format: "%.2f", m.p50), "<= 1"))
-            results.append(("API completion -> legacy terminal p99 (s)", String(format: "%.2f", m.p99), ""))
-            }
-            // 5. Idle footprint of a real `taskbridge run` (embedded server included).
-            if parts.contains("idle") {
-            let idle = try await Bench.idleFootprint()
-            results.append(("idle CPU of taskbridge run (% of a core)", String(format: "%.2f", idle.cpuPercent), "< 1"))
-            results.append(("RSS of taskbridge run, idle (MB)", String(format: "%.1f", idle.rssMB), "< 64"))
-            }
-            Bench.report(results, json: json)
-        }
-    }
 }
 
 extension BenchCommand {
@@ -217,9 +173,15 @@ enum Bench {
 
     static func report(_ rows: [(String, String, String)], json: Bool) {
         if json {
-            CLI.printJSON(.array(rows.map { ["metric": .string($0.0), "value": .string($0.1), "target": .string($0.2)] }))
+            print(PHPJSON.encode(.array(rows.map { ["metric": .string($0.0), "value": .string($0.1), "target": .string($0.2)] })))
         } else {
-            print(CLI.table(["metric", "value", "target"], rows.map { [$0.0, $0.1, $0.2] }))
+            var widths = [6, 5, 6]
+            for r in rows { widths = [max(widths[0], r.0.count), max(widths[1], r.1.count), max(widths[2], r.2.count)] }
+            func line(_ a: String, _ b: String, _ c: String) -> String {
+                a.padding(toLength: widths[0], withPad: " ", startingAt: 0) + "  " + String(repeating: " ", count: widths[1] - b.count) + b
+                    + "  " + c
+            }
+            print(([line("metric", "value", "target")] + rows.map { line($0.0, $0.1, $0.2) }).joined(separator: "\n"))
         }
     }
 
@@ -281,98 +243,6 @@ enum Bench {
 
     static let benchType = TypeMapping(legacyType: "bench_type", name: "Bench.Forward", mode: .forward, paramSchema: ["type": "object"])
 
-    static func forwardThroughput(rows: Int) async throws -> (direct: Double, bridge: Double) {
-        let h = try await BridgeHarness.start(types: [benchType], configure: Self.production, startEngine: false)
-        defer { Task { await h.shutdown() } }
-        // The server's own rate, same process, same client settings.
-        _ = try await h.bridgeClient.registerTaskType(name: "Bench.Direct", version: "1", paramSchema: ["type": "object"])
-        let direct = try await rate(rows) {
-            try await withThrowingTaskGroup(of: Void.self) { g in
-                for w in 0..<64 {
-                    g.addTask {
-                        var i = w
-                        while i < rows {
-                            _ = try await h.bridgeClient.createTask(type: "Bench.Direct", params: ["n": .int(Int64(i))], priority: 5)
-                            i += 64
-                        }
-                    }
-                }
-                try await g.waitForAll()
-            }
-        }
-        try await h.store.install()
-        try await h.store.setMode(taskType: "bench_type", mode: "forward", reason: nil, host: "bench", actor: "bench")
-        let producer = try h.producer()
-        try producer.insertBatch(type: "bench_type", parameters: (0..<rows).map { #"{"n": \#($0)}"# })
-        h.startEngine()
-        _ = try await h.typeID(benchType.name)
-        let bridge = try await rate(rows) {
-            _ = try await eventually(timeout: .seconds(600), interval: .milliseconds(5)) {
-                try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == rows
-            }
-        }
-        return (direct, bridge)
-    }
-
-    static func captureLatency(rate: Double, seconds: Double) async throws -> (p50: Double, p99: Double) {
-        let h = try await BridgeHarness.start(types: [benchType], configure: Self.production)
-        defer { Task { await h.shutdown() } }
-        _ = try await h.typeID(benchType.name)
-        let producer = try h.producer()
-        var inserted: [Int64: Double] = [:]
-        let total = Int(rate * seconds)
-        let start = ContinuousClock.now
-        for i in 0..<total {
-            let id = try producer.insert(type: "bench_type", parameters: #"{"n": \#(i)}"#)
-            inserted[id] = Date().timeIntervalSince1970
-            let next = start + .microseconds(Int64(Double(i + 1) / rate * 1_000_000))
-            if next > ContinuousClock.now { try await Task.sleep(until: next) }
-        }
-        _ = try await eventually(timeout: .seconds(120)) {
-            try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state <> 'intent'") == total
-        }
-        let sent = try producer.read { db in
-            try Row.fetchAll(db, sql: "SELECT legacy_id, sent_at FROM _taskbridge_ledger").map { ($0["legacy_id"] as Int64, $0["sent_at"] as String) }
-        }
-        let lat = sent.compactMap { id, at -> Double? in
-            guard let t0 = inserted[id], let t1 = LegacyTimestamp.parse(at) else { return nil }
-            return t1.timeIntervalSince1970 - t0
-        }
-        return (percentile(lat, 0.5), percentile(lat, 0.99))
-    }
-
-    static func mirrorLatency(inFlight: Int, completions: Int) async throws -> (p50: Double, p99: Double) {
-        let h = try await BridgeHarness.start(types: [benchType], configure: Self.production)
-        defer { Task { await h.shutdown() } }
-        let typeID = try await h.typeID(benchType.name)
-        let producer = try h.producer()
-        try producer.insertBatch(type: "bench_type", parameters: (0..<inFlight).map { #"{"n": \#($0)}"# })
-        _ = try await eventually(timeout: .seconds(600)) {
-            try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == inFlight
-        }
-        // Complete tasks at a steady pace while the rest stay in flight.
-        var completedAt: [Int64: Double] = [:]
-        let start = ContinuousClock.now
-        for i in 0..<completions {
-            guard let t = try await h.tm.client.claimTask(workerID: "bench", taskTypeID: typeID, policy: .fifo) else { break }
-            _ = try await h.tm.client.completeTask(id: t.id, workerID: "bench", success: true, result: ["ok": true])
-            completedAt[t.id] = Date().timeIntervalSince1970
-            try await Task.sleep(until: start + .milliseconds(10 * (i + 1)))
-        }
-        _ = try await eventually(timeout: .seconds(120)) {
-            try h.scalar("SELECT COUNT(*) FROM task_queue WHERE status = 'completed'") == completedAt.count
-        }
-        let rows = try producer.read { db in
-            try Row.fetchAll(db, sql: "SELECT l.tm_task_id, q.completed_at FROM _taskbridge_ledger l JOIN task_queue q ON q.id = l.legacy_id WHERE q.status = 'completed'")
-                .map { ($0["tm_task_id"] as Int64, $0["completed_at"] as String) }
-        }
-        let lat = rows.compactMap { id, at -> Double? in
-            guard let t0 = completedAt[id], let t1 = LegacyTimestamp.parse(at) else { return nil }
-            return t1.timeIntervalSince1970 - t0
-        }
-        return (percentile(lat, 0.5), percentile(lat, 0.99))
-    }
-
     static func idleFootprint() async throws -> (cpuPercent: Double, rssMB: Double) {
         let dir = try TemporaryDirectory(prefix: "bench-idle")
         let port = Int.random(in: 20_000...60_000)
@@ -396,7 +266,7 @@ enum Bench {
         defer { child.stop() }
         _ = try await eventually(timeout: .seconds(20)) { FileManager.default.fileExists(atPath: dir.path("worker_queue.db")) }
         try await Task.sleep(for: .seconds(3))
-        guard let c0 = ProcessStats.cpuSeconds(pid: child.pid) else { throw CLIError.runtime("cannot read /proc for the child") }
+        guard let c0 = ProcessStats.cpuSeconds(pid: child.pid) else { throw BenchError("cannot read /proc for the child") }
         let t0 = ContinuousClock.now
         try await Task.sleep(for: .seconds(10))
         let c1 = ProcessStats.cpuSeconds(pid: child.pid) ?? c0
@@ -405,7 +275,7 @@ enum Bench {
     }
 }
 
-/// A child `taskbridge` process (this same binary).
+/// A child `taskbridge` process (the product binary next to this one).
 final class ChildProcess: Sendable {
     let child: AsyncProcess
     var pid: Int32 { child.pid }
@@ -414,8 +284,7 @@ final class ChildProcess: Sendable {
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         env["LOG_LEVEL"] = "error"
-        let c = ChildProcess(child: AsyncProcess(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
-                                                 arguments: arguments, environment: env))
+        let c = ChildProcess(child: AsyncProcess(executable: try TaskbridgeBinary.url(), arguments: arguments, environment: env))
         try c.child.start()
         return c
     }
@@ -428,7 +297,7 @@ final class ChildProcess: Sendable {
             found = child.stdout.split(separator: "\n").first { $0.hasPrefix(prefix) }.map(String.init)
             return found != nil
         }
-        guard let found else { throw CLIError.runtime("child did not print \(prefix)") }
+        guard let found else { throw BenchError("child did not print \(prefix): \(child.stderr.suffix(2000))") }
         return found
     }
 
@@ -461,3 +330,8 @@ enum ProcessStats {
 }
 
 import Synchronization
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}

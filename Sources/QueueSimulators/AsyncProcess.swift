@@ -109,3 +109,17 @@ public enum FreePort {
         throw HarnessError("no free port found")
     }
 }
+
+/// The `taskbridge` executable for tests and benchmarks: next to the running
+/// binary (the test bundle, `taskbridge-bench`), else `.build/debug`.
+public enum TaskbridgeBinary {
+    public static func url() throws -> URL {
+        let fm = FileManager.default
+        var candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("taskbridge")]
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(root.appendingPathComponent(".build/debug/taskbridge"))
+        for c in candidates where fm.isExecutableFile(atPath: c.path) { return c }
+        throw HarnessError("taskbridge binary not found (build it first: swift build); looked in \(candidates.map(\.path))")
+    }
+}
+

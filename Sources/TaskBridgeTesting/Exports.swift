@@ -1,0 +1,2 @@
+// Tests see the simulators (producers, workers, processes) through the harness.
+@_exported import QueueSimulators
