@@ -52,6 +52,16 @@ public enum LegacyFixture: String, Sendable, CaseIterable {
     }
 }
 
+/// A connection that only looks (tests, the demo, benchmarks), with a busy
+/// timeout: under load even a WAL reader can meet SQLITE_BUSY (a checkpoint,
+/// WAL-index recovery), and GRDB's default fails at once.
+public func observerConnection(_ path: String) throws -> DatabaseQueue {
+    var c = Configuration()
+    c.busyMode = .timeout(5)
+    c.label = "observer"
+    return try DatabaseQueue(path: path, configuration: c)
+}
+
 /// A Python-sqlite3-like connection to the legacy file: its own connection,
 /// WAL, busy_timeout 5000.
 func legacyConnection(_ path: String) throws -> DatabaseQueue {

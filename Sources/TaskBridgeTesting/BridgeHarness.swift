@@ -120,32 +120,32 @@ public final class BridgeHarness: Sendable {
 
     /// Reads rows through a connection of its own, as an outside observer.
     public func rows(where condition: String = "1", _ arguments: StatementArguments = []) throws -> [Row] {
-        let q = try DatabaseQueue(path: legacyPath)
+        let q = try observerConnection(legacyPath)
         defer { try? q.close() }
         return try q.read { db in try Row.fetchAll(db, sql: "SELECT * FROM task_queue WHERE \(condition) ORDER BY id", arguments: arguments) }
     }
 
     public func scalar(_ sql: String, _ arguments: StatementArguments = []) throws -> Int {
-        let q = try DatabaseQueue(path: legacyPath)
+        let q = try observerConnection(legacyPath)
         defer { try? q.close() }
         return try q.read { db in try Int.fetchOne(db, sql: sql, arguments: arguments) ?? 0 }
     }
 
     public func scalarText(_ sql: String, _ arguments: StatementArguments = []) throws -> String? {
-        let q = try DatabaseQueue(path: legacyPath)
+        let q = try observerConnection(legacyPath)
         defer { try? q.close() }
         return try q.read { db in try String.fetchOne(db, sql: sql, arguments: arguments) }
     }
 
     public func scalarInt(_ sql: String, _ arguments: StatementArguments = []) throws -> Int64? {
-        let q = try DatabaseQueue(path: legacyPath)
+        let q = try observerConnection(legacyPath)
         defer { try? q.close() }
         return try q.read { db in try Int64.fetchOne(db, sql: sql, arguments: arguments) }
     }
 
     /// Quarantined legacy ids and their reason codes.
     public func quarantineReasons() throws -> [Int64: String] {
-        let q = try DatabaseQueue(path: legacyPath)
+        let q = try observerConnection(legacyPath)
         defer { try? q.close() }
         return try q.read { db in
             Dictionary(try Row.fetchAll(db, sql: "SELECT legacy_id, reason FROM _taskbridge_quarantine").map {

@@ -217,7 +217,7 @@ enum Bench {
 
     /// Synchronous on purpose: the producer's own cost, without async hops.
     static func producerInsertRate(path: String, rows: Int, synchronous: String) throws -> Double {
-        let q = try DatabaseQueue(path: path)
+        let q = try observerConnection(path)
         defer { try? q.close() }
         try q.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
         let params = #"{"channel_url": "https://youtube.com/@bench", "top_n": 50}"#

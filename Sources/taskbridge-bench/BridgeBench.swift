@@ -139,7 +139,7 @@ final class Shape: Sendable {
     }
 
     func scalar(_ sql: String) throws -> Int {
-        let q = try DatabaseQueue(path: legacyPath)
+        let q = try observerConnection(legacyPath)
         defer { try? q.close() }
         return try q.read { db in try Int.fetchOne(db, sql: sql) ?? 0 }
     }
@@ -224,7 +224,7 @@ final class Shape: Sendable {
             (try? s.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state <> 'intent'")) == committed.count
         }
         let cpu = (ProcessStats.cpuSeconds(pid: bridge.pid) ?? 0) - cpu0
-        let q = try DatabaseQueue(path: s.legacyPath)
+        let q = try observerConnection(s.legacyPath)
         let sent = try await q.read { db in
             try Row.fetchAll(db, sql: "SELECT legacy_id, sent_at FROM _taskbridge_ledger").map { ($0["legacy_id"] as Int64, $0["sent_at"] as String?) }
         }
@@ -276,7 +276,7 @@ final class Shape: Sendable {
                     WHERE q.status = 'completed' AND l.tm_task_id IN (\(ids))
                     """)) == done.count
             }
-            let q = try DatabaseQueue(path: s.legacyPath)
+            let q = try observerConnection(s.legacyPath)
             defer { try? q.close() }
             let rows = try await q.read { db in
                 try Row.fetchAll(db, sql: """

@@ -64,7 +64,7 @@ struct DemoCommand: AsyncParsableCommand {
         let workerClient = TaskManagerClient(configuration: try ClientConfiguration(baseURL: baseURL, apiKey: apiKey))
 
         func scalar(_ sql: String) throws -> Int {
-            let q = try DatabaseQueue(path: legacyPath)
+            let q = try observerConnection(legacyPath)
             defer { try? q.close() }
             return try q.read { db in try Int.fetchOne(db, sql: sql) ?? 0 }
         }
@@ -159,13 +159,14 @@ struct DemoCommand: AsyncParsableCommand {
             // Stop producers after --seconds, then drain: every row must end
             // terminal or quarantined.
             group.addTask {
+                // However this ends, the workers stop: they loop until told.
+                defer { running.off() }
                 while !producing.passed { try await Task.sleep(for: .milliseconds(50)) }
                 _ = try await eventually(timeout: .seconds(60), interval: .milliseconds(100)) {
-                    let open = try scalar("SELECT COUNT(*) FROM task_queue WHERE status NOT IN ('completed','failed','cancelled')")
-                    let quarantined = try scalar("SELECT COUNT(*) FROM _taskbridge_quarantine")
-                    return open == quarantined
+                    let open = try? scalar("SELECT COUNT(*) FROM task_queue WHERE status NOT IN ('completed','failed','cancelled')")
+                    let quarantined = try? scalar("SELECT COUNT(*) FROM _taskbridge_quarantine")
+                    return open != nil && open == quarantined
                 }
-                running.off()
             }
             try await group.waitForAll()
         }
@@ -181,7 +182,7 @@ struct DemoCommand: AsyncParsableCommand {
         let collapsed = try scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE collapsed = 1")
         let legacyRows = Set(await log.legacy.keys)
         let bridged = Set(try {
-            let q = try DatabaseQueue(path: legacyPath)
+            let q = try observerConnection(legacyPath)
             defer { try? q.close() }
             return try q.read { db in try Int64.fetchAll(db, sql: "SELECT legacy_id FROM _taskbridge_ledger") }
         }())

@@ -20,7 +20,7 @@ import Testing
     }
 
     static func taskIDs(_ h: BridgeHarness) throws -> Set<Int> {
-        let q = try DatabaseQueue(path: h.legacyPath)
+        let q = try observerConnection(h.legacyPath)
         defer { try? q.close() }
         return Set(try q.read { db in try Int.fetchAll(db, sql: "SELECT tm_task_id FROM _taskbridge_ledger WHERE tm_task_id IS NOT NULL") })
     }

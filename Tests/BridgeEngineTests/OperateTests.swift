@@ -56,9 +56,14 @@ import Testing
 
     @Test func demoRunsWithZeroDoubleExecutions() async throws {
         let dir = try TemporaryDirectory()
-        let r = try await AsyncProcess.run(try TaskbridgeBinary.url(), ["demo", "--seconds", "3", "--rate", "60", "--dir", dir.path("demo")])
+        let demo = AsyncProcess(executable: try TaskbridgeBinary.url(), arguments: ["demo", "--seconds", "3", "--rate", "60", "--dir", dir.path("demo")])
+        try demo.start()
+        // The demo drains within 60 s of its 3 s of inserts; a hang is a failure, not a stuck CI.
+        let ended = try await eventually(timeout: .seconds(180), interval: .milliseconds(100)) { !demo.isRunning }
+        if !ended { await demo.kill() }
+        let r = (status: await demo.wait(), stdout: demo.stdout)
         let text = r.stdout
-        #expect(r.status == 0, "\(text)")
+        #expect(ended && r.status == 0, "\(text)\(demo.stderr.suffix(2000))")
         #expect(text.contains("double executions      0"))
         #expect(text.contains("not terminal (lost)    0"))
         #expect(text.contains("cutover youtube_video_scrape: off -> forward"))

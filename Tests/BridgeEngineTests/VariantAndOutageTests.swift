@@ -43,14 +43,14 @@ import Testing
             "\(error)".contains("variant B") && "\(error)".contains("type/payload")
         }
         // Nothing was added to the refused file.
-        let q = try DatabaseQueue(path: path)
+        let q = try observerConnection(path)
         #expect(try q.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '_taskbridge%'") } == 0)
     }
 
     @Test func missingColumnsAreNamed() throws {
         let dir = try TemporaryDirectory()
         let path = dir.path("odd.db")
-        let q = try DatabaseQueue(path: path)
+        let q = try observerConnection(path)
         try q.write { db in try db.execute(sql: "CREATE TABLE task_queue (id INTEGER PRIMARY KEY, task_type TEXT, parameters TEXT, status TEXT)") }
         try q.close()
         #expect {

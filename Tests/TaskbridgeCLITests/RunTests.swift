@@ -143,7 +143,9 @@ final class LockHolder: Sendable {
             c.execute("BEGIN IMMEDIATE")
             c.execute("UPDATE _taskbridge_echo SET active = active WHERE id = 1")
             open(sys.argv[2], "w").close()
-            while os.path.exists(sys.argv[2]):
+            parent = os.getppid()
+            end = time.time() + 300
+            while os.path.exists(sys.argv[2]) and os.getppid() == parent and time.time() < end:
                 time.sleep(0.05)
             c.execute("ROLLBACK")
             """
