@@ -92,7 +92,8 @@ let package = Package(
             name: "TaskBridgeTesting",
             dependencies: [
                 "QueueSimulators",
-                "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue", "BridgeConfig", "BridgeEngine",
+                "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue", "BridgeConfig",
+                "BridgeEngine",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -116,7 +117,8 @@ let package = Package(
         .executableTarget(
             name: "taskbridge-bench",
             dependencies: [
-                "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue", "BridgeConfig", "BridgeEngine",
+                "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue", "BridgeConfig",
+                "BridgeEngine",
                 "TaskBridgeTesting", "QueueSimulators",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -146,7 +148,8 @@ let package = Package(
         .testTarget(
             name: "TaskbridgeCLITests",
             dependencies: [
-                "BridgeEngine", "BridgeConfig", "LegacyQueue", "TaskBridgeTesting", "TaskManagerClient", "TaskManagerModel",
+                "BridgeEngine", "BridgeConfig", "LegacyQueue", "TaskBridgeTesting", "TaskManagerClient",
+                "TaskManagerModel",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -31,8 +31,10 @@ public struct TypeMapping: Sendable, Equatable {
     public var marker: String
     public var paramSchema: JSONValue
 
-    public init(legacyType: String, name: String, version: String = "1.0.0", mode: BridgeMode = .off,
-                dedupe: DedupeMode = .collapse, marker: String = "_legacy_id", paramSchema: JSONValue = ["type": "object"]) {
+    public init(
+        legacyType: String, name: String, version: String = "1.0.0", mode: BridgeMode = .off,
+        dedupe: DedupeMode = .collapse, marker: String = "_legacy_id", paramSchema: JSONValue = ["type": "object"]
+    ) {
         self.legacyType = legacyType
         self.name = name
         self.version = version

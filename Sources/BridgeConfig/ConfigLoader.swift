@@ -9,7 +9,9 @@ import TaskManagerModel
 /// every unknown key, wrong type and bad identifier is an error naming the key
 /// and the file.
 public enum ConfigLoader {
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError)
+    public static func load(
+        path: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigError)
         -> BridgeConfiguration
     {
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
@@ -19,7 +21,9 @@ public enum ConfigLoader {
         return try parse(text, file: absolute, environment: environment)
     }
 
-    public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws(ConfigError)
+    public static func parse(
+        _ text: String, file: String, environment: [String: String] = [:]
+    ) throws(ConfigError)
         -> BridgeConfiguration
     {
         let root: TOMLTable
@@ -39,10 +43,17 @@ public enum ConfigLoader {
 
         let legacyT = try r.table(root, "legacy", at: "") ?? TOMLTable()
         try r.allowKeys(legacyT, ["database", "table", "create_if_missing", "busy_timeout_ms"], at: "legacy")
-        var legacy = BridgeConfiguration.Legacy(database: resolve(try r.string(legacyT, "database", at: "legacy") ?? "data/worker_queue.db"))
+        var legacy = BridgeConfiguration.Legacy(
+            database: resolve(try r.string(legacyT, "database", at: "legacy") ?? "data/worker_queue.db"))
         if let t = try r.string(legacyT, "table", at: "legacy") {
             guard isPlainIdentifier(t) else {
-                throw ConfigError(file: file, "[legacy] table = \"\(t)\" is not a plain SQL identifier (letters, digits, underscore; not starting with a digit)")
+                throw ConfigError(
+                    file: file,
+                    """
+                    [legacy] table = \"\(t)\" is not a plain SQL identifier (letters, digits, underscore; not starting \
+                    with a digit)
+                    """
+                )
             }
             guard !t.lowercased().hasPrefix("_taskbridge") else {
                 throw ConfigError(file: file, "[legacy] table = \"\(t)\" uses the reserved _taskbridge prefix")
@@ -51,7 +62,10 @@ public enum ConfigLoader {
         }
         legacy.createIfMissing = try r.bool(legacyT, "create_if_missing", at: "legacy") ?? false
         if let b = try r.int(legacyT, "busy_timeout_ms", at: "legacy") {
-            guard b >= 5_000 else { throw ConfigError(file: file, "[legacy] busy_timeout_ms must be at least 5000 (legacy workers use 5000)") }
+            guard b >= 5_000 else {
+                throw ConfigError(
+                    file: file, "[legacy] busy_timeout_ms must be at least 5000 (legacy workers use 5000)")
+            }
             legacy.busyTimeoutMilliseconds = b
         }
 
@@ -60,8 +74,10 @@ public enum ConfigLoader {
         let embDB = resolve(try r.string(embT, "database", at: "embedded") ?? "data/taskmanager.db")
         var embedded = BridgeConfiguration.Embedded(
             database: embDB,
-            keyFile: resolve(try r.string(embT, "key_file", at: "embedded")
-                ?? URL(fileURLWithPath: embDB).deletingLastPathComponent().appendingPathComponent("taskmanager.key").path))
+            keyFile: resolve(
+                try r.string(embT, "key_file", at: "embedded")
+                    ?? URL(fileURLWithPath: embDB).deletingLastPathComponent().appendingPathComponent("taskmanager.key")
+                    .path))
         if let listen = try r.string(embT, "listen", at: "embedded") {
             (embedded.host, embedded.port) = try hostPort(listen, key: "[embedded] listen", file: file)
         }
@@ -70,25 +86,37 @@ public enum ConfigLoader {
 
         let tmT = try r.table(root, "taskmanager", at: "") ?? TOMLTable()
         if tmT["api_key"] != nil {
-            throw ConfigError(file: file, "[taskmanager] api_key must not live in the file: set TASKMANAGER_API_KEY or put it in .env")
+            throw ConfigError(
+                file: file, "[taskmanager] api_key must not live in the file: set TASKMANAGER_API_KEY or put it in .env"
+            )
         }
         try r.allowKeys(tmT, ["url", "request_timeout_seconds", "max_params_bytes"], at: "taskmanager")
         config.taskManager.url = try r.string(tmT, "url", at: "taskmanager") ?? "embedded"
         if let t = try r.double(tmT, "request_timeout_seconds", at: "taskmanager") {
-            guard t > 0, t <= 3600 else { throw ConfigError(file: file, "[taskmanager] request_timeout_seconds must be above 0 and at most 3600") }
+            guard t > 0, t <= 3600 else {
+                throw ConfigError(file: file, "[taskmanager] request_timeout_seconds must be above 0 and at most 3600")
+            }
             config.taskManager.requestTimeoutSeconds = t
         }
         if let v = try r.int(tmT, "max_params_bytes", at: "taskmanager") {
-            guard (2...1_048_576).contains(v) else { throw ConfigError(file: file, "[taskmanager] max_params_bytes must be 2..1048576") }
+            guard (2...1_048_576).contains(v) else {
+                throw ConfigError(file: file, "[taskmanager] max_params_bytes must be 2..1048576")
+            }
             config.taskManager.maxParamsBytes = v
         }
 
         let brT = try r.table(root, "bridge", at: "") ?? TOMLTable()
-        try r.allowKeys(brT, ["id", "metrics_listen", "poll_interval_ms", "batch_size", "max_in_flight",
-                              "reconcile_interval_seconds", "mirror_interval_ms", "parity_sample_interval_seconds",
-                              "persistent_error_attempts", "persistent_error_seconds"], at: "bridge")
+        try r.allowKeys(
+            brT,
+            [
+                "id", "metrics_listen", "poll_interval_ms", "batch_size", "max_in_flight",
+                "reconcile_interval_seconds", "mirror_interval_ms", "parity_sample_interval_seconds",
+                "persistent_error_attempts", "persistent_error_seconds",
+            ], at: "bridge")
         if let id = try r.string(brT, "id", at: "bridge") {
-            guard !id.isEmpty, id.count <= 255 else { throw ConfigError(file: file, "[bridge] id must be 1 to 255 characters") }
+            guard !id.isEmpty, id.count <= 255 else {
+                throw ConfigError(file: file, "[bridge] id must be 1 to 255 characters")
+            }
             config.bridge.id = id
         }
         if let m = try r.string(brT, "metrics_listen", at: "bridge") {
@@ -100,7 +128,9 @@ public enum ConfigLoader {
             }
         }
         if let v = try r.int(brT, "poll_interval_ms", at: "bridge") {
-            guard (1...60_000).contains(v) else { throw ConfigError(file: file, "[bridge] poll_interval_ms must be 1..60000") }
+            guard (1...60_000).contains(v) else {
+                throw ConfigError(file: file, "[bridge] poll_interval_ms must be 1..60000")
+            }
             config.bridge.pollIntervalSeconds = Double(v) / 1000
         }
         if let v = try r.int(brT, "batch_size", at: "bridge") {
@@ -108,15 +138,21 @@ public enum ConfigLoader {
             config.bridge.batchSize = v
         }
         if let v = try r.int(brT, "max_in_flight", at: "bridge") {
-            guard (1...4096).contains(v) else { throw ConfigError(file: file, "[bridge] max_in_flight must be 1..4096") }
+            guard (1...4096).contains(v) else {
+                throw ConfigError(file: file, "[bridge] max_in_flight must be 1..4096")
+            }
             config.bridge.maxInFlight = v
         }
         if let v = try r.double(brT, "reconcile_interval_seconds", at: "bridge") {
-            guard v >= 1 else { throw ConfigError(file: file, "[bridge] reconcile_interval_seconds must be at least 1") }
+            guard v >= 1 else {
+                throw ConfigError(file: file, "[bridge] reconcile_interval_seconds must be at least 1")
+            }
             config.bridge.reconcileIntervalSeconds = v
         }
         if let v = try r.int(brT, "mirror_interval_ms", at: "bridge") {
-            guard (10...600_000).contains(v) else { throw ConfigError(file: file, "[bridge] mirror_interval_ms must be 10..600000") }
+            guard (10...600_000).contains(v) else {
+                throw ConfigError(file: file, "[bridge] mirror_interval_ms must be 10..600000")
+            }
             config.bridge.mirrorIntervalSeconds = Double(v) / 1000
         }
 
@@ -129,7 +165,9 @@ public enum ConfigLoader {
             config.bridge.persistentErrorSeconds = v
         }
         if let v = try r.double(brT, "parity_sample_interval_seconds", at: "bridge") {
-            guard v >= 1 else { throw ConfigError(file: file, "[bridge] parity_sample_interval_seconds must be at least 1") }
+            guard v >= 1 else {
+                throw ConfigError(file: file, "[bridge] parity_sample_interval_seconds must be at least 1")
+            }
             config.bridge.paritySampleIntervalSeconds = v
         }
 
@@ -140,14 +178,16 @@ public enum ConfigLoader {
                     throw ConfigError(file: file, "[\(at)] must be a table")
                 }
                 try r.allowKeys(t, ["name", "version", "mode", "dedupe", "marker", "param_schema"], at: at)
-                guard let name = try r.string(t, "name", at: at), !name.trimmingCharacters(in: .whitespaces).isEmpty else {
+                guard let name = try r.string(t, "name", at: at), !name.trimmingCharacters(in: .whitespaces).isEmpty
+                else {
                     throw ConfigError(file: file, "[\(at)] name is required (the TaskManager task type name)")
                 }
                 var m = TypeMapping(legacyType: legacyType, name: name)
                 m.version = try r.string(t, "version", at: at) ?? "1.0.0"
                 if let mode = try r.string(t, "mode", at: at) {
                     guard let v = BridgeMode(rawValue: mode) else {
-                        throw ConfigError(file: file, "[\(at)] mode = \"\(mode)\" is not one of off, dry-run, forward, retired")
+                        throw ConfigError(
+                            file: file, "[\(at)] mode = \"\(mode)\" is not one of off, dry-run, forward, retired")
                     }
                     m.mode = v
                 }
@@ -183,11 +223,20 @@ public enum ConfigLoader {
         config.taskManager.apiKey = environment["TASKMANAGER_API_KEY"] ?? dotEnv["TASKMANAGER_API_KEY"]
         if config.taskManager.apiKey?.isEmpty == true { config.taskManager.apiKey = nil }
         if !config.taskManager.isEmbedded {
-            guard let u = URL(string: config.taskManager.url), u.scheme == "http" || u.scheme == "https", u.host != nil else {
-                throw ConfigError(file: file, "[taskmanager] url must be \"embedded\" or an http(s) URL, got \"\(config.taskManager.url)\"")
+            guard let u = URL(string: config.taskManager.url), u.scheme == "http" || u.scheme == "https", u.host != nil
+            else {
+                throw ConfigError(
+                    file: file,
+                    "[taskmanager] url must be \"embedded\" or an http(s) URL, got \"\(config.taskManager.url)\"")
             }
             guard u.path.split(separator: "/").contains("api") else {
-                throw ConfigError(file: file, "[taskmanager] url (or TASKMANAGER_API_URL) must include the /api base path, e.g. \(config.taskManager.url)/api")
+                throw ConfigError(
+                    file: file,
+                    """
+                    [taskmanager] url (or TASKMANAGER_API_URL) must include the /api base path, e.g. \
+                    \(config.taskManager.url)/api
+                    """
+                )
             }
         }
         return config
@@ -195,7 +244,9 @@ public enum ConfigLoader {
 
     public static func isPlainIdentifier(_ s: String) -> Bool {
         guard let f = s.unicodeScalars.first, f == "_" || (f.isASCII && f.properties.isAlphabetic) else { return false }
-        return s.unicodeScalars.allSatisfy { $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) }
+        return s.unicodeScalars.allSatisfy {
+            $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)))
+        }
             && s.count <= 64
     }
 
@@ -206,7 +257,8 @@ public enum ConfigLoader {
 
     /// `HOST:PORT` (listen addresses in the file and on the command line).
     public static func parseHostPort(_ s: String) -> (host: String, port: Int)? {
-        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port)
+        else { return nil }
         return (String(s[..<colon]), port)
     }
 
@@ -232,7 +284,8 @@ public enum ConfigLoader {
 
         func allowKeys(_ t: TOMLTable, _ allowed: [String], at: String) throws(ConfigError) {
             for k in t.keys where !allowed.contains(k) {
-                throw ConfigError(file: file, "unknown key \(name(k, at)) (allowed: \(allowed.joined(separator: ", ")))")
+                throw ConfigError(
+                    file: file, "unknown key \(name(k, at)) (allowed: \(allowed.joined(separator: ", ")))")
             }
         }
         func table(_ t: TOMLTable, _ key: String, at: String) throws(ConfigError) -> TOMLTable? {
@@ -242,17 +295,23 @@ public enum ConfigLoader {
         }
         func string(_ t: TOMLTable, _ key: String, at: String) throws(ConfigError) -> String? {
             guard let v = t[key] else { return nil }
-            guard let s = v.string else { throw ConfigError(file: file, "\(name(key, at)) must be a string, got \(v.type)") }
+            guard let s = v.string else {
+                throw ConfigError(file: file, "\(name(key, at)) must be a string, got \(v.type)")
+            }
             return s
         }
         func bool(_ t: TOMLTable, _ key: String, at: String) throws(ConfigError) -> Bool? {
             guard let v = t[key] else { return nil }
-            guard let b = v.bool else { throw ConfigError(file: file, "\(name(key, at)) must be true or false, got \(v.type)") }
+            guard let b = v.bool else {
+                throw ConfigError(file: file, "\(name(key, at)) must be true or false, got \(v.type)")
+            }
             return b
         }
         func int(_ t: TOMLTable, _ key: String, at: String) throws(ConfigError) -> Int? {
             guard let v = t[key] else { return nil }
-            guard let i = v.int else { throw ConfigError(file: file, "\(name(key, at)) must be an integer, got \(v.type)") }
+            guard let i = v.int else {
+                throw ConfigError(file: file, "\(name(key, at)) must be an integer, got \(v.type)")
+            }
             return i
         }
         func double(_ t: TOMLTable, _ key: String, at: String) throws(ConfigError) -> Double? {

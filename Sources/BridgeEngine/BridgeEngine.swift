@@ -32,8 +32,10 @@ public final class BridgeEngine: Sendable {
     /// The wake-ups of the current run (nil between runs).
     let context = Mutex<RunContext?>(nil)
 
-    public init(config: BridgeConfiguration, store: LegacyQueueStore, client: TaskManagerClient, logger: Logger,
-                host: String = ProcessInfo.processInfo.hostName) {
+    public init(
+        config: BridgeConfiguration, store: LegacyQueueStore, client: TaskManagerClient, logger: Logger,
+        host: String = ProcessInfo.processInfo.hostName
+    ) {
         self.config = config
         self.store = store
         self.client = client
@@ -77,13 +79,16 @@ public final class BridgeEngine: Sendable {
         store.lockWatch.configure(waitForever: true) { event in
             switch event {
             case .began:
-                logger.warning("the legacy file is write-locked by another process; waiting for it", metadata: ["database": "\(path)"])
+                logger.warning(
+                    "the legacy file is write-locked by another process; waiting for it",
+                    metadata: ["database": "\(path)"])
                 BridgeMetrics.lockWait.set(0)
             case .waiting(let seconds):
                 BridgeMetrics.lockWait.set(seconds)
             case .ended(let seconds):
-                logger.info("the legacy file's write lock is free again; catching up",
-                            metadata: ["waited_seconds": "\(seconds.rounded(toPlaces: 1))"])
+                logger.info(
+                    "the legacy file's write lock is free again; catching up",
+                    metadata: ["waited_seconds": "\(seconds.rounded(toPlaces: 1))"])
                 BridgeMetrics.lockWait.set(0)
             }
         }
@@ -91,8 +96,11 @@ public final class BridgeEngine: Sendable {
 
     private func runLoops() async throws {
         try await reconcileObjects()
-        for m in config.types where try await store.seedMode(taskType: m.legacyType, mode: m.mode.rawValue, host: host) {
-            logger.info("type starts in its configured mode", metadata: ["type": "\(m.legacyType)", "mode": "\(m.mode.rawValue)"])
+        for m in config.types where try await store.seedMode(taskType: m.legacyType, mode: m.mode.rawValue, host: host)
+        {
+            logger.info(
+                "type starts in its configured mode",
+                metadata: ["type": "\(m.legacyType)", "mode": "\(m.mode.rawValue)"])
         }
         try await refreshModes()
         let ctx = RunContext(store: store, idleInterval: config.bridge.pollIntervalSeconds)
@@ -107,7 +115,8 @@ public final class BridgeEngine: Sendable {
             await withTaskGroup(of: Void.self) { group in
                 let loops: [(String, @Sendable () async throws -> Void)] = [
                     ("capture", { try await self.captureLoop(ctx) }), ("mirror", { try await self.mirrorLoop(ctx) }),
-                    ("reconcile", { try await self.reconcileLoop(ctx) }), ("register", { try await self.registerLoop(ctx) }),
+                    ("reconcile", { try await self.reconcileLoop(ctx) }),
+                    ("register", { try await self.registerLoop(ctx) }),
                     ("parity", { try await self.parityLoop() }),
                 ]
                 for (name, body) in loops { group.addTask { await self.guarded(name, body) } }
@@ -166,7 +175,9 @@ public final class BridgeEngine: Sendable {
         // One line per problem per 30 s: an outage must not flood the log.
         if snap.lastAPIError != error.description || Date().timeIntervalSince1970 - snap.lastAPIErrorAt > 30 {
             if unauthorized {
-                logger.error("TaskManager rejected the API key (401); check TASKMANAGER_API_KEY", metadata: ["during": "\(context)"])
+                logger.error(
+                    "TaskManager rejected the API key (401); check TASKMANAGER_API_KEY",
+                    metadata: ["during": "\(context)"])
             } else {
                 logger.warning("TaskManager request failed", metadata: ["during": "\(context)", "error": "\(error)"])
             }

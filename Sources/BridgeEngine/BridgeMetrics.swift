@@ -62,18 +62,22 @@ public enum BridgeMetrics {
     public static let loopErrors = CounterMetric(
         "taskbridge_loop_errors_total", labels: ["loop"], "engine loops that failed and were restarted")
     public static let retiredRows = CounterMetric(
-        "taskbridge_retired_rows_total", labels: ["type"], "rows that arrived for a retired type (forwarded, with a warning)")
+        "taskbridge_retired_rows_total", labels: ["type"],
+        "rows that arrived for a retired type (forwarded, with a warning)")
     public static let objectsRepaired = CounterMetric(
-        "taskbridge_objects_repaired_total", "times the _taskbridge_* objects were found dropped or altered and reinstalled")
+        "taskbridge_objects_repaired_total",
+        "times the _taskbridge_* objects were found dropped or altered and reinstalled")
     public static let parityFindings = CounterMetric(
         "taskbridge_parity_findings_total", labels: ["class"], "live parity sample findings, by class")
     public static let paritySampled = CounterMetric(
         "taskbridge_parity_sampled_total", "rows compared by the live parity sample")
     public static let lockWait = GaugeMetric(
-        "taskbridge_legacy_lock_wait_seconds", "how long the bridge has been waiting for another process's write lock (0: none)")
+        "taskbridge_legacy_lock_wait_seconds",
+        "how long the bridge has been waiting for another process's write lock (0: none)")
 
     public static let counters = [
-        captured, quarantined, dryRun, forwarded, collapsed, mirrored, apiErrors, loopErrors, retiredRows, objectsRepaired,
+        captured, quarantined, dryRun, forwarded, collapsed, mirrored, apiErrors, loopErrors, retiredRows,
+        objectsRepaired,
         parityFindings, paritySampled,
     ]
     public static let gauges = [lockWait]

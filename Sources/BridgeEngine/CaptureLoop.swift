@@ -19,7 +19,8 @@ extension BridgeEngine {
     /// Wakes on every commit (the watcher thread) and at least every 20 poll
     /// intervals (a mode change with no insert after it).
     func captureLoop(_ ctx: RunContext) async throws {
-        let refresh = AsyncTimerSequence(interval: .milliseconds(Int64(config.bridge.pollIntervalSeconds * 20_000)), clock: .continuous)
+        let refresh = AsyncTimerSequence(
+            interval: .milliseconds(Int64(config.bridge.pollIntervalSeconds * 20_000)), clock: .continuous)
         for await _ in merge(ctx.watcher.changes, refresh.map { _ in () }) {
             if isStopping { return }
             await attempt("capture") {
@@ -93,7 +94,8 @@ extension BridgeEngine {
         for (key, n) in r.verdicts { BridgeMetrics.dryRun.increment(key.taskType, key.verdict, by: n) }
         noteQuarantines(r.quarantines)
         if r.archived > 0 {
-            logger.notice("ledger entries archived: their rows were re-queued or replaced", metadata: ["count": "\(r.archived)"])
+            logger.notice(
+                "ledger entries archived: their rows were re-queued or replaced", metadata: ["count": "\(r.archived)"])
         }
     }
 
@@ -103,9 +105,12 @@ extension BridgeEngine {
     func noteQuarantines(_ events: [LegacyQueueStore.QuarantineEvent]) {
         for q in events {
             let excerpt = q.detail.count > 160 ? String(q.detail.prefix(160)) + "..." : q.detail
-            logger.warning("row quarantined", metadata: [
-                "legacy_id": "\(q.legacyID)", "type": "\(q.taskType)", "reason": "\(q.code)", "detail": "\(LogSafe.escape(excerpt))",
-            ])
+            logger.warning(
+                "row quarantined",
+                metadata: [
+                    "legacy_id": "\(q.legacyID)", "type": "\(q.taskType)", "reason": "\(q.code)",
+                    "detail": "\(LogSafe.escape(excerpt))",
+                ])
             BridgeMetrics.quarantined.increment(q.taskType, q.code)
         }
     }

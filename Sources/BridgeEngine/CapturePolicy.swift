@@ -15,7 +15,8 @@ public struct CapturePolicy: Sendable {
     /// API stores (the real server's TEXT column answers a permanent 500 above).
     public let maxParamsBytes: Int
 
-    public init(mappings: [TypeMapping], bridgeID: String, maxBodyBytes: Int = 1_048_576, maxParamsBytes: Int = 65_535) {
+    public init(mappings: [TypeMapping], bridgeID: String, maxBodyBytes: Int = 1_048_576, maxParamsBytes: Int = 65_535)
+    {
         self.mappings = Dictionary(mappings.map { ($0.legacyType, $0) }, uniquingKeysWith: { a, _ in a })
         self.bridgeID = bridgeID
         self.maxBodyBytes = maxBodyBytes
@@ -29,7 +30,8 @@ public struct CapturePolicy: Sendable {
     public enum Validation: Sendable, Equatable {
         /// `paramsJSON` is the wire form (whole floats keep `.0`, so the server
         /// validates what was validated here); `dedupeKey` hashes PHP's encoding.
-        case ok(params: JSONValue, paramsJSON: String, dedupeKey: String, priority: Int64, dueAt: Double, notes: [String])
+        case ok(
+            params: JSONValue, paramsJSON: String, dedupeKey: String, priority: Int64, dueAt: Double, notes: [String])
         case reject(code: String, detail: String)
     }
 
@@ -44,22 +46,33 @@ public struct CapturePolicy: Sendable {
             if source == .pythonLiteral { notes.append("parameters read as a Python literal") }
         }
         if mapping.dedupe == .perRow {
-            guard case .object(var members) = params else { return .reject(code: "params_not_object", detail: "parameters is not an object") }
+            guard case .object(var members) = params else {
+                return .reject(code: "params_not_object", detail: "parameters is not an object")
+            }
             if members.contains(where: { $0.key == mapping.marker }) {
-                return .reject(code: "marker_conflict",
-                               detail: "parameters already has the per-row marker field \"\(mapping.marker)\"; choose another marker in bridge.conf")
+                return .reject(
+                    code: "marker_conflict",
+                    detail:
+                        """
+                        parameters already has the per-row marker field \"\(mapping.marker)\"; choose another marker \
+                        in bridge.conf
+                        """
+                )
             }
             members.append(JSONMember(mapping.marker, .int(row.id)))
             params = .object(members)
         }
         let errors = JSONSchemaValidator().validate(params, schema: mapping.paramSchema)
         if !errors.isEmpty {
-            return .reject(code: "param_schema", detail: "Parameter validation failed: " + errors.joined(separator: ", "))
+            return .reject(
+                code: "param_schema", detail: "Parameter validation failed: " + errors.joined(separator: ", "))
         }
         var dueAt = 0.0
         if let ra = row.runAfter, !ra.trimmingCharacters(in: .whitespaces).isEmpty {
             guard let d = LegacyTimestamp.parse(ra) else {
-                return .reject(code: "run_after_unparseable", detail: "run_after_utc \"\(ra.prefix(64))\" is not a timestamp in any legacy format")
+                return .reject(
+                    code: "run_after_unparseable",
+                    detail: "run_after_utc \"\(ra.prefix(64))\" is not a timestamp in any legacy format")
             }
             dueAt = d.timeIntervalSince1970
         }
@@ -74,8 +87,14 @@ public struct CapturePolicy: Sendable {
         let stored = PHPJSON.encode(params)
         let wire = PHPJSON.encodeWire(params)
         if stored.utf8.count > maxParamsBytes {
-            return .reject(code: "params_too_large",
-                           detail: "parameters encode to \(stored.utf8.count) bytes, above [taskmanager] max_params_bytes = \(maxParamsBytes)")
+            return .reject(
+                code: "params_too_large",
+                detail:
+                    """
+                    parameters encode to \(stored.utf8.count) bytes, above [taskmanager] max_params_bytes = \
+                    \(maxParamsBytes)
+                    """
+            )
         }
         // The body is {"type":..,"params":..}; the type name is small, so the
         // params encoding decides whether the request fits.
@@ -83,8 +102,9 @@ public struct CapturePolicy: Sendable {
             let p = LegacyParameters.Problem.tooLarge(bytes: wire.utf8.count + 256, limit: maxBodyBytes)
             return .reject(code: p.code, detail: p.description)
         }
-        return .ok(params: params, paramsJSON: wire, dedupeKey: DedupeKey.compute(type: mapping.name, paramsJSON: stored),
-                   priority: priority, dueAt: dueAt, notes: notes)
+        return .ok(
+            params: params, paramsJSON: wire, dedupeKey: DedupeKey.compute(type: mapping.name, paramsJSON: stored),
+            priority: priority, dueAt: dueAt, notes: notes)
     }
 
     /// A row the insert trigger (or a backlog claim) gave the bridge is
@@ -103,8 +123,10 @@ public struct CapturePolicy: Sendable {
         // `running` too: an orphan a legacy tool moved on is still the bridge's (issue 8, item 3).
         let ours = row.claimedBy == bridgeID && [.claimed, .running].contains(LegacyStatus(text: row.status))
         guard let mapping = mappings[row.taskType] else {
-            return ours ? .quarantine(taskType: row.taskType, code: "unknown_type",
-                                      detail: "task_type \"\(row.taskType)\" has no mapping in bridge.conf") : .ignore
+            return ours
+                ? .quarantine(
+                    taskType: row.taskType, code: "unknown_type",
+                    detail: "task_type \"\(row.taskType)\" has no mapping in bridge.conf") : .ignore
         }
         if ours {
             switch validate(row, mapping: mapping) {
@@ -116,7 +138,8 @@ public struct CapturePolicy: Sendable {
         }
         if mode == .dryRun, LegacyStatus(text: row.status) == .queued {
             switch validate(row, mapping: mapping) {
-            case .ok(_, _, _, _, _, let notes): return .dryRun(verdict: "would-forward", reason: notes.isEmpty ? nil : notes.joined(separator: "; "))
+            case .ok(_, _, _, _, _, let notes):
+                return .dryRun(verdict: "would-forward", reason: notes.isEmpty ? nil : notes.joined(separator: "; "))
             case .reject(let code, let detail): return .dryRun(verdict: "would-reject", reason: "\(code): \(detail)")
             }
         }
@@ -137,7 +160,8 @@ public enum CaptureDecision: Sendable, Equatable {
     var input: LegacyQueueStore.CaptureInput {
         switch self {
         case .intent(let tmType, let json, let key, let priority, let dueAt):
-            return .intent(Ledger.Intent(tmType: tmType, paramsJSON: json, dedupeKey: key, priority: priority, dueAt: dueAt))
+            return .intent(
+                Ledger.Intent(tmType: tmType, paramsJSON: json, dedupeKey: key, priority: priority, dueAt: dueAt))
         case .quarantine(let t, let c, let d): return .quarantine(taskType: t, code: c, detail: d)
         case .dryRun(let v, let r): return .verdict(verdict: v, reason: r)
         case .ignore: return .ignore

@@ -100,10 +100,10 @@ actor EngineState {
 
     func snapshot() -> Snapshot {
         let now = Date().timeIntervalSince1970
-        return Snapshot(unauthorized: unauthorized, lastAPIError: lastAPIError, lastAPIErrorAt: lastAPIErrorAt,
-                        objectsHealthy: objectsHealthy, lastLoopAt: lastLoopAt,
-                        openBreakers: breakers.filter { $0.value.openUntil > now }.map(\.key).sorted(),
-                        pausedUntil: globalPauseUntil, modes: modes)
+        return Snapshot(
+            unauthorized: unauthorized, lastAPIError: lastAPIError, lastAPIErrorAt: lastAPIErrorAt,
+            objectsHealthy: objectsHealthy, lastLoopAt: lastLoopAt,
+            openBreakers: breakers.filter { $0.value.openUntil > now }.map(\.key).sorted(),
+            pausedUntil: globalPauseUntil, modes: modes)
     }
 }
-

@@ -12,14 +12,17 @@ import TaskManagerModel
 extension BridgeEngine {
     func mirrorLoop(_ ctx: RunContext) async throws {
         var backoff = MirrorPlanner.Backoff()
-        let beat = AsyncTimerSequence(interval: .milliseconds(Int64(config.bridge.mirrorIntervalSeconds * 1000)), clock: .continuous)
+        let beat = AsyncTimerSequence(
+            interval: .milliseconds(Int64(config.bridge.mirrorIntervalSeconds * 1000)), clock: .continuous)
         for await _ in merge(ctx.mirrorWake.stream, beat.map { _ in () }) {
             if isStopping { return }
             let now = Date().timeIntervalSince1970
             if now < backoff.until { continue }
             await attempt("mirror") {
                 let r = try await mirrorCycle()
-                backoff.record(successes: r.successes, failures: r.failures, retryAfter: r.retryAfter, now: Date().timeIntervalSince1970)
+                backoff.record(
+                    successes: r.successes, failures: r.failures, retryAfter: r.retryAfter,
+                    now: Date().timeIntervalSince1970)
             }
         }
     }
@@ -56,8 +59,12 @@ extension BridgeEngine {
         var listing = MirrorPlanner.Listing()
         for name in names {
             do {
-                for t in try await client.listTasks(statuses: ["claimed"], type: name, limit: 1000) { listing.claimed[t.id] = t.attempts }
-                for t in try await client.listTasks(statuses: ["completed", "failed"], type: name, limit: 200) { listing.finished.insert(t.id) }
+                for t in try await client.listTasks(statuses: ["claimed"], type: name, limit: 1000) {
+                    listing.claimed[t.id] = t.attempts
+                }
+                for t in try await client.listTasks(statuses: ["completed", "failed"], type: name, limit: 200) {
+                    listing.finished.insert(t.id)
+                }
                 result.successes += 1
             } catch {
                 // This type's rows fall back to individual GETs; the others go on.
@@ -67,7 +74,8 @@ extension BridgeEngine {
         }
         let listed = try await store.inFlight(taskIDs: Array(listing.claimed.keys) + Array(listing.finished))
         let candidates = try await store.mirrorCandidates(now: now, edge: Self.edgeChecks, budget: Self.fetchBudget)
-        let plan = MirrorPlanner.plan(listing: listing, listed: listed, candidates: candidates, now: now, budget: Self.fetchBudget)
+        let plan = MirrorPlanner.plan(
+            listing: listing, listed: listed, candidates: candidates, now: now, budget: Self.fetchBudget)
         result.mirrored += try await writeMirror(plan.observations)
         var pending: [Ledger.Observation] = []
         var lastFlush = Date().timeIntervalSince1970
@@ -114,7 +122,8 @@ extension BridgeEngine {
         let r = try await store.recordMirror(observations)
         BridgeMetrics.mirrored.increment(by: r.terminal)
         if r.archived > 0 {
-            logger.notice("ledger entries archived: their rows are other rows now", metadata: ["count": "\(r.archived)"])
+            logger.notice(
+                "ledger entries archived: their rows are other rows now", metadata: ["count": "\(r.archived)"])
         }
         return r.terminal
     }
@@ -124,8 +133,10 @@ extension BridgeEngine {
         guard let id = e.tmTaskID else { return nil }
         do {
             let t = try await client.getTask(id: id)
-            return .success(.init(legacyID: e.legacyID, tmStatus: t.rawStatus, attempts: t.attempts, result: t.result,
-                                  error: t.errorMessage, nextCheckAt: now + MirrorPlanner.recheckInterval(e, now: now)))
+            return .success(
+                .init(
+                    legacyID: e.legacyID, tmStatus: t.rawStatus, attempts: t.attempts, result: t.result,
+                    error: t.errorMessage, nextCheckAt: now + MirrorPlanner.recheckInterval(e, now: now)))
         } catch {
             await noteAPIError(error, context: "get task \(id)")
             return .failure(error)

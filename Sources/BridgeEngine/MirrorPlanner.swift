@@ -25,16 +25,20 @@ public enum MirrorPlanner {
     /// In order of how likely the task has changed: it appears in a list now;
     /// it was claimed or known finished before; it sits at an end of the queue
     /// (FIFO workers take the oldest, LIFO the newest); its re-check is due.
-    public static func plan(listing: Listing, listed: [LedgerEntry], candidates: LegacyQueueStore.MirrorCandidates, now: Double,
-                            budget: Int) -> Plan {
+    public static func plan(
+        listing: Listing, listed: [LedgerEntry], candidates: LegacyQueueStore.MirrorCandidates, now: Double,
+        budget: Int
+    ) -> Plan {
         var plan = Plan()
         var seen = Set<Int64>()
         func consider(_ e: LedgerEntry) {
             guard let id = e.tmTaskID, seen.insert(e.legacyID).inserted else { return }
             if let attempts = listing.claimed[id] {
                 if e.tmStatus != "claimed" || e.nextAttemptAt <= now {
-                    plan.observations.append(.init(legacyID: e.legacyID, tmStatus: "claimed", attempts: attempts, result: nil,
-                                                   error: nil, nextCheckAt: now + recheckInterval(e, now: now)))
+                    plan.observations.append(
+                        .init(
+                            legacyID: e.legacyID, tmStatus: "claimed", attempts: attempts, result: nil,
+                            error: nil, nextCheckAt: now + recheckInterval(e, now: now)))
                 }
             } else if plan.fetch.count < budget {
                 plan.fetch.append(e)

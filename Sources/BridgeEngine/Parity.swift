@@ -33,7 +33,8 @@ public struct ParityFinding: Sendable, Equatable {
     public var json: JSONValue {
         .object([
             JSONMember("class", .string(kind.rawValue)), JSONMember("task_type", .string(taskType)),
-            JSONMember("legacy_id", legacyID.map { .int($0) } ?? .null), JSONMember("task_id", taskID.map { .int($0) } ?? .null),
+            JSONMember("legacy_id", legacyID.map { .int($0) } ?? .null),
+            JSONMember("task_id", taskID.map { .int($0) } ?? .null),
             JSONMember("detail", .string(detail)),
         ])
     }
@@ -61,23 +62,33 @@ public enum ParityClassifier {
         var out: [ParityFinding] = []
         let type = row.taskType
         if ledger.collapsed {
-            out.append(ParityFinding(kind: .collapsed, taskType: type, legacyID: row.id, taskID: task.id, detail: "shares task \(task.id)"))
+            out.append(
+                ParityFinding(
+                    kind: .collapsed, taskType: type, legacyID: row.id, taskID: task.id,
+                    detail: "shares task \(task.id)"))
         }
         let legacy = LegacyStatus(text: row.status)
         if settled || (legacy?.isTerminal ?? false) {
             let ok = legacy.map { acceptable(for: task.rawStatus).contains($0) } ?? false
             if !ok {
-                out.append(ParityFinding(
-                    kind: .statusDiverged, taskType: type, legacyID: row.id, taskID: task.id,
-                    detail: "legacy \(row.status ?? "NULL") vs TaskManager \(task.rawStatus)"))
+                out.append(
+                    ParityFinding(
+                        kind: .statusDiverged, taskType: type, legacyID: row.id, taskID: task.id,
+                        detail: "legacy \(row.status ?? "NULL") vs TaskManager \(task.rawStatus)"))
             }
         }
         if let expected = expectedParams(row: row, mapping: mapping, ledger: ledger), let actual = task.params,
             !PHPNormalized(expected).semanticallyEquals(PHPNormalized(actual))
         {
-            out.append(ParityFinding(
-                kind: .payloadDiverged, taskType: type, legacyID: row.id, taskID: task.id,
-                detail: "legacy params \(String(PHPJSON.encode(expected).prefix(120))) vs TaskManager \(String(PHPJSON.encode(actual).prefix(120)))"))
+            out.append(
+                ParityFinding(
+                    kind: .payloadDiverged, taskType: type, legacyID: row.id, taskID: task.id,
+                    detail:
+                        """
+                        legacy params \(String(PHPJSON.encode(expected).prefix(120))) vs TaskManager \
+                        \(String(PHPJSON.encode(actual).prefix(120)))
+                        """
+                ))
         }
         return out
     }

@@ -23,13 +23,17 @@ extension BridgeEngine {
             guard let l = item.ledger, let id = l.tmTaskID else { continue }
             do {
                 let task = try await client.getTask(id: id)
-                let settled = (LegacyTimestamp.parse(l.updatedAt ?? l.claimedAt).map { now - $0.timeIntervalSince1970 } ?? 0) > 60
-                let f = ParityClassifier.compare(row: item.row, mapping: config.mapping(forLegacyType: item.row.taskType), ledger: l,
-                                                 task: task, settled: settled).first { $0.kind.breaksParity }
+                let settled =
+                    (LegacyTimestamp.parse(l.updatedAt ?? l.claimedAt).map { now - $0.timeIntervalSince1970 } ?? 0) > 60
+                let f = ParityClassifier.compare(
+                    row: item.row, mapping: config.mapping(forLegacyType: item.row.taskType), ledger: l,
+                    task: task, settled: settled
+                ).first { $0.kind.breaksParity }
                 results.append((item.row.id, item.row.taskType, f?.kind.rawValue, f?.detail))
                 if let f { BridgeMetrics.parityFindings.increment(f.kind.rawValue) }
             } catch .notFound {
-                results.append((item.row.id, item.row.taskType, ParityClass.missingInTaskManager.rawValue, "task \(id) not found"))
+                results.append(
+                    (item.row.id, item.row.taskType, ParityClass.missingInTaskManager.rawValue, "task \(id) not found"))
                 BridgeMetrics.parityFindings.increment(ParityClass.missingInTaskManager.rawValue)
             } catch {
                 await noteAPIError(error, context: "parity sample")

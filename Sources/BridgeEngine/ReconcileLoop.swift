@@ -11,7 +11,10 @@ extension BridgeEngine {
             let held = try await store.rowsHeldInFlight()
             if held > 0 {
                 throw BridgeStartError(
-                    "[bridge] id changed from \"\(previous)\" to \"\(config.bridge.id)\" while \(held) row(s) are claimed under the old id; "
+                    """
+                    [bridge] id changed from \"\(previous)\" to \"\(config.bridge.id)\" while \(held) row(s) are \
+                    claimed under the old id; 
+                    """
                         + "change it back until they are done (rows are matched by claimed_by)")
             }
         }
@@ -27,15 +30,18 @@ extension BridgeEngine {
             logger.notice("reinstalled the _taskbridge_* objects (definition changed: bridge id, table or version)")
             await state.setObjectsHealthy(true)
         case .damaged(let missing, let altered):
-            logger.warning("_taskbridge_* objects were dropped or altered; reinstalling",
-                           metadata: ["missing": "\(missing.joined(separator: ","))", "altered": "\(altered)"])
+            logger.warning(
+                "_taskbridge_* objects were dropped or altered; reinstalling",
+                metadata: ["missing": "\(missing.joined(separator: ","))", "altered": "\(altered)"])
             BridgeMetrics.objectsRepaired.increment()
             try await store.install()
             // A recreated mode table is empty: give every type its configured
             // starting mode again rather than leaving forward types `off`.
-            for m in config.types where try await store.seedMode(taskType: m.legacyType, mode: m.mode.rawValue, host: host) {
-                logger.error("mode table was lost; type reset to its configured mode (check the audit trail)",
-                             metadata: ["type": "\(m.legacyType)", "mode": "\(m.mode.rawValue)"])
+            for m in config.types
+            where try await store.seedMode(taskType: m.legacyType, mode: m.mode.rawValue, host: host) {
+                logger.error(
+                    "mode table was lost; type reset to its configured mode (check the audit trail)",
+                    metadata: ["type": "\(m.legacyType)", "mode": "\(m.mode.rawValue)"])
             }
             await state.setObjectsHealthy(true)
             // Rows inserted while a trigger was missing were not claimed at
@@ -47,8 +53,9 @@ extension BridgeEngine {
         // QueueDatabase drops task_queue with its triggers): checked every
         // time, before any backlog sweep can meet the new rows.
         if let g = try await store.checkContinuity() {
-            logger.warning("task_queue is not the table the ledger was made for (recreated or restored); new ledger generation",
-                           metadata: ["generation": "\(g.generation)", "archived_entries": "\(g.archived)"])
+            logger.warning(
+                "task_queue is not the table the ledger was made for (recreated or restored); new ledger generation",
+                metadata: ["generation": "\(g.generation)", "archived_entries": "\(g.archived)"])
             await state.markBacklog(true)
         }
     }
@@ -92,7 +99,9 @@ extension BridgeEngine {
             count(r)
             if rows.count < 500 { break }
         }
-        if adopted > 0 { logger.notice("adopted rows the bridge held without a ledger entry", metadata: ["count": "\(adopted)"]) }
+        if adopted > 0 {
+            logger.notice("adopted rows the bridge held without a ledger entry", metadata: ["count": "\(adopted)"])
+        }
     }
 
     // MARK: - Registration
@@ -103,10 +112,13 @@ extension BridgeEngine {
             var pending = false
             for m in config.types where !(await state.isRegistered(m.name)) {
                 do {
-                    let r = try await client.registerTaskType(name: m.name, version: m.version, paramSchema: m.paramSchema)
+                    let r = try await client.registerTaskType(
+                        name: m.name, version: m.version, paramSchema: m.paramSchema)
                     await state.markRegistered(m.name)
                     if await state.recordAPISuccess() { try? await store.resetBackoff() }
-                    logger.info("task type registered", metadata: ["type": "\(m.legacyType)", "name": "\(m.name)", "created": "\(r.created)"])
+                    logger.info(
+                        "task type registered",
+                        metadata: ["type": "\(m.legacyType)", "name": "\(m.name)", "created": "\(r.created)"])
                 } catch {
                     pending = true
                     await noteAPIError(error, context: "register \(m.name)")
@@ -127,7 +139,8 @@ extension BridgeEngine {
     /// bridge may be running: register, capture, send what is due, mirror.
     public func driveOnce(timeout: Double = 60) async throws {
         for m in config.types where !(await state.isRegistered(m.name)) {
-            if (try? await client.registerTaskType(name: m.name, version: m.version, paramSchema: m.paramSchema)) != nil {
+            if (try? await client.registerTaskType(name: m.name, version: m.version, paramSchema: m.paramSchema)) != nil
+            {
                 await state.markRegistered(m.name)
             }
         }

@@ -116,10 +116,15 @@ extension BridgeEngine {
         let registered = await state.registered
         let modes = await state.modes
         let candidates = try await store.dueIntents(now: now, limit: limit + excluding.count)
-        let batch = Array(candidates.filter { !excluding.contains($0.legacyID) && !open.contains($0.tmType) && registered.contains($0.tmType) }
+        let batch = Array(
+            candidates.filter {
+                !excluding.contains($0.legacyID) && !open.contains($0.tmType) && registered.contains($0.tmType)
+            }
             .prefix(limit))
         for e in batch where modes[e.taskType] == .retired {
-            logger.warning("row arrived for a retired type; forwarding it", metadata: ["type": "\(e.taskType)", "id": "\(e.legacyID)"])
+            logger.warning(
+                "row arrived for a retired type; forwarding it",
+                metadata: ["type": "\(e.taskType)", "id": "\(e.legacyID)"])
             BridgeMetrics.retiredRows.increment(e.taskType)
         }
         return batch
@@ -155,8 +160,12 @@ extension BridgeEngine {
     /// One create, with `SendPolicy` deciding what a failure means.
     func send(_ e: LedgerEntry) async -> Sent? {
         guard let json = e.paramsJSON, let params = try? JSONParser.parse(json) else {
-            return (.refused(legacyID: e.legacyID, taskType: e.taskType, code: "ledger_corrupt", detail: "ledger params are unreadable"),
-                    false)
+            return (
+                .refused(
+                    legacyID: e.legacyID, taskType: e.taskType, code: "ledger_corrupt",
+                    detail: "ledger params are unreadable"),
+                false
+            )
         }
         var reRegistered = false
         while true {
@@ -170,40 +179,54 @@ extension BridgeEngine {
                     context.withLock { $0 }?.sendWake.signal()
                 }
                 let terminal = TaskStatus(rawValue: r.status)?.isTerminal ?? false
-                return (.sent(legacyID: e.legacyID, taskID: r.id, status: r.status, deduplicated: r.deduplicated), terminal)
+                return (
+                    .sent(legacyID: e.legacyID, taskID: r.id, status: r.status, deduplicated: r.deduplicated), terminal
+                )
             } catch {
                 let now = Date().timeIntervalSince1970
                 // Stopping: the intent stays as it is and is sent again on the next start.
                 if Task.isCancelled { return nil }
                 await noteAPIError(error, context: "create task for row \(e.legacyID)")
-                let context = SendPolicy.Context(entry: e, now: now, typeLastSuccessAt: await state.lastSendSuccess(e.tmType),
-                                                 reRegistered: reRegistered)
+                let context = SendPolicy.Context(
+                    entry: e, now: now, typeLastSuccessAt: await state.lastSendSuccess(e.tmType),
+                    reRegistered: reRegistered)
                 switch SendPolicy.decide(error, context, sendSettings) {
                 case .reRegister:
                     reRegistered = true
                     if let m = config.types.first(where: { $0.name == e.tmType }),
-                        (try? await client.registerTaskType(name: m.name, version: m.version, paramSchema: m.paramSchema)) != nil
+                        (try? await client.registerTaskType(
+                            name: m.name, version: m.version, paramSchema: m.paramSchema)) != nil
                     {
                         continue
                     }
-                    return (.retry(legacyID: e.legacyID, error: error.description, nextAttemptAt: now + backoff(attempts: e.attempts)), false)
+                    return (
+                        .retry(
+                            legacyID: e.legacyID, error: error.description,
+                            nextAttemptAt: now + backoff(attempts: e.attempts)), false
+                    )
                 case .quarantine(let code, let detail):
                     return (.refused(legacyID: e.legacyID, taskType: e.taskType, code: code, detail: detail), false)
                 case .retry(let delay, let pauseAll, let breaker, let streak, let streakStart):
                     if let pauseAll { await state.pause(until: now + pauseAll) }
                     if breaker, await state.breakerFailure(e.tmType, now: now) {
-                        logger.warning("circuit opened for type after repeated failures", metadata: ["name": "\(e.tmType)"])
+                        logger.warning(
+                            "circuit opened for type after repeated failures", metadata: ["name": "\(e.tmType)"])
                     }
                     let wait = pauseAll == nil ? delay * Double.random(in: 0.8...1.2) : delay
-                    return (.retry(legacyID: e.legacyID, error: error.description, nextAttemptAt: now + wait, errorStreak: streak,
-                                   streakStartedAt: streakStart), false)
+                    return (
+                        .retry(
+                            legacyID: e.legacyID, error: error.description, nextAttemptAt: now + wait,
+                            errorStreak: streak,
+                            streakStartedAt: streakStart), false
+                    )
                 }
             }
         }
     }
 
     var sendSettings: SendPolicy.Settings {
-        SendPolicy.Settings(persistentAttempts: Int64(config.bridge.persistentErrorAttempts),
-                            persistentSeconds: config.bridge.persistentErrorSeconds)
+        SendPolicy.Settings(
+            persistentAttempts: Int64(config.bridge.persistentErrorAttempts),
+            persistentSeconds: config.bridge.persistentErrorSeconds)
     }
 }

@@ -29,8 +29,10 @@ public enum SendPolicy {
         /// The type was already registered again during this send.
         public var reRegistered: Bool
 
-        public init(attempts: Int64, lastError: String?, errorStreak: Int64, streakStartedAt: Double?, now: Double,
-                    typeLastSuccessAt: Double?, reRegistered: Bool) {
+        public init(
+            attempts: Int64, lastError: String?, errorStreak: Int64, streakStartedAt: Double?, now: Double,
+            typeLastSuccessAt: Double?, reRegistered: Bool
+        ) {
             self.attempts = attempts
             self.lastError = lastError
             self.errorStreak = errorStreak
@@ -41,9 +43,10 @@ public enum SendPolicy {
         }
 
         public init(entry: LedgerEntry, now: Double, typeLastSuccessAt: Double?, reRegistered: Bool) {
-            self.init(attempts: entry.attempts, lastError: entry.lastError, errorStreak: entry.errorStreak,
-                      streakStartedAt: entry.streakStartedAt, now: now, typeLastSuccessAt: typeLastSuccessAt,
-                      reRegistered: reRegistered)
+            self.init(
+                attempts: entry.attempts, lastError: entry.lastError, errorStreak: entry.errorStreak,
+                streakStartedAt: entry.streakStartedAt, now: now, typeLastSuccessAt: typeLastSuccessAt,
+                reRegistered: reRegistered)
         }
     }
 
@@ -76,8 +79,9 @@ public enum SendPolicy {
         case .server(let status, _) where status >= 500:
             return persistent(error, c, s)
         default:
-            return .retry(delay: backoffDelay(attempts: c.attempts, cap: 15), pauseAll: nil, breaker: true,
-                          errorStreak: 0, streakStartedAt: nil)
+            return .retry(
+                delay: backoffDelay(attempts: c.attempts, cap: 15), pauseAll: nil, breaker: true,
+                errorStreak: 0, streakStartedAt: nil)
         }
     }
 
@@ -97,11 +101,13 @@ public enum SendPolicy {
         {
             return .quarantine(
                 code: "api_persistent_error",
-                detail: "\(streak) sends failed with the same server error over \(Int(c.now - started)) s while other rows "
+                detail:
+                    "\(streak) sends failed with the same server error over \(Int(c.now - started)) s while other rows "
                     + "of the type were accepted: \(text)")
         }
-        return .retry(delay: backoffDelay(attempts: c.attempts, cap: 15), pauseAll: nil, breaker: true,
-                      errorStreak: streak, streakStartedAt: started)
+        return .retry(
+            delay: backoffDelay(attempts: c.attempts, cap: 15), pauseAll: nil, breaker: true,
+            errorStreak: streak, streakStartedAt: started)
     }
 
     /// Exponential backoff before jitter.

@@ -98,7 +98,8 @@ final class DataVersionWatcher: @unchecked Sendable {
                 last = v
                 continuation.yield()
             }
-            let hot = Date().timeIntervalSince1970 - Double(bitPattern: activityAt.load(ordering: .relaxed)) < Self.hotWindow
+            let hot =
+                Date().timeIntervalSince1970 - Double(bitPattern: activityAt.load(ordering: .relaxed)) < Self.hotWindow
             condition.lock()
             if running { _ = condition.wait(until: Date(timeIntervalSinceNow: hot ? Self.hotInterval : idleInterval)) }
         }

@@ -29,7 +29,9 @@ public struct Verifier: Sendable {
         public var repaired: [String] = []
         public var notRepaired: [String] = []
 
-        public var breaking: Int { counts.values.reduce(0) { $0 + $1.filter { $0.key.breaksParity }.values.reduce(0, +) } }
+        public var breaking: Int {
+            counts.values.reduce(0) { $0 + $1.filter { $0.key.breaksParity }.values.reduce(0, +) }
+        }
         public var parityHolds: Bool { breaking == 0 && readErrors.isEmpty }
 
         mutating func add(_ f: ParityFinding, keep: Bool) {
@@ -66,7 +68,9 @@ public struct Verifier: Sendable {
             let page = try await store.bridgedRows(types: types, afterID: after, limit: options.pageSize)
             guard let last = page.last else { break }
             after = last.row.id
-            let ids = page.compactMap { $0.ledger?.state == .sent || $0.ledger?.state == .done ? $0.ledger?.tmTaskID : nil }
+            let ids = page.compactMap {
+                $0.ledger?.state == .sent || $0.ledger?.state == .done ? $0.ledger?.tmTaskID : nil
+            }
             let tasks = await fetch(ids)
             for item in page {
                 report.checkedRows += 1
@@ -75,17 +79,23 @@ public struct Verifier: Sendable {
                 guard let l = item.ledger else {
                     let status = LegacyStatus(text: row.status)
                     if status == .queued, mode.claimsRows, age(row.createdAt) > options.grace {
-                        let due = row.runAfter.flatMap(LegacyTimestamp.parse).map { $0.timeIntervalSince1970 <= now } ?? true
+                        let due =
+                            row.runAfter.flatMap(LegacyTimestamp.parse).map { $0.timeIntervalSince1970 <= now } ?? true
                         if due {
-                            report.add(ParityFinding(kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: nil,
-                                                     detail: "queued in a \(mode.rawValue) type and not forwarded"), keep: options.keepFindings)
+                            report.add(
+                                ParityFinding(
+                                    kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: nil,
+                                    detail: "queued in a \(mode.rawValue) type and not forwarded"),
+                                keep: options.keepFindings)
                         }
                     } else if row.claimedBy == bridgeID, age(row.claimedAt) > options.grace {
                         // Held by the bridge with no ledger entry: nothing links
                         // it to a task any more (its task, if any, shows as API-native).
-                        report.add(ParityFinding(kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: nil,
-                                                 detail: "held by the bridge (\(row.status ?? "NULL")) but absent from the ledger"),
-                                   keep: options.keepFindings)
+                        report.add(
+                            ParityFinding(
+                                kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: nil,
+                                detail: "held by the bridge (\(row.status ?? "NULL")) but absent from the ledger"),
+                            keep: options.keepFindings)
                     }
                     continue
                 }
@@ -93,28 +103,36 @@ public struct Verifier: Sendable {
                 case .archived:
                     continue  // lives in the archive table, never among live entries
                 case .quarantined:
-                    report.add(ParityFinding(kind: .quarantined, taskType: row.taskType, legacyID: row.id, taskID: nil,
-                                             detail: l.lastError ?? "quarantined"), keep: options.keepFindings)
+                    report.add(
+                        ParityFinding(
+                            kind: .quarantined, taskType: row.taskType, legacyID: row.id, taskID: nil,
+                            detail: l.lastError ?? "quarantined"), keep: options.keepFindings)
                 case .intent:
                     // Not due yet (run_after_utc in the future): not missing.
                     // Once due, the grace window counts from the due time.
                     let since = l.dueAt > 0 ? now - l.dueAt : age(l.claimedAt)
                     if l.dueAt <= now, min(since, age(l.claimedAt)) > options.grace {
-                        report.add(ParityFinding(kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: nil,
-                                                 detail: "not yet accepted by TaskManager" + (l.lastError.map { ": \($0)" } ?? "")),
-                                   keep: options.keepFindings)
+                        report.add(
+                            ParityFinding(
+                                kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: nil,
+                                detail: "not yet accepted by TaskManager" + (l.lastError.map { ": \($0)" } ?? "")),
+                            keep: options.keepFindings)
                     }
                 case .sent, .done:
                     guard let id = l.tmTaskID else { continue }
                     switch tasks[id] {
                     case .some(.success(let task)):
                         let settled = age(l.updatedAt ?? l.claimedAt) > options.grace
-                        for f in ParityClassifier.compare(row: row, mapping: byType[row.taskType], ledger: l, task: task, settled: settled) {
+                        for f in ParityClassifier.compare(
+                            row: row, mapping: byType[row.taskType], ledger: l, task: task, settled: settled)
+                        {
                             report.add(f, keep: options.keepFindings)
                         }
                     case .some(.failure(.notFound)):
-                        report.add(ParityFinding(kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: id,
-                                                 detail: "task \(id) does not exist in TaskManager"), keep: options.keepFindings)
+                        report.add(
+                            ParityFinding(
+                                kind: .missingInTaskManager, taskType: row.taskType, legacyID: row.id, taskID: id,
+                                detail: "task \(id) does not exist in TaskManager"), keep: options.keepFindings)
                     case .some(.failure(let e)):
                         report.readErrors.append("task \(id): \(e)")
                     case .none:
@@ -132,9 +150,12 @@ public struct Verifier: Sendable {
             guard let l = orphans.last else { break }
             lastOrphan = l.legacyID
             for o in orphans where types.contains(o.taskType) {
-                report.add(ParityFinding(kind: .missingInSQLite, taskType: o.taskType, legacyID: o.legacyID, taskID: o.tmTaskID,
-                                         detail: "legacy row \(o.legacyID) is gone" + (o.tmTaskID.map { " (task \($0) remains)" } ?? "")),
-                           keep: options.keepFindings)
+                report.add(
+                    ParityFinding(
+                        kind: .missingInSQLite, taskType: o.taskType, legacyID: o.legacyID, taskID: o.tmTaskID,
+                        detail: "legacy row \(o.legacyID) is "
+                            + "gone" + (o.tmTaskID.map { " (task \($0) remains)" } ?? "")),
+                    keep: options.keepFindings)
             }
         }
         // Tasks of bridged types that no legacy row produced.
@@ -152,8 +173,11 @@ public struct Verifier: Sendable {
                 offset += page.count
                 let known = try await store.ledgerTaskIDs(among: page.map(\.id))
                 for t in page where !known.contains(t.id) {
-                    report.add(ParityFinding(kind: .apiNative, taskType: m.legacyType, legacyID: nil, taskID: t.id,
-                                             detail: "created in TaskManager directly (status \(t.rawStatus))"), keep: options.keepFindings)
+                    report.add(
+                        ParityFinding(
+                            kind: .apiNative, taskType: m.legacyType, legacyID: nil, taskID: t.id,
+                            detail: "created in TaskManager directly (status \(t.rawStatus))"),
+                        keep: options.keepFindings)
                 }
                 if page.count < options.pageSize { break }
             }
@@ -208,9 +232,15 @@ public struct Verifier: Sendable {
                     backlogTypes.insert(f.taskType)
                 } else if f.detail.hasPrefix("held by the bridge") {
                     if try await store.adoptRow(legacyID: id) {
-                        done.append("row \(id): back in the ledger; it will be forwarded (a finished task is found again by dedupe)")
+                        done.append(
+                            """
+                            row \(id): back in the ledger; it will be forwarded (a finished task is found again by \
+                            dedupe)
+                            """
+                        )
                     } else {
-                        notDone.append("row \(id): finished while unlinked from the ledger; compare it with TaskManager by hand")
+                        notDone.append(
+                            "row \(id): finished while unlinked from the ledger; compare it with TaskManager by hand")
                     }
                 } else {
                     try await store.resetBackoff()
@@ -220,7 +250,9 @@ public struct Verifier: Sendable {
                 guard let id = f.legacyID, let taskID = f.taskID else { continue }
                 do {
                     let t = try await client.getTask(id: taskID)
-                    if try await store.forceMirror(legacyID: id, tmStatus: t.rawStatus, result: t.result, error: t.errorMessage) {
+                    if try await store.forceMirror(
+                        legacyID: id, tmStatus: t.rawStatus, result: t.result, error: t.errorMessage)
+                    {
                         done.append("row \(id): status set to TaskManager's \(t.rawStatus)")
                     } else {
                         notDone.append("row \(id): not held by the bridge; status left as is")
@@ -235,10 +267,16 @@ public struct Verifier: Sendable {
                     _ = try await store.quarantineRetry(ids: [id], taskType: nil)
                     done.append("row \(id): released from quarantine (its parameters now validate)")
                 } else {
-                    notDone.append("row \(id): still fails (\(f.detail.prefix(100))); fix the row, then quarantine retry")
+                    notDone.append(
+                        "row \(id): still fails (\(f.detail.prefix(100))); fix the row, then quarantine retry")
                 }
             case .payloadDiverged:
-                notDone.append("row \(f.legacyID ?? 0): params differ from task \(f.taskID ?? 0); a new task would change its identity, decide by hand")
+                notDone.append(
+                    """
+                    row \(f.legacyID ?? 0): params differ from task \(f.taskID ?? 0); a new task would change its \
+                    identity, decide by hand
+                    """
+                )
             case .missingInSQLite:
                 notDone.append("row \(f.legacyID ?? 0): deleted from SQLite; restore it from an export if it matters")
             case .collapsed, .apiNative:

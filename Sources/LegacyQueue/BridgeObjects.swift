@@ -29,7 +29,8 @@ public struct BridgeObjects: Sendable {
 
     public static let tableNames = [
         "_taskbridge_meta", "_taskbridge_mode", "_taskbridge_audit", "_taskbridge_changes", "_taskbridge_ledger",
-        "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_echo", "_taskbridge_parity", "_taskbridge_ledger_archive",
+        "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_echo", "_taskbridge_parity",
+        "_taskbridge_ledger_archive",
     ]
     public static let triggerNames = ["_taskbridge_ai", "_taskbridge_au", "_taskbridge_aq", "_taskbridge_ad"]
     public static let indexNames = Ledger.indexNames
@@ -52,15 +53,22 @@ public struct BridgeObjects: Sendable {
             CREATE TABLE IF NOT EXISTS _taskbridge_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
                 task_type TEXT NOT NULL, from_mode TEXT, to_mode TEXT NOT NULL, reason TEXT, host TEXT, actor TEXT)
             """,
-            "CREATE TABLE IF NOT EXISTS _taskbridge_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, row_id INTEGER NOT NULL, op TEXT NOT NULL)",
+            """
+            CREATE TABLE IF NOT EXISTS _taskbridge_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, row_id INTEGER NOT \
+            NULL, op TEXT NOT NULL)
+            """,
             Ledger.tableDDL,
             Ledger.archiveDDL,
             Ledger.quarantineDDL,
             """
             CREATE TABLE IF NOT EXISTS _taskbridge_dryrun (legacy_id INTEGER PRIMARY KEY, task_type TEXT NOT NULL,
-                verdict TEXT NOT NULL CHECK (verdict IN ('would-forward','would-reject')), reason TEXT, at TEXT NOT NULL)
+                verdict TEXT NOT NULL CHECK (verdict IN ('would-forward','would-reject')), reason TEXT, at TEXT NOT
+                    NULL)
             """,
-            "CREATE TABLE IF NOT EXISTS _taskbridge_echo (id INTEGER PRIMARY KEY CHECK (id = 1), active INTEGER NOT NULL)",
+            """
+            CREATE TABLE IF NOT EXISTS _taskbridge_echo (id INTEGER PRIMARY KEY CHECK (id = 1), active INTEGER NOT \
+            NULL)
+            """,
             """
             CREATE TABLE IF NOT EXISTS _taskbridge_parity (legacy_id INTEGER PRIMARY KEY, task_type TEXT NOT NULL,
                 class TEXT NOT NULL, detail TEXT, at TEXT NOT NULL)
@@ -75,9 +83,11 @@ public struct BridgeObjects: Sendable {
             CREATE TRIGGER _taskbridge_ai AFTER INSERT ON \(t)
             WHEN EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode <> 'off')
             BEGIN
-                UPDATE \(t) SET status = 'claimed', claimed_by = \(b), claimed_at = \(Self.now), updated_at = \(Self.now)
+                UPDATE \(t) SET status = 'claimed', claimed_by = \(b), claimed_at = \(Self.now), updated_at =
+                    \(Self.now)
                 WHERE id = NEW.id AND status = 'queued'
-                  AND EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode IN ('forward','retired'));
+                  AND EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode IN
+                      ('forward','retired'));
                 INSERT INTO _taskbridge_changes (row_id, op) VALUES (NEW.id, 'I');
             END
             """,
@@ -100,16 +110,19 @@ public struct BridgeObjects: Sendable {
             CREATE TRIGGER _taskbridge_aq AFTER UPDATE OF status ON \(t)
             WHEN NEW.status = 'queued' AND OLD.status IS NOT 'queued' AND OLD.claimed_by = \(b)
               AND (SELECT active FROM _taskbridge_echo WHERE id = 1) = 0
-              AND EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode IN ('forward','retired'))
+              AND EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode IN
+                  ('forward','retired'))
             BEGIN
-                UPDATE \(t) SET status = 'claimed', claimed_by = \(b), claimed_at = \(Self.now), updated_at = \(Self.now)
+                UPDATE \(t) SET status = 'claimed', claimed_by = \(b), claimed_at = \(Self.now), updated_at =
+                    \(Self.now)
                 WHERE id = NEW.id AND status = 'queued';
                 INSERT INTO _taskbridge_changes (row_id, op) VALUES (NEW.id, 'R');
             END
             """,
             """
             CREATE TRIGGER _taskbridge_ad AFTER DELETE ON \(t)
-            WHEN OLD.claimed_by = \(b) OR EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = OLD.task_type AND mode <> 'off')
+            WHEN OLD.claimed_by = \(b) OR EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = OLD.task_type AND
+                mode <> 'off')
             BEGIN
                 INSERT INTO _taskbridge_changes (row_id, op) VALUES (OLD.id, 'D');
             END
@@ -120,19 +133,23 @@ public struct BridgeObjects: Sendable {
     /// Identifies what this code would install: a change of table, bridge id
     /// or DDL means the installed objects are out of date.
     public var definitionHash: String {
-        SHA256Digest.hex(Array((["v\(Self.version)", table, bridgeID] + tableDDL + triggerDDL).joined(separator: "\u{1}").utf8))
+        SHA256Digest.hex(
+            Array((["v\(Self.version)", table, bridgeID] + tableDDL + triggerDDL).joined(separator: "\u{1}").utf8))
     }
 
     public static func installedSQL(_ db: Database) throws -> [String: String] {
         var out: [String: String] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT name, sql FROM sqlite_master WHERE name LIKE '\\_taskbridge\\_%' ESCAPE '\\'") {
+        for row in try Row.fetchAll(
+            db, sql: "SELECT name, sql FROM sqlite_master WHERE name LIKE '\\_taskbridge\\_%' ESCAPE '\\'")
+        {
             out[row["name"]] = row["sql"] ?? ""
         }
         return out
     }
 
     static func objectsHash(_ installed: [String: String]) -> String {
-        SHA256Digest.hex(Array(installed.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n").utf8))
+        SHA256Digest.hex(
+            Array(installed.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n").utf8))
     }
 
     public var allNames: [String] { Self.tableNames + Self.triggerNames + Self.indexNames }
@@ -142,7 +159,8 @@ public struct BridgeObjects: Sendable {
     public func install(_ db: Database, installedAt: String) throws {
         for sql in tableDDL { try db.execute(sql: sql) }
         for added in Ledger.addedColumns {
-            let present = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?)", arguments: [added.table])
+            let present = try String.fetchAll(
+                db, sql: "SELECT name FROM pragma_table_info(?)", arguments: [added.table])
             if !present.contains(added.column) {
                 try db.execute(sql: "ALTER TABLE \(added.table) ADD COLUMN \(added.column) \(added.definition)")
             }
@@ -152,11 +170,17 @@ public struct BridgeObjects: Sendable {
         let installed = try Self.installedSQL(db).filter { $0.key != "_taskbridge_meta" }
         let meta: [(String, String)] = [
             ("version", String(Self.version)), ("table", table), ("bridge_id", bridgeID),
-            ("definition_hash", definitionHash), ("objects_hash", Self.objectsHash(installed)), ("installed_at", installedAt),
+            ("definition_hash", definitionHash), ("objects_hash", Self.objectsHash(installed)),
+            ("installed_at", installedAt),
         ]
         for (k, v) in meta {
-            try db.execute(sql: "INSERT INTO _taskbridge_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                           arguments: [k, v])
+            try db.execute(
+                sql:
+                    """
+                    INSERT INTO _taskbridge_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = \
+                    excluded.value
+                    """,
+                arguments: [k, v])
         }
     }
 
@@ -166,7 +190,9 @@ public struct BridgeObjects: Sendable {
         for name in indexNames { try db.execute(sql: "DROP INDEX IF EXISTS \(name)") }
         for name in tableNames { try db.execute(sql: "DROP TABLE IF EXISTS \(name)") }
         // Leftovers from another version: anything with the prefix.
-        for row in try Row.fetchAll(db, sql: "SELECT type, name FROM sqlite_master WHERE name LIKE '\\_taskbridge\\_%' ESCAPE '\\'") {
+        for row in try Row.fetchAll(
+            db, sql: "SELECT type, name FROM sqlite_master WHERE name LIKE '\\_taskbridge\\_%' ESCAPE '\\'")
+        {
             let type: String = row["type"]
             guard ["table", "trigger", "index", "view"].contains(type) else { continue }
             try db.execute(sql: "DROP \(type.uppercased()) IF EXISTS \"\(row["name"] as String)\"")
@@ -191,7 +217,9 @@ public struct BridgeObjects: Sendable {
         let missing = allNames.filter { installed[$0] == nil }
         guard installed["_taskbridge_meta"] != nil else { return .damaged(missing: missing, altered: true) }
         let meta = Dictionary(
-            try Row.fetchAll(db, sql: "SELECT key, value FROM _taskbridge_meta").map { ($0["key"] as String, $0["value"] as String) },
+            try Row.fetchAll(db, sql: "SELECT key, value FROM _taskbridge_meta").map {
+                ($0["key"] as String, $0["value"] as String)
+            },
             uniquingKeysWith: { a, _ in a })
         if !missing.isEmpty { return .damaged(missing: missing, altered: false) }
         if meta["definition_hash"] != definitionHash { return .outdated }

@@ -77,8 +77,10 @@ public enum Ledger {
 
     /// Columns after `legacy_id`, shared by the live table and the archive.
     static let columns: [(name: String, definition: String)] = [
-        ("task_type", "TEXT NOT NULL"), ("tm_type", "TEXT NOT NULL"), ("state", "TEXT NOT NULL"), ("params_json", "TEXT"),
-        ("dedupe_key", "TEXT"), ("priority", "INTEGER"), ("due_at", "REAL NOT NULL DEFAULT 0"), ("tm_task_id", "INTEGER"),
+        ("task_type", "TEXT NOT NULL"), ("tm_type", "TEXT NOT NULL"), ("state", "TEXT NOT NULL"),
+        ("params_json", "TEXT"),
+        ("dedupe_key", "TEXT"), ("priority", "INTEGER"), ("due_at", "REAL NOT NULL DEFAULT 0"),
+        ("tm_task_id", "INTEGER"),
         ("tm_status", "TEXT"), ("collapsed", "INTEGER NOT NULL DEFAULT 0"), ("attempts", "INTEGER NOT NULL DEFAULT 0"),
         ("next_attempt_at", "REAL NOT NULL DEFAULT 0"), ("last_error", "TEXT"), ("claimed_at", "TEXT NOT NULL"),
         ("sent_at", "TEXT"), ("done_at", "TEXT"), ("updated_at", "TEXT NOT NULL"),
@@ -91,13 +93,17 @@ public enum Ledger {
     }
 
     static var tableDDL: String {
-        let cols = columns.map { $0.name == "state" ? "state TEXT NOT NULL \(stateCheck(State.live))" : "\($0.name) \($0.definition)" }
+        let cols = columns.map {
+            $0.name == "state" ? "state TEXT NOT NULL \(stateCheck(State.live))" : "\($0.name) \($0.definition)"
+        }
         return "CREATE TABLE IF NOT EXISTS \(table) (\n    legacy_id INTEGER PRIMARY KEY,\n    "
             + cols.joined(separator: ",\n    ") + ")"
     }
 
     static var archiveDDL: String {
-        let cols = columns.map { $0.name == "state" ? "state TEXT NOT NULL \(stateCheck(State.live))" : "\($0.name) \($0.definition)" }
+        let cols = columns.map {
+            $0.name == "state" ? "state TEXT NOT NULL \(stateCheck(State.live))" : "\($0.name) \($0.definition)"
+        }
         return "CREATE TABLE IF NOT EXISTS \(archiveTable) (\n    archive_id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
             + "    archived_at TEXT NOT NULL,\n    archive_reason TEXT NOT NULL,\n    legacy_id INTEGER NOT NULL,\n    "
             + cols.joined(separator: ",\n    ") + ")"
@@ -134,7 +140,8 @@ public enum Ledger {
 
     /// The current generation (`_taskbridge_meta.generation`, 1 when unset).
     public static func generation(_ db: Database) throws -> Int64 {
-        try Int64.fetchOne(db.cachedStatement(sql: "SELECT CAST(value AS INTEGER) FROM _taskbridge_meta WHERE key = 'generation'"))
+        try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT CAST(value AS INTEGER) FROM _taskbridge_meta WHERE key = 'generation'"))
             ?? 1
     }
 
@@ -168,11 +175,15 @@ public enum Ledger {
         let now = LegacyTimestamp.format(Date())
         try db.exec(
             sql: """
-                INSERT OR IGNORE INTO _taskbridge_ledger (legacy_id, task_type, tm_type, state, params_json, dedupe_key, priority,
-                    due_at, claimed_at, updated_at, generation, fingerprint) VALUES (?, ?, ?, 'intent', ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT OR IGNORE INTO _taskbridge_ledger (legacy_id, task_type, tm_type, state, params_json,
+                    dedupe_key, priority,
+                    due_at, claimed_at, updated_at, generation, fingerprint) VALUES (?, ?, ?, 'intent', ?, ?, ?, ?, ?,
+                        ?, ?, ?)
                 """,
-            arguments: [row.id, row.taskType, intent.tmType, intent.paramsJSON, intent.dedupeKey, intent.priority, intent.dueAt,
-                        row.claimedAt ?? now, now, generation, row.fingerprint])
+            arguments: [
+                row.id, row.taskType, intent.tmType, intent.paramsJSON, intent.dedupeKey, intent.priority, intent.dueAt,
+                row.claimedAt ?? now, now, generation, row.fingerprint,
+            ])
         return db.changesCount > 0
     }
 
@@ -181,23 +192,32 @@ public enum Ledger {
     /// quarantines a row another send has placed). The row stays claimed by
     /// the bridge and shows the reason in `error_message`.
     /// Guarded by `EdgeTests` (each reason) and `LedgerTests.lateRefusalNeverQuarantinesAPlacedRow`.
-    static func recordQuarantine(_ db: Database, row: LegacyRow?, legacyID: Int64, taskType: String, code: String, detail: String,
-                                 generation: Int64, bridgeID: String, legacyTable: String) throws -> Bool {
+    static func recordQuarantine(
+        _ db: Database, row: LegacyRow?, legacyID: Int64, taskType: String, code: String, detail: String,
+        generation: Int64, bridgeID: String, legacyTable: String
+    ) throws -> Bool {
         let now = LegacyTimestamp.format(Date())
-        let state = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM _taskbridge_ledger WHERE legacy_id = ?"),
-                                        arguments: [legacyID])
+        let state = try String.fetchOne(
+            db.cachedStatement(sql: "SELECT state FROM _taskbridge_ledger WHERE legacy_id = ?"),
+            arguments: [legacyID])
         switch state {
         case nil:
             guard let row else { return false }
             try db.exec(
                 sql: """
-                    INSERT INTO _taskbridge_ledger (legacy_id, task_type, tm_type, state, claimed_at, updated_at, last_error,
+                    INSERT INTO _taskbridge_ledger (legacy_id, task_type, tm_type, state, claimed_at, updated_at,
+                        last_error,
                         generation, fingerprint) VALUES (?, ?, '', 'quarantined', ?, ?, ?, ?, ?)
                     """,
                 arguments: [legacyID, taskType, row.claimedAt ?? now, now, detail, generation, row.fingerprint])
         case State.intent.rawValue:
-            try db.exec(sql: "UPDATE _taskbridge_ledger SET state = 'quarantined', last_error = ?, updated_at = ? WHERE legacy_id = ?",
-                        arguments: [detail, now, legacyID])
+            try db.exec(
+                sql:
+                    """
+                    UPDATE _taskbridge_ledger SET state = 'quarantined', last_error = ?, updated_at = ? WHERE \
+                    legacy_id = ?
+                    """,
+                arguments: [detail, now, legacyID])
         default:
             return false
         }
@@ -214,7 +234,9 @@ public enum Ledger {
                 UPDATE \(legacyTable) SET error_message = CAST(? AS TEXT), updated_at = ?
                 WHERE id = ? AND claimed_by = ? AND status IN ('claimed','running') AND \(fingerprintGuard)
                 """,
-            arguments: [SQLiteText.bind("taskbridge quarantine (\(code)): \(detail)"), now, legacyID, bridgeID, legacyID])
+            arguments: [
+                SQLiteText.bind("taskbridge quarantine (\(code)): \(detail)"), now, legacyID, bridgeID, legacyID,
+            ])
         return true
     }
 
@@ -222,7 +244,10 @@ public enum Ledger {
     /// still the one the entry was made for. Entries from before fingerprints
     /// (NULL) match any row. Takes the legacy id as its one argument.
     static let fingerprintGuard =
-        "COALESCE((SELECT fingerprint FROM _taskbridge_ledger WHERE legacy_id = ?), \(fingerprintSQL())) = \(fingerprintSQL())"
+        """
+        COALESCE((SELECT fingerprint FROM _taskbridge_ledger WHERE legacy_id = ?), \(fingerprintSQL())) = \
+        \(fingerprintSQL())
+        """
 
     /// intent -> sent. A row leaves `intent` only with the task id TaskManager
     /// returned for exactly the params recorded at capture. It is a collapse
@@ -232,11 +257,15 @@ public enum Ledger {
     /// created its task is recorded after rows that found it, those are the
     /// collapses. Returns the rows newly counted as collapsed.
     /// Guarded by `LedgerTests.resendIsNotACollapse` and `ParityTests`.
-    static func recordSent(_ db: Database, legacyID: Int64, taskID: Int64, status: String, deduplicated: Bool,
-                           nextCheckAt: Double) throws -> Int {
+    static func recordSent(
+        _ db: Database, legacyID: Int64, taskID: Int64, status: String, deduplicated: Bool,
+        nextCheckAt: Double
+    ) throws -> Int {
         let now = LegacyTimestamp.format(Date())
-        guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT state, generation FROM _taskbridge_ledger WHERE legacy_id = ?"), arguments: [legacyID]),
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT state, generation FROM _taskbridge_ledger WHERE legacy_id = ?"),
+                arguments: [legacyID]),
             row["state"] as String == State.intent.rawValue
         else { return 0 }
         let generation: Int64 = row["generation"]
@@ -244,12 +273,14 @@ public enum Ledger {
         if deduplicated {
             // Another row holds the task: live, or archived as another row (a
             // re-queued incarnation of this same row does not count).
-            collapsed = try Bool.fetchOne(
-                db.cachedStatement(sql: """
-                    SELECT EXISTS (SELECT 1 FROM _taskbridge_ledger WHERE tm_task_id = ?1 AND legacy_id <> ?2)
-                        OR EXISTS (SELECT 1 FROM _taskbridge_ledger_archive WHERE tm_task_id = ?1
-                                   AND NOT (legacy_id = ?2 AND generation = ?3 AND archive_reason = 'requeued'))
-                    """), arguments: [taskID, legacyID, generation]) ?? false
+            collapsed =
+                try Bool.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT EXISTS (SELECT 1 FROM _taskbridge_ledger WHERE tm_task_id = ?1 AND legacy_id <> ?2)
+                                OR EXISTS (SELECT 1 FROM _taskbridge_ledger_archive WHERE tm_task_id = ?1
+                                           AND NOT (legacy_id = ?2 AND generation = ?3 AND archive_reason = 'requeued'))
+                            """), arguments: [taskID, legacyID, generation]) ?? false
         }
         try db.exec(
             sql: """
@@ -263,7 +294,11 @@ public enum Ledger {
         if !deduplicated {
             // This row created the task; live rows that found it first are its collapses.
             try db.exec(
-                sql: "UPDATE _taskbridge_ledger SET collapsed = 1 WHERE tm_task_id = ? AND legacy_id <> ? AND collapsed = 0",
+                sql:
+                    """
+                    UPDATE _taskbridge_ledger SET collapsed = 1 WHERE tm_task_id = ? AND legacy_id <> ? AND collapsed \
+                    = 0
+                    """,
                 arguments: [taskID, legacyID])
             newlyCollapsed += db.changesCount
         }
@@ -272,11 +307,14 @@ public enum Ledger {
 
     /// intent -> intent: a failed send, with its next attempt and the run of
     /// identical server errors (`SendPolicy`'s evidence). Only from `intent`.
-    static func recordRetry(_ db: Database, legacyID: Int64, error: String, nextAttemptAt: Double, errorStreak: Int64,
-                            streakStartedAt: Double?) throws {
+    static func recordRetry(
+        _ db: Database, legacyID: Int64, error: String, nextAttemptAt: Double, errorStreak: Int64,
+        streakStartedAt: Double?
+    ) throws {
         try db.exec(
             sql: """
-                UPDATE _taskbridge_ledger SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ?,
+                UPDATE _taskbridge_ledger SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at
+                    = ?,
                     error_streak = ?, streak_started_at = ?
                 WHERE legacy_id = ? AND state = 'intent'
                 """,
@@ -285,7 +323,8 @@ public enum Ledger {
 
     /// intent -> intent: every backoff ends now (the API is back).
     static func endBackoff(_ db: Database) throws {
-        try db.exec(sql: "UPDATE _taskbridge_ledger SET next_attempt_at = 0 WHERE state = 'intent' AND next_attempt_at > 0")
+        try db.exec(
+            sql: "UPDATE _taskbridge_ledger SET next_attempt_at = 0 WHERE state = 'intent' AND next_attempt_at > 0")
     }
 
     /// What the mirror saw of a row's task.
@@ -298,7 +337,9 @@ public enum Ledger {
         /// When to look again if the task is not terminal.
         public var nextCheckAt: Double
 
-        public init(legacyID: Int64, tmStatus: String, attempts: Int64?, result: JSONValue?, error: String?, nextCheckAt: Double) {
+        public init(
+            legacyID: Int64, tmStatus: String, attempts: Int64?, result: JSONValue?, error: String?, nextCheckAt: Double
+        ) {
             self.legacyID = legacyID
             self.tmStatus = tmStatus
             self.attempts = attempts
@@ -323,16 +364,21 @@ public enum Ledger {
     /// an entry never writes into another row (invariant 9): such an entry is
     /// archived. A row deleted or finished behind the bridge ends the entry.
     /// Guarded by `LedgerTests.recreatedQueueNeverGetsOldResults` and `ForwardMirrorTests`.
-    static func recordMirror(_ db: Database, _ o: Observation, schema: LegacySchema, bridgeID: String,
-                             legacyTable: String) throws -> MirrorEffect {
+    static func recordMirror(
+        _ db: Database, _ o: Observation, schema: LegacySchema, bridgeID: String,
+        legacyTable: String
+    ) throws -> MirrorEffect {
         guard let legacy = LegacyStatus.mirroring(taskManagerStatus: o.tmStatus) else { return .skipped }
-        guard let entry = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT state, fingerprint FROM _taskbridge_ledger WHERE legacy_id = ?"), arguments: [o.legacyID]),
+        guard
+            let entry = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT state, fingerprint FROM _taskbridge_ledger WHERE legacy_id = ?"),
+                arguments: [o.legacyID]),
             entry["state"] as String == State.sent.rawValue
         else { return .skipped }
         let now = LegacyTimestamp.format(Date())
         let current = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT status, claimed_by, \(fingerprintSQL()) AS fp FROM \(legacyTable) WHERE id = ?"),
+            db.cachedStatement(
+                sql: "SELECT status, claimed_by, \(fingerprintSQL()) AS fp FROM \(legacyTable) WHERE id = ?"),
             arguments: [o.legacyID])
         if let current, let fp: String = entry["fingerprint"], current["fp"] as String? != fp {
             try archive(db, legacyID: o.legacyID, reason: .replaced)
@@ -352,20 +398,33 @@ public enum Ledger {
         }
         args += [o.legacyID, bridgeID]
         try db.exec(
-            sql: "UPDATE \(legacyTable) SET \(sets.joined(separator: ", ")) WHERE id = ? AND claimed_by = ? AND status IN ('claimed','running')",
+            sql:
+                "UPDATE \(legacyTable) SET \(sets.joined(separator: ", ")) WHERE id = ? AND claimed_by = ? AND "
+                    + "status IN ('claimed','running')",
             arguments: StatementArguments(args) ?? StatementArguments())
-        let statusNow = current == nil ? nil : try String.fetchOne(
-            db.cachedStatement(sql: "SELECT status FROM \(legacyTable) WHERE id = ?"), arguments: [o.legacyID])
+        let statusNow =
+            current == nil
+            ? nil
+            : try String.fetchOne(
+                db.cachedStatement(sql: "SELECT status FROM \(legacyTable) WHERE id = ?"), arguments: [o.legacyID])
         // A deleted row has nothing left to mirror; a row finished behind the bridge neither.
         let rowTerminal = LegacyStatus(text: statusNow)?.isTerminal ?? true
         if legacy.isTerminal || rowTerminal {
             try db.exec(
-                sql: "UPDATE _taskbridge_ledger SET state = 'done', tm_status = ?, done_at = ?, updated_at = ? WHERE legacy_id = ? AND state = 'sent'",
+                sql:
+                    """
+                    UPDATE _taskbridge_ledger SET state = 'done', tm_status = ?, done_at = ?, updated_at = ? WHERE \
+                    legacy_id = ? AND state = 'sent'
+                    """,
                 arguments: [o.tmStatus, now, now, o.legacyID])
             return .applied(terminal: true)
         }
         try db.exec(
-            sql: "UPDATE _taskbridge_ledger SET tm_status = ?, next_attempt_at = ?, updated_at = ? WHERE legacy_id = ? AND state = 'sent'",
+            sql:
+                """
+                UPDATE _taskbridge_ledger SET tm_status = ?, next_attempt_at = ?, updated_at = ? WHERE legacy_id = ? \
+                AND state = 'sent'
+                """,
             arguments: [o.tmStatus, o.nextCheckAt, now, o.legacyID])
         return .applied(terminal: false)
     }
@@ -375,7 +434,8 @@ public enum Ledger {
     static func reopen(_ db: Database, legacyID: Int64) throws {
         try db.exec(
             sql: """
-                UPDATE _taskbridge_ledger SET next_attempt_at = 0, state = CASE WHEN state = 'done' THEN 'sent' ELSE state END
+                UPDATE _taskbridge_ledger SET next_attempt_at = 0, state = CASE WHEN state = 'done' THEN 'sent' ELSE
+                    state END
                 WHERE legacy_id = ? AND state IN ('sent','done')
                 """,
             arguments: [legacyID])
@@ -384,7 +444,9 @@ public enum Ledger {
     /// quarantined -> (gone): released after the cause was fixed. The row is
     /// decided again from what it is now (a change row wakes capture).
     /// Returns the ids released. Guarded by `RunbookTests` (quarantine retry).
-    static func release(_ db: Database, ids: [Int64]?, taskType: String?, bridgeID: String, legacyTable: String) throws -> [Int64] {
+    static func release(
+        _ db: Database, ids: [Int64]?, taskType: String?, bridgeID: String, legacyTable: String
+    ) throws -> [Int64] {
         var sql = "SELECT legacy_id FROM _taskbridge_quarantine"
         var args = StatementArguments()
         if let ids {
@@ -400,11 +462,13 @@ public enum Ledger {
             try db.exec(
                 sql: """
                     UPDATE \(legacyTable) SET error_message = NULL, updated_at = ?
-                    WHERE id = ? AND claimed_by = ? AND error_message LIKE 'taskbridge quarantine%' AND \(fingerprintGuard)
+                    WHERE id = ? AND claimed_by = ? AND error_message LIKE 'taskbridge quarantine%' AND
+                        \(fingerprintGuard)
                     """,
                 arguments: [now, id, bridgeID, id])
             try db.exec(sql: "DELETE FROM _taskbridge_quarantine WHERE legacy_id = ?", arguments: [id])
-            try db.exec(sql: "DELETE FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'quarantined'", arguments: [id])
+            try db.exec(
+                sql: "DELETE FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'quarantined'", arguments: [id])
             try db.exec(sql: "INSERT INTO _taskbridge_changes (row_id, op) VALUES (?, 'I')", arguments: [id])
         }
         return released
@@ -415,7 +479,8 @@ public enum Ledger {
     static func resend(_ db: Database, legacyID: Int64) throws {
         try db.exec(
             sql: """
-                UPDATE _taskbridge_ledger SET state = 'intent', tm_task_id = NULL, tm_status = NULL, collapsed = 0, next_attempt_at = 0,
+                UPDATE _taskbridge_ledger SET state = 'intent', tm_task_id = NULL, tm_status = NULL, collapsed = 0,
+                    next_attempt_at = 0,
                     updated_at = ? WHERE legacy_id = ? AND state IN ('sent','done')
                 """,
             arguments: [LegacyTimestamp.format(Date()), legacyID])
@@ -424,17 +489,23 @@ public enum Ledger {
     /// sent/done -> done/sent regardless of the monotonic guard (verify --repair
     /// of a diverged status), still only into the entry's own row, and never
     /// moving a finished row back in flight.
-    static func forceMirror(_ db: Database, legacyID: Int64, tmStatus: String, result: JSONValue?, error: String?,
-                            bridgeID: String, legacyTable: String) throws -> Bool {
+    static func forceMirror(
+        _ db: Database, legacyID: Int64, tmStatus: String, result: JSONValue?, error: String?,
+        bridgeID: String, legacyTable: String
+    ) throws -> Bool {
         guard let legacy = LegacyStatus.mirroring(taskManagerStatus: tmStatus) else { return false }
         let now = LegacyTimestamp.format(Date())
         if legacy.isTerminal {
             try db.exec(
                 sql: """
-                    UPDATE \(legacyTable) SET status = ?, completed_at = ?, result_data = ?, error_message = CAST(? AS TEXT),
+                    UPDATE \(legacyTable) SET status = ?, completed_at = ?, result_data = ?, error_message = CAST(? AS
+                        TEXT),
                         updated_at = ? WHERE id = ? AND claimed_by = ? AND \(fingerprintGuard)
                     """,
-                arguments: [legacy.rawValue, now, result.map(PHPJSON.encode), SQLiteText.bind(error), now, legacyID, bridgeID, legacyID])
+                arguments: [
+                    legacy.rawValue, now, result.map(PHPJSON.encode), SQLiteText.bind(error), now, legacyID, bridgeID,
+                    legacyID,
+                ])
         } else {
             try db.exec(
                 sql: """
@@ -446,7 +517,11 @@ public enum Ledger {
         let changed = db.changesCount > 0
         if changed {
             try db.exec(
-                sql: "UPDATE _taskbridge_ledger SET state = ?, tm_status = ?, updated_at = ? WHERE legacy_id = ? AND state IN ('sent','done')",
+                sql:
+                    """
+                    UPDATE _taskbridge_ledger SET state = ?, tm_status = ?, updated_at = ? WHERE legacy_id = ? AND \
+                    state IN ('sent','done')
+                    """,
                 arguments: [legacy.isTerminal ? "done" : "sent", tmStatus, now, legacyID])
         }
         return changed
@@ -475,14 +550,19 @@ public enum Ledger {
     /// Guarded by `LedgerTests.recreatedQueueNeverGetsOldResults`.
     static func beginGeneration(_ db: Database, legacyTable: String) throws -> (generation: Int64, archived: Int) {
         let next = try generation(db) + 1
-        let cols = columnList.split(separator: ",").map { "l." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+        let cols = columnList.split(separator: ",").map { "l." + $0.trimmingCharacters(in: .whitespaces) }.joined(
+            separator: ", ")
         let stale = """
             FROM _taskbridge_ledger l LEFT JOIN \(legacyTable) q ON q.id = l.legacy_id
             WHERE q.id IS NULL OR (l.fingerprint IS NOT NULL AND l.fingerprint <> \(fingerprintSQL("q")))
             """
         let ids = try Int64.fetchAll(db, sql: "SELECT l.legacy_id \(stale)")
         try db.exec(
-            sql: "INSERT INTO _taskbridge_ledger_archive (archived_at, archive_reason, \(columnList)) SELECT ?, ?, \(cols) \(stale)",
+            sql:
+                """
+                INSERT INTO _taskbridge_ledger_archive (archived_at, archive_reason, \(columnList)) SELECT ?, ?, \
+                \(cols) \(stale)
+                """,
             arguments: [LegacyTimestamp.format(Date()), ArchiveReason.newGeneration.rawValue])
         for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
             let marks = chunk.map { _ in "?" }.joined(separator: ",")
@@ -491,7 +571,11 @@ public enum Ledger {
             }
         }
         try db.exec(
-            sql: "INSERT INTO _taskbridge_meta (key, value) VALUES ('generation', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            sql:
+                """
+                INSERT INTO _taskbridge_meta (key, value) VALUES ('generation', ?) ON CONFLICT(key) DO UPDATE SET \
+                value = excluded.value
+                """,
             arguments: [String(next)])
         return (next, ids.count)
     }
@@ -502,10 +586,13 @@ public enum Ledger {
     /// older copy was restored), or when none of the newest entries' rows is
     /// theirs any more.
     static func hasLostContinuity(_ db: Database, legacyTable: String, tableName: String) throws -> Bool {
-        guard let maxID = try Int64.fetchOne(db, sql: "SELECT MAX(legacy_id) FROM _taskbridge_ledger") else { return false }
+        guard let maxID = try Int64.fetchOne(db, sql: "SELECT MAX(legacy_id) FROM _taskbridge_ledger") else {
+            return false
+        }
         var allocated = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM \(legacyTable)") ?? 0
         if try db.tableExists("sqlite_sequence"),
-            let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = ?", arguments: [tableName])
+            let seq = try Int64.fetchOne(
+                db, sql: "SELECT seq FROM sqlite_sequence WHERE name = ?", arguments: [tableName])
         {
             allocated = max(allocated, seq)
         }

@@ -20,10 +20,12 @@ public enum LegacyParameters {
             case .empty: return "parameters is empty"
             case .invalidUTF8: return "parameters is not valid UTF-8"
             case .notParseable(let j, let p): return "parameters is neither JSON (\(j)) nor a Python literal (\(p))"
-            case .numberOutOfRange(let m): return "parameters holds a number out of range (\(m)); it cannot be sent unchanged"
+            case .numberOutOfRange(let m):
+                return "parameters holds a number out of range (\(m)); it cannot be sent unchanged"
             case .notAnObject(let t): return "parameters is \(t), not an object"
             case .emptyObject: return "parameters is an empty object; TaskManager requires non-empty params"
-            case .tooLarge(let b, let l): return "parameters encode to \(b) bytes, above the API body limit of \(l) bytes"
+            case .tooLarge(let b, let l):
+                return "parameters encode to \(b) bytes, above the API body limit of \(l) bytes"
             }
         }
 
@@ -45,7 +47,8 @@ public enum LegacyParameters {
     public enum Source: String, Sendable { case json, pythonLiteral = "python-literal" }
 
     /// JSON first; Python-repr text through the safe literal parser.
-    public static func decode(_ bytes: [UInt8]?, maxBodyBytes: Int = 1_048_576) -> Result<(JSONValue, Source), Problem> {
+    public static func decode(_ bytes: [UInt8]?, maxBodyBytes: Int = 1_048_576) -> Result<(JSONValue, Source), Problem>
+    {
         guard let bytes else { return .failure(.null) }
         // Checked before parsing, so a huge row costs a length check inside
         // the capture transaction, not a parse (re-encoding could only shrink
@@ -65,7 +68,9 @@ public enum LegacyParameters {
                 value = try PythonLiteral.parse(text)
                 source = .pythonLiteral
             } catch {
-                if error.message.hasPrefix("number out of range") { return .failure(.numberOutOfRange(error.description)) }
+                if error.message.hasPrefix("number out of range") {
+                    return .failure(.numberOutOfRange(error.description))
+                }
                 return .failure(.notParseable(json: jsonError.message, python: error.message))
             }
         }

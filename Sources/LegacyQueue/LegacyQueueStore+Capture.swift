@@ -69,10 +69,11 @@ extension LegacyQueueStore {
         let t = table
         return try await pool.read { db -> ChangeBatch? in
             let changes = try Row.fetchAll(
-                db.cachedStatement(sql: """
-                    SELECT c.seq, c.row_id, c.op, COALESCE(length(CAST(q.parameters AS BLOB)), 0) AS size
-                    FROM _taskbridge_changes c LEFT JOIN \(t) q ON q.id = c.row_id ORDER BY c.seq LIMIT ?
-                    """), arguments: [limit + 1])
+                db.cachedStatement(
+                    sql: """
+                        SELECT c.seq, c.row_id, c.op, COALESCE(length(CAST(q.parameters AS BLOB)), 0) AS size
+                        FROM _taskbridge_changes c LEFT JOIN \(t) q ON q.id = c.row_id ORDER BY c.seq LIMIT ?
+                        """), arguments: [limit + 1])
             guard !changes.isEmpty else { return nil }
             var bytes = 0
             var take: [ChangeBatch.Change] = []
@@ -86,12 +87,16 @@ extension LegacyQueueStore {
             var entries: [Int64: LedgerEntry] = [:]
             for chunk in Self.chunks(ids) {
                 let marks = chunk.map { _ in "?" }.joined(separator: ",")
-                for r in try Row.fetchAll(db, sql: "\(select) WHERE id IN (\(marks))", arguments: StatementArguments(chunk)) {
+                for r in try Row.fetchAll(
+                    db, sql: "\(select) WHERE id IN (\(marks))", arguments: StatementArguments(chunk))
+                {
                     let row = LegacyRow(row: r)
                     rows[row.id] = row
                 }
-                for r in try Row.fetchAll(db, sql: "SELECT * FROM _taskbridge_ledger WHERE legacy_id IN (\(marks))",
-                                          arguments: StatementArguments(chunk)) {
+                for r in try Row.fetchAll(
+                    db, sql: "SELECT * FROM _taskbridge_ledger WHERE legacy_id IN (\(marks))",
+                    arguments: StatementArguments(chunk))
+                {
                     let e = LedgerEntry(row: r)
                     entries[e.legacyID] = e
                 }
@@ -102,7 +107,8 @@ extension LegacyQueueStore {
                 if let e = entries[id], Self.stillApplies(e, to: row, ops: ops[id] ?? []) { return nil }
                 return row
             }
-            return ChangeBatch(changes: take, rows: rows, entries: entries, toDecide: toDecide, remaining: changes.count > take.count)
+            return ChangeBatch(
+                changes: take, rows: rows, entries: entries, toDecide: toDecide, remaining: changes.count > take.count)
         }
     }
 
@@ -122,7 +128,9 @@ extension LegacyQueueStore {
             var now: [Int64: LegacyRow] = [:]
             for chunk in Self.chunks(ids) {
                 let marks = chunk.map { _ in "?" }.joined(separator: ",")
-                for r in try Row.fetchAll(db, sql: "\(select) WHERE id IN (\(marks))", arguments: StatementArguments(chunk)) {
+                for r in try Row.fetchAll(
+                    db, sql: "\(select) WHERE id IN (\(marks))", arguments: StatementArguments(chunk))
+                {
                     let row = LegacyRow(row: r)
                     now[row.id] = row
                 }
@@ -148,8 +156,9 @@ extension LegacyQueueStore {
                 } else if ops[id]?.contains("U") == true, LegacyStatus(text: row.status) == .queued {
                     result.requeued += 1
                 }
-                try Self.apply(decisions[id] ?? .ignore, row: row, db: db, generation: generation, bridgeID: b, table: t,
-                               result: &result)
+                try Self.apply(
+                    decisions[id] ?? .ignore, row: row, db: db, generation: generation, bridgeID: b, table: t,
+                    result: &result)
             }
             let maxSeq = batch.changes.map(\.seq).max() ?? 0
             if stale.isEmpty {
@@ -158,8 +167,11 @@ extension LegacyQueueStore {
                 let keep = Array(stale)
                 var args = StatementArguments([maxSeq])
                 args += StatementArguments(keep)
-                try db.exec(sql: "DELETE FROM _taskbridge_changes WHERE seq <= ? AND row_id NOT IN (\(keep.map { _ in "?" }.joined(separator: ",")))",
-                            arguments: args)
+                try db.exec(
+                    sql:
+                        "DELETE FROM _taskbridge_changes WHERE seq <= ? AND row_id NOT IN "
+                            + "(\(keep.map { _ in "?" }.joined(separator: ",")))",
+                    arguments: args)
             }
             return result
         }
@@ -174,8 +186,10 @@ extension LegacyQueueStore {
 
     /// One decided row into the ledger: an intent or a quarantine only for a
     /// row the bridge holds, a dry-run verdict for a queued one.
-    static func apply(_ input: CaptureInput, row: LegacyRow, db: Database, generation: Int64, bridgeID: String, table: String,
-                      result: inout CaptureResult) throws {
+    static func apply(
+        _ input: CaptureInput, row: LegacyRow, db: Database, generation: Int64, bridgeID: String, table: String,
+        result: inout CaptureResult
+    ) throws {
         let ours = row.claimedBy == bridgeID && [.claimed, .running].contains(LegacyStatus(text: row.status))
         switch input {
         case .ignore:
@@ -188,25 +202,32 @@ extension LegacyQueueStore {
             }
         case .quarantine(let taskType, let code, let detail):
             guard ours else { return }
-            if try Ledger.recordQuarantine(db, row: row, legacyID: row.id, taskType: taskType, code: code, detail: detail,
-                                           generation: generation, bridgeID: bridgeID, legacyTable: table) {
+            if try Ledger.recordQuarantine(
+                db, row: row, legacyID: row.id, taskType: taskType, code: code, detail: detail,
+                generation: generation, bridgeID: bridgeID, legacyTable: table)
+            {
                 result.quarantined += 1
-                result.quarantines.append(QuarantineEvent(legacyID: row.id, taskType: taskType, code: code, detail: detail))
+                result.quarantines.append(
+                    QuarantineEvent(legacyID: row.id, taskType: taskType, code: code, detail: detail))
             }
         case .verdict(let verdict, let reason):
             guard LegacyStatus(text: row.status) == .queued else { return }
-            try recordVerdict(db, legacyID: row.id, taskType: row.taskType, verdict: verdict, reason: reason,
-                              at: LegacyTimestamp.format(Date()))
+            try recordVerdict(
+                db, legacyID: row.id, taskType: row.taskType, verdict: verdict, reason: reason,
+                at: LegacyTimestamp.format(Date()))
             result.dryRun += 1
             result.verdicts[DryRunKey(taskType: row.taskType, verdict: verdict), default: 0] += 1
         }
     }
 
-    static func recordVerdict(_ db: Database, legacyID: Int64, taskType: String, verdict: String, reason: String?, at: String) throws {
+    static func recordVerdict(
+        _ db: Database, legacyID: Int64, taskType: String, verdict: String, reason: String?, at: String
+    ) throws {
         try db.exec(
             sql: """
                 INSERT INTO _taskbridge_dryrun (legacy_id, task_type, verdict, reason, at) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT(legacy_id) DO UPDATE SET verdict = excluded.verdict, reason = excluded.reason, at = excluded.at
+                ON CONFLICT(legacy_id) DO UPDATE SET verdict = excluded.verdict, reason = excluded.reason, at =
+                    excluded.at
                 """,
             arguments: [legacyID, taskType, verdict, reason, at])
     }
@@ -222,7 +243,10 @@ extension LegacyQueueStore {
             var args = StatementArguments(types)
             args += StatementArguments([limit])
             return try Row.fetchAll(
-                db, sql: "\(select) WHERE status = 'queued' AND task_type IN (\(types.map { _ in "?" }.joined(separator: ","))) ORDER BY id LIMIT ?",
+                db,
+                sql:
+                    "\(select) WHERE status = 'queued' AND task_type IN "
+                        + "(\(types.map { _ in "?" }.joined(separator: ","))) ORDER BY id LIMIT ?",
                 arguments: args
             ).map(LegacyRow.init)
         }
@@ -248,17 +272,22 @@ extension LegacyQueueStore {
                         """,
                     arguments: [b, now, now, row.id, row.parameters.map { Data($0) }])
                 guard db.changesCount > 0,
-                    let claimed = try Row.fetchOne(db.cachedStatement(sql: "\(select) WHERE id = ?"), arguments: [row.id]).map(LegacyRow.init)
+                    let claimed = try Row.fetchOne(
+                        db.cachedStatement(sql: "\(select) WHERE id = ?"), arguments: [row.id]
+                    ).map(LegacyRow.init)
                 else { continue }
                 result.processed += 1
-                if try Int64.fetchOne(db.cachedStatement(sql: "SELECT legacy_id FROM _taskbridge_ledger WHERE legacy_id = ?"),
-                                      arguments: [row.id]) != nil {
+                if try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT legacy_id FROM _taskbridge_ledger WHERE legacy_id = ?"),
+                    arguments: [row.id]) != nil
+                {
                     // Its old entry belongs to the row before it was queued again.
                     try Ledger.archive(db, legacyID: row.id, reason: .requeued)
                     result.archived += 1
                 }
-                try Self.apply(decisions[row.id] ?? .ignore, row: claimed, db: db, generation: generation, bridgeID: b, table: t,
-                               result: &result)
+                try Self.apply(
+                    decisions[row.id] ?? .ignore, row: claimed, db: db, generation: generation, bridgeID: b, table: t,
+                    result: &result)
             }
             return result
         }
@@ -297,14 +326,19 @@ extension LegacyQueueStore {
             var result = CaptureResult()
             let generation = try Ledger.generation(db)
             for row in rows {
-                guard let current = try Row.fetchOne(db.cachedStatement(sql: "\(select) WHERE id = ?"), arguments: [row.id])
+                guard
+                    let current = try Row.fetchOne(
+                        db.cachedStatement(sql: "\(select) WHERE id = ?"), arguments: [row.id]
+                    )
                     .map(LegacyRow.init), current.sameSnapshot(as: row),
-                    try Int64.fetchOne(db.cachedStatement(sql: "SELECT legacy_id FROM _taskbridge_ledger WHERE legacy_id = ?"),
-                                       arguments: [row.id]) == nil
+                    try Int64.fetchOne(
+                        db.cachedStatement(sql: "SELECT legacy_id FROM _taskbridge_ledger WHERE legacy_id = ?"),
+                        arguments: [row.id]) == nil
                 else { continue }
                 result.processed += 1
-                try Self.apply(decisions[row.id] ?? .ignore, row: current, db: db, generation: generation, bridgeID: b, table: t,
-                               result: &result)
+                try Self.apply(
+                    decisions[row.id] ?? .ignore, row: current, db: db, generation: generation, bridgeID: b, table: t,
+                    result: &result)
             }
             return result
         }
@@ -321,7 +355,8 @@ extension LegacyQueueStore {
             var args = StatementArguments(types)
             args += StatementArguments([limit])
             return try Row.fetchAll(
-                db, sql: """
+                db,
+                sql: """
                     \(select) WHERE status = 'queued' AND task_type IN (\(marks))
                       AND id NOT IN (SELECT legacy_id FROM _taskbridge_dryrun) ORDER BY id LIMIT ?
                     """, arguments: args

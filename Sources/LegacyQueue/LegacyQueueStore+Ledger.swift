@@ -8,7 +8,9 @@ extension LegacyQueueStore {
     /// What became of one create, for the ledger.
     public enum SendRecord: Sendable, Equatable {
         case sent(legacyID: Int64, taskID: Int64, status: String, deduplicated: Bool)
-        case retry(legacyID: Int64, error: String, nextAttemptAt: Double, errorStreak: Int64 = 0, streakStartedAt: Double? = nil)
+        case retry(
+            legacyID: Int64, error: String, nextAttemptAt: Double, errorStreak: Int64 = 0,
+            streakStartedAt: Double? = nil)
         case refused(legacyID: Int64, taskType: String, code: String, detail: String)
     }
 
@@ -33,18 +35,24 @@ extension LegacyQueueStore {
                     // A new task is pending; the mirror's claimed-list and
                     // queue-edge checks see it move before its first re-check.
                     let before = try Int64.fetchOne(
-                        db.cachedStatement(sql: "SELECT 1 FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'intent'"),
+                        db.cachedStatement(
+                            sql: "SELECT 1 FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'intent'"),
                         arguments: [id])
-                    out.collapsed += try Ledger.recordSent(db, legacyID: id, taskID: taskID, status: status, deduplicated: deduplicated,
-                                                           nextCheckAt: Date().timeIntervalSince1970 + 1)
+                    out.collapsed += try Ledger.recordSent(
+                        db, legacyID: id, taskID: taskID, status: status, deduplicated: deduplicated,
+                        nextCheckAt: Date().timeIntervalSince1970 + 1)
                     if before != nil { out.sent += 1 }
                 case .retry(let id, let error, let next, let streak, let started):
-                    try Ledger.recordRetry(db, legacyID: id, error: error, nextAttemptAt: next, errorStreak: streak,
-                                           streakStartedAt: started)
+                    try Ledger.recordRetry(
+                        db, legacyID: id, error: error, nextAttemptAt: next, errorStreak: streak,
+                        streakStartedAt: started)
                 case .refused(let id, let type, let code, let detail):
-                    if try Ledger.recordQuarantine(db, row: nil, legacyID: id, taskType: type, code: code, detail: detail,
-                                                   generation: generation, bridgeID: b, legacyTable: t) {
-                        out.quarantines.append(QuarantineEvent(legacyID: id, taskType: type, code: code, detail: detail))
+                    if try Ledger.recordQuarantine(
+                        db, row: nil, legacyID: id, taskType: type, code: code, detail: detail,
+                        generation: generation, bridgeID: b, legacyTable: t)
+                    {
+                        out.quarantines.append(
+                            QuarantineEvent(legacyID: id, taskType: type, code: code, detail: detail))
                     }
                 }
             }
@@ -89,7 +97,9 @@ extension LegacyQueueStore {
     /// that no longer apply). Nil when continuity holds.
     public func checkContinuity() async throws -> (generation: Int64, archived: Int)? {
         let t = table, name = schema.table
-        guard try await pool.read({ db in try Ledger.hasLostContinuity(db, legacyTable: t, tableName: name) }) else { return nil }
+        guard try await pool.read({ db in try Ledger.hasLostContinuity(db, legacyTable: t, tableName: name) }) else {
+            return nil
+        }
         return try await write { db in
             guard try Ledger.hasLostContinuity(db, legacyTable: t, tableName: name) else { return nil }
             return try Ledger.beginGeneration(db, legacyTable: t)
@@ -102,7 +112,8 @@ extension LegacyQueueStore {
 
     public func archivedCount() async throws -> Int {
         try await pool.read { db in
-            try db.tableExists(Ledger.archiveTable) ? try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(Ledger.archiveTable)") ?? 0 : 0
+            try db.tableExists(Ledger.archiveTable)
+                ? try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(Ledger.archiveTable)") ?? 0 : 0
         }
     }
 
@@ -112,17 +123,20 @@ extension LegacyQueueStore {
     /// it is now (after the cause was fixed). Returns the ids released.
     public func quarantineRetry(ids: [Int64]?, taskType: String?) async throws -> [Int64] {
         let t = table, b = bridgeID
-        return try await write { db in try Ledger.release(db, ids: ids, taskType: taskType, bridgeID: b, legacyTable: t) }
+        return try await write { db in try Ledger.release(db, ids: ids, taskType: taskType, bridgeID: b, legacyTable: t)
+        }
     }
 
     // MARK: - Repair (verify --repair)
 
     /// Writes a TaskManager status into a bridged row even where the normal
     /// monotonic guard would refuse (a diverged status), into its own row only.
-    public func forceMirror(legacyID: Int64, tmStatus: String, result: JSONValue?, error: String?) async throws -> Bool {
+    public func forceMirror(legacyID: Int64, tmStatus: String, result: JSONValue?, error: String?) async throws -> Bool
+    {
         let t = table, b = bridgeID
         return try await write { db in
-            try Ledger.forceMirror(db, legacyID: legacyID, tmStatus: tmStatus, result: result, error: error, bridgeID: b, legacyTable: t)
+            try Ledger.forceMirror(
+                db, legacyID: legacyID, tmStatus: tmStatus, result: result, error: error, bridgeID: b, legacyTable: t)
         }
     }
 
@@ -131,7 +145,8 @@ extension LegacyQueueStore {
     public func adoptRow(legacyID: Int64) async throws -> Bool {
         let t = table, b = bridgeID
         return try await write { db in
-            let status = try String.fetchOne(db, sql: "SELECT status FROM \(t) WHERE id = ? AND claimed_by = ?", arguments: [legacyID, b])
+            let status = try String.fetchOne(
+                db, sql: "SELECT status FROM \(t) WHERE id = ? AND claimed_by = ?", arguments: [legacyID, b])
             guard [.claimed, .running].contains(LegacyStatus(text: status)) else { return false }
             try db.exec(sql: "INSERT INTO _taskbridge_changes (row_id, op) VALUES (?, 'I')", arguments: [legacyID])
             return true
@@ -151,7 +166,12 @@ extension LegacyQueueStore {
         try await pool.read { db in
             try Row.fetchAll(
                 db.cachedStatement(
-                    sql: "SELECT * FROM _taskbridge_ledger WHERE state = 'intent' AND next_attempt_at <= ? AND due_at <= ? ORDER BY next_attempt_at, legacy_id LIMIT ?"),
+                    sql:
+                        """
+                        SELECT * FROM _taskbridge_ledger WHERE state = 'intent' AND next_attempt_at <= ? AND due_at <= \
+                        ? ORDER BY next_attempt_at, legacy_id LIMIT ?
+                        """
+                ),
                 arguments: [now, now, limit]
             ).map(LedgerEntry.init)
         }
@@ -160,14 +180,16 @@ extension LegacyQueueStore {
     /// When the next intent becomes sendable (epoch seconds), if any.
     public func nextIntentDue() async throws -> Double? {
         try await pool.read { db in
-            try Double.fetchOne(db, sql: "SELECT MIN(MAX(next_attempt_at, due_at)) FROM _taskbridge_ledger WHERE state = 'intent'")
+            try Double.fetchOne(
+                db, sql: "SELECT MIN(MAX(next_attempt_at, due_at)) FROM _taskbridge_ledger WHERE state = 'intent'")
         }
     }
 
     /// TaskManager type names with forwarded tasks that may still change.
     public func inFlightTaskManagerTypes() async throws -> [String] {
         try await pool.read { db in
-            try String.fetchAll(db.cachedStatement(sql: "SELECT DISTINCT tm_type FROM _taskbridge_ledger WHERE state = 'sent'"))
+            try String.fetchAll(
+                db.cachedStatement(sql: "SELECT DISTINCT tm_type FROM _taskbridge_ledger WHERE state = 'sent'"))
         }
     }
 
@@ -183,7 +205,8 @@ extension LegacyQueueStore {
     public func rowsHeldInFlight() async throws -> Int {
         try await pool.read { db in
             guard try db.tableExists("_taskbridge_ledger") else { return 0 }
-            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM _taskbridge_ledger WHERE state IN ('intent','sent','quarantined')") ?? 0
+            return try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM _taskbridge_ledger WHERE state IN ('intent','sent','quarantined')") ?? 0
         }
     }
 
@@ -206,10 +229,23 @@ extension LegacyQueueStore {
             }
             var c = MirrorCandidates()
             c.moving = try fetch(
-                "SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND tm_status IN ('claimed','completed','failed') LIMIT ?", [budget * 4])
-            let pending = "SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND tm_status IN ('pending','pending (retry)') ORDER BY tm_task_id"
+                """
+                SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND tm_status IN \
+                ('claimed','completed','failed') LIMIT ?
+                """,
+                [budget * 4])
+            let pending =
+                """
+                SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND tm_status IN ('pending','pending (retry)') \
+                ORDER BY tm_task_id
+                """
             c.edges = try fetch(pending + " ASC LIMIT ?", [edge]) + fetch(pending + " DESC LIMIT ?", [edge])
-            c.due = try fetch("SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?", [now, budget])
+            c.due = try fetch(
+                """
+                SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND next_attempt_at <= ? ORDER BY \
+                next_attempt_at LIMIT ?
+                """,
+                [now, budget])
             return c
         }
     }
@@ -218,9 +254,14 @@ extension LegacyQueueStore {
         guard !taskIDs.isEmpty else { return [] }
         return try await pool.read { db in
             var out: [LedgerEntry] = []
-            for chunk in stride(from: 0, to: taskIDs.count, by: 500).map({ Array(taskIDs[$0..<min($0 + 500, taskIDs.count)]) }) {
+            for chunk in stride(from: 0, to: taskIDs.count, by: 500).map({
+                Array(taskIDs[$0..<min($0 + 500, taskIDs.count)])
+            }) {
                 let marks = chunk.map { _ in "?" }.joined(separator: ",")
-                out += try Row.fetchAll(db, sql: "SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND tm_task_id IN (\(marks))", arguments: StatementArguments(chunk)).map(LedgerEntry.init)
+                out += try Row.fetchAll(
+                    db, sql: "SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND tm_task_id IN (\(marks))",
+                    arguments: StatementArguments(chunk)
+                ).map(LedgerEntry.init)
             }
             return out
         }
@@ -230,11 +271,15 @@ extension LegacyQueueStore {
         try await pool.read { db in
             guard try db.tableExists("_taskbridge_quarantine") else { return [] }
             return try Row.fetchAll(
-                db, sql: "SELECT * FROM _taskbridge_quarantine \(taskType == nil ? "" : "WHERE task_type = ?") ORDER BY legacy_id",
+                db,
+                sql:
+                    "SELECT * FROM _taskbridge_quarantine \(taskType == nil ? "" : "WHERE task_type = ?") ORDER "
+                        + "BY legacy_id",
                 arguments: taskType.map { [$0] } ?? []
             ).map {
-                QuarantineEntry(legacyID: $0["legacy_id"], taskType: $0["task_type"], reason: $0["reason"], detail: $0["detail"],
-                                attempts: $0["attempts"], firstAt: $0["first_at"], lastAt: $0["last_at"])
+                QuarantineEntry(
+                    legacyID: $0["legacy_id"], taskType: $0["task_type"], reason: $0["reason"], detail: $0["detail"],
+                    attempts: $0["attempts"], firstAt: $0["first_at"], lastAt: $0["last_at"])
             }
         }
     }

@@ -13,11 +13,16 @@ public enum LegacyQueueError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .missingDatabase(let p):
-            return "legacy database \(p) does not exist (set [legacy] create_if_missing = true to create an empty worker queue)"
+            return
+                """
+                legacy database \(p) does not exist (set [legacy] create_if_missing = true to create an empty worker \
+                queue)
+                """
         case .schema(let e): return e.description
         case .objects(let m): return m
         case .locked(let p, let seconds):
-            return "the legacy file \(p) is locked by another process (no write lock within \(Int(seconds.rounded())) s); "
+            return
+                "the legacy file \(p) is locked by another process (no write lock within \(Int(seconds.rounded())) s); "
                 + "a legacy worker stuck in a transaction holds it until it exits"
         }
     }
@@ -50,7 +55,9 @@ public final class LegacyQueueStore: Sendable {
         public var created: Bool
     }
 
-    public static func open(path: String, table: String, bridgeID: String, createIfMissing: Bool, busyTimeoutMilliseconds: Int = 5000)
+    public static func open(
+        path: String, table: String, bridgeID: String, createIfMissing: Bool, busyTimeoutMilliseconds: Int = 5000
+    )
         throws -> OpenResult
     {
         var created = false
@@ -73,10 +80,15 @@ public final class LegacyQueueStore: Sendable {
             }
         }
         let schema = try pool.read { db -> LegacySchema in
-            let cols = try Row.fetchAll(db, sql: "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)", arguments: [table]).map {
-                LegacySchema.Column(name: $0["name"], type: $0["type"] ?? "", notNull: ($0["notnull"] as Int? ?? 0) != 0, primaryKey: ($0["pk"] as Int? ?? 0) != 0)
+            let cols = try Row.fetchAll(
+                db, sql: "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)", arguments: [table]
+            ).map {
+                LegacySchema.Column(
+                    name: $0["name"], type: $0["type"] ?? "", notNull: ($0["notnull"] as Int? ?? 0) != 0,
+                    primaryKey: ($0["pk"] as Int? ?? 0) != 0)
             }
-            let sql = try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", arguments: [table])
+            let sql = try String.fetchOne(
+                db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", arguments: [table])
             do {
                 return try LegacySchema.detect(table: table, columns: cols, createSQL: sql)
             } catch let e as LegacySchema.DetectionError {
@@ -88,7 +100,9 @@ public final class LegacyQueueStore: Sendable {
         wconfig.busyMode = .timeout(Double(max(busyTimeoutMilliseconds, 5000)) / 1000)
         wconfig.label = "legacy-watch"
         let watcher = try DatabaseQueue(path: path, configuration: wconfig)
-        let store = LegacyQueueStore(path: path, schema: schema, objects: BridgeObjects(table: table, bridgeID: bridgeID), pool: pool, watcher: watcher)
+        let store = LegacyQueueStore(
+            path: path, schema: schema, objects: BridgeObjects(table: table, bridgeID: bridgeID), pool: pool,
+            watcher: watcher)
         return OpenResult(store: store, created: created)
     }
 
@@ -138,7 +152,7 @@ public final class LegacyQueueStore: Sendable {
                 }
                 lockWatch.ended()
                 return value
-            } catch where LockWatch.isBusy(error) {
+            } catch  where LockWatch.isBusy(error) {
                 if !lockWatch.busy(startedAt: started) {
                     throw LegacyQueueError.locked(path: path, seconds: Date().timeIntervalSince1970 - started)
                 }
@@ -173,7 +187,9 @@ public final class LegacyQueueStore: Sendable {
         try await pool.read { db in
             guard try db.tableExists("_taskbridge_mode") else { return [:] }
             return Dictionary(
-                try Row.fetchAll(db, sql: "SELECT task_type, mode FROM _taskbridge_mode").map { ($0["task_type"] as String, $0["mode"] as String) },
+                try Row.fetchAll(db, sql: "SELECT task_type, mode FROM _taskbridge_mode").map {
+                    ($0["task_type"] as String, $0["mode"] as String)
+                },
                 uniquingKeysWith: { a, _ in a })
         }
     }
@@ -181,12 +197,20 @@ public final class LegacyQueueStore: Sendable {
     /// Gives a type its starting mode if the database has none yet.
     public func seedMode(taskType: String, mode: String, host: String) async throws -> Bool {
         try await write { db in
-            guard try String.fetchOne(db, sql: "SELECT mode FROM _taskbridge_mode WHERE task_type = ?", arguments: [taskType]) == nil
+            guard
+                try String.fetchOne(
+                    db, sql: "SELECT mode FROM _taskbridge_mode WHERE task_type = ?", arguments: [taskType]) == nil
             else { return false }
             let now = LegacyTimestamp.format(Date())
-            try db.exec(sql: "INSERT INTO _taskbridge_mode (task_type, mode, changed_at) VALUES (?, ?, ?)", arguments: [taskType, mode, now])
             try db.exec(
-                sql: "INSERT INTO _taskbridge_audit (at, task_type, from_mode, to_mode, reason, host, actor) VALUES (?, ?, NULL, ?, ?, ?, 'taskbridge')",
+                sql: "INSERT INTO _taskbridge_mode (task_type, mode, changed_at) VALUES (?, ?, ?)",
+                arguments: [taskType, mode, now])
+            try db.exec(
+                sql:
+                    """
+                    INSERT INTO _taskbridge_audit (at, task_type, from_mode, to_mode, reason, host, actor) VALUES (?, \
+                    ?, NULL, ?, ?, ?, 'taskbridge')
+                    """,
                 arguments: [now, taskType, mode, "initial mode from bridge.conf", host])
             return true
         }
@@ -194,15 +218,26 @@ public final class LegacyQueueStore: Sendable {
 
     /// Changes a type's mode and records it in the audit trail, atomically.
     @discardableResult
-    public func setMode(taskType: String, mode: String, reason: String?, host: String, actor: String) async throws -> String? {
+    public func setMode(
+        taskType: String, mode: String, reason: String?, host: String, actor: String
+    ) async throws -> String? {
         try await write { db in
-            let old = try String.fetchOne(db, sql: "SELECT mode FROM _taskbridge_mode WHERE task_type = ?", arguments: [taskType])
+            let old = try String.fetchOne(
+                db, sql: "SELECT mode FROM _taskbridge_mode WHERE task_type = ?", arguments: [taskType])
             let now = LegacyTimestamp.format(Date())
             try db.exec(
-                sql: "INSERT INTO _taskbridge_mode (task_type, mode, changed_at) VALUES (?, ?, ?) ON CONFLICT(task_type) DO UPDATE SET mode = excluded.mode, changed_at = excluded.changed_at",
+                sql:
+                    """
+                    INSERT INTO _taskbridge_mode (task_type, mode, changed_at) VALUES (?, ?, ?) ON CONFLICT(task_type) \
+                    DO UPDATE SET mode = excluded.mode, changed_at = excluded.changed_at
+                    """,
                 arguments: [taskType, mode, now])
             try db.exec(
-                sql: "INSERT INTO _taskbridge_audit (at, task_type, from_mode, to_mode, reason, host, actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                sql:
+                    """
+                    INSERT INTO _taskbridge_audit (at, task_type, from_mode, to_mode, reason, host, actor) VALUES (?, \
+                    ?, ?, ?, ?, ?, ?)
+                    """,
                 arguments: [now, taskType, old, mode, reason, host, actor])
             return old
         }
@@ -210,9 +245,12 @@ public final class LegacyQueueStore: Sendable {
 
     public func audit(limit: Int = 100) async throws -> [AuditEntry] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM _taskbridge_audit ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
-                AuditEntry(at: $0["at"], taskType: $0["task_type"], from: $0["from_mode"], to: $0["to_mode"], reason: $0["reason"], host: $0["host"])
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM _taskbridge_audit ORDER BY id DESC LIMIT ?", arguments: [limit])
+                .map {
+                    AuditEntry(
+                        at: $0["at"], taskType: $0["task_type"], from: $0["from_mode"], to: $0["to_mode"],
+                        reason: $0["reason"], host: $0["host"])
+                }
         }
     }
 }

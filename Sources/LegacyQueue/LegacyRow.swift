@@ -25,7 +25,8 @@ public struct LegacyRow: Sendable, Equatable {
     static func selectSQL(_ schema: LegacySchema) -> String {
         let opt = { (c: String) in schema.columns.contains(c) ? c : "NULL AS \(c)" }
         return """
-            SELECT id, task_type, CAST(parameters AS BLOB) AS parameters_blob, \(opt("priority")), \(opt("run_after_utc")),
+            SELECT id, task_type, CAST(parameters AS BLOB) AS parameters_blob, \(opt("priority")),
+                \(opt("run_after_utc")),
                    status, claimed_by, claimed_at, \(opt("retry_count")), \(opt("max_retries")),
                    CAST(result_data AS BLOB) AS result_data, CAST(error_message AS BLOB) AS error_message,
                    created_at, updated_at, completed_at, \(Ledger.fingerprintSQL()) AS fingerprint
@@ -83,7 +84,8 @@ public struct LegacyRow: Sendable, Equatable {
     /// Whether the row reads the same as `other` for the bridge's decisions:
     /// status, holder, fingerprint and parameter bytes.
     public func sameSnapshot(as other: LegacyRow) -> Bool {
-        status == other.status && claimedBy == other.claimedBy && fingerprint == other.fingerprint && parameters == other.parameters
+        status == other.status && claimedBy == other.claimedBy && fingerprint == other.fingerprint
+            && parameters == other.parameters
     }
 }
 
@@ -141,8 +143,11 @@ public struct LedgerEntry: Sendable, Equatable {
 
     /// An entry as a value (the planner's tests and tools; the ledger itself
     /// is written only by `Ledger`).
-    public init(legacyID: Int64, taskType: String, tmType: String, state: State, tmTaskID: Int64? = nil, tmStatus: String? = nil,
-                claimedAt: String, nextAttemptAt: Double = 0) {
+    public init(
+        legacyID: Int64, taskType: String, tmType: String, state: State, tmTaskID: Int64? = nil,
+        tmStatus: String? = nil,
+        claimedAt: String, nextAttemptAt: Double = 0
+    ) {
         self.legacyID = legacyID
         self.taskType = taskType
         self.tmType = tmType

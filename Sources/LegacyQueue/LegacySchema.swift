@@ -49,8 +49,13 @@ public struct LegacySchema: Sendable, Equatable {
             case .missingTable(let t):
                 return "the legacy database has no table \(t) (check [legacy] database and table in bridge.conf)"
             case .variantB(let t):
-                return "\(t) is the Client-backend queue (variant B: type/payload columns, 'leased' status, inverted priority). "
-                    + "taskbridge detects it but does not bridge it yet; only the worker queue (variant A, data/worker_queue.db) is supported"
+                return
+                    """
+                    \(t) is the Client-backend queue (variant B: type/payload columns, 'leased' status, inverted \
+                    priority). 
+                    """
+                    + "taskbridge detects it but does not bridge it yet; only the worker queue (variant A, "
+                        + "data/worker_queue.db) is supported"
             case .variantC(let t):
                 return "\(t) is the research prototype queue (variant C: task_id TEXT UNIQUE); it is not supported"
             case .unsupported(let t, let missing):
@@ -61,10 +66,14 @@ public struct LegacySchema: Sendable, Equatable {
     }
 
     /// Pure detection from `PRAGMA table_info` and the table's `CREATE` SQL.
-    public static func detect(table: String, columns: [Column], createSQL: String?) throws(DetectionError) -> LegacySchema {
+    public static func detect(
+        table: String, columns: [Column], createSQL: String?
+    ) throws(DetectionError) -> LegacySchema {
         guard !columns.isEmpty else { throw .missingTable(table) }
         let names = Set(columns.map { $0.name.lowercased() })
-        if names.contains("type") && names.contains("payload") && !names.contains("task_type") { throw .variantB(table) }
+        if names.contains("type") && names.contains("payload") && !names.contains("task_type") {
+            throw .variantB(table)
+        }
         if names.contains("task_id") && !names.contains("claimed_by") { throw .variantC(table) }
         let missing = required.filter { !names.contains($0) }
         guard missing.isEmpty else { throw .unsupported(table: table, missing: missing) }
@@ -104,7 +113,8 @@ public struct LegacySchema: Sendable, Equatable {
             CHECK (retry_count <= max_retries),
             CHECK (status IN ('queued', 'claimed', 'running', 'completed', 'failed', 'cancelled'))
         );
-        CREATE INDEX IF NOT EXISTS idx_\(table)_claiming ON \(table)(status, priority DESC, created_at DESC) WHERE status = 'queued';
+        CREATE INDEX IF NOT EXISTS idx_\(table)_claiming ON \(table)(status, priority DESC, created_at DESC) WHERE
+            status = 'queued';
         CREATE INDEX IF NOT EXISTS idx_\(table)_worker ON \(table)(claimed_by, status);
         CREATE INDEX IF NOT EXISTS idx_\(table)_created ON \(table)(created_at);
         """

@@ -43,7 +43,9 @@ public final class LockWatch: Sendable {
     /// A write hit the busy timeout. True when it should try again.
     func busy(startedAt: Double) -> Bool {
         let (retry, observer, event) = state.withLock { s -> (Bool, (@Sendable (Event) -> Void)?, Event) in
-            if let since = s.since { return (s.waitForever, s.observer, .waiting(seconds: Date().timeIntervalSince1970 - since)) }
+            if let since = s.since {
+                return (s.waitForever, s.observer, .waiting(seconds: Date().timeIntervalSince1970 - since))
+            }
             s.since = startedAt
             return (s.waitForever, s.observer, .began)
         }

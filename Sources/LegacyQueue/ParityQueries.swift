@@ -13,8 +13,12 @@ extension LegacyQueueStore {
     public func countRows(types: [String]) async throws -> Int {
         guard !types.isEmpty else { return 0 }
         return try await pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(self.table) WHERE task_type IN (\(types.map { _ in "?" }.joined(separator: ",")))",
-                             arguments: StatementArguments(types)) ?? 0
+            try Int.fetchOne(
+                db,
+                sql:
+                    "SELECT COUNT(*) FROM \(self.table) WHERE task_type IN "
+                        + "(\(types.map { _ in "?" }.joined(separator: ",")))",
+                arguments: StatementArguments(types)) ?? 0
         }
     }
 
@@ -26,14 +30,20 @@ extension LegacyQueueStore {
             var args = StatementArguments(types)
             args += [afterID, limit]
             let rows = try Row.fetchAll(
-                db, sql: "\(select) WHERE task_type IN (\(types.map { _ in "?" }.joined(separator: ","))) AND id > ? ORDER BY id LIMIT ?",
+                db,
+                sql:
+                    "\(select) WHERE task_type IN (\(types.map { _ in "?" }.joined(separator: ","))) AND id > ? "
+                        + "ORDER BY id LIMIT ?",
                 arguments: args
             ).map(LegacyRow.init)
             guard let first = rows.first?.id, let last = rows.last?.id else { return [] }
             let hasLedger = try db.tableExists("_taskbridge_ledger")
             var ledger: [Int64: LedgerEntry] = [:]
             if hasLedger {
-                for r in try Row.fetchAll(db, sql: "SELECT * FROM _taskbridge_ledger WHERE legacy_id BETWEEN ? AND ?", arguments: [first, last]) {
+                for r in try Row.fetchAll(
+                    db, sql: "SELECT * FROM _taskbridge_ledger WHERE legacy_id BETWEEN ? AND ?",
+                    arguments: [first, last])
+                {
                     let e = LedgerEntry(row: r)
                     ledger[e.legacyID] = e
                 }
@@ -48,7 +58,11 @@ extension LegacyQueueStore {
             guard try db.tableExists("_taskbridge_ledger") else { return [] }
             return try Row.fetchAll(
                 db,
-                sql: "SELECT l.* FROM _taskbridge_ledger l LEFT JOIN \(self.table) q ON q.id = l.legacy_id WHERE q.id IS NULL AND l.legacy_id > ? ORDER BY l.legacy_id LIMIT ?",
+                sql:
+                    """
+                    SELECT l.* FROM _taskbridge_ledger l LEFT JOIN \(self.table) q ON q.id = l.legacy_id WHERE q.id IS \
+                    NULL AND l.legacy_id > ? ORDER BY l.legacy_id LIMIT ?
+                    """,
                 arguments: [afterID, limit]
             ).map(LedgerEntry.init)
         }
@@ -59,8 +73,13 @@ extension LegacyQueueStore {
         guard !ids.isEmpty else { return [] }
         return try await pool.read { db in
             guard try db.tableExists("_taskbridge_ledger") else { return [] }
-            return Set(try Int64.fetchAll(db, sql: "SELECT tm_task_id FROM _taskbridge_ledger WHERE tm_task_id IN (\(ids.map { _ in "?" }.joined(separator: ",")))",
-                                          arguments: StatementArguments(ids)))
+            return Set(
+                try Int64.fetchAll(
+                    db,
+                    sql:
+                        "SELECT tm_task_id FROM _taskbridge_ledger WHERE tm_task_id IN "
+                            + "(\(ids.map { _ in "?" }.joined(separator: ",")))",
+                    arguments: StatementArguments(ids)))
         }
     }
 
@@ -68,7 +87,14 @@ extension LegacyQueueStore {
     public func lastInsert(taskType: String) async throws -> Date? {
         try await pool.read { db in
             var newest: Date?
-            let cursor = try String.fetchCursor(db, sql: "SELECT created_at FROM \(self.table) WHERE task_type = ? AND created_at IS NOT NULL ORDER BY id DESC LIMIT 1000", arguments: [taskType])
+            let cursor = try String.fetchCursor(
+                db,
+                sql:
+                    """
+                    SELECT created_at FROM \(self.table) WHERE task_type = ? AND created_at IS NOT NULL ORDER BY id \
+                    DESC LIMIT 1000
+                    """,
+                arguments: [taskType])
             while let text = try cursor.next() {
                 if let d = LegacyTimestamp.parse(text), newest.map({ d > $0 }) ?? true { newest = d }
             }
@@ -81,12 +107,19 @@ extension LegacyQueueStore {
         let select = LegacyRow.selectSQL(schema)
         return try await pool.read { db in
             let entries = try Row.fetchAll(
-                db, sql: "SELECT * FROM _taskbridge_ledger WHERE state IN ('sent','done') AND tm_task_id IS NOT NULL ORDER BY RANDOM() LIMIT ?",
+                db,
+                sql:
+                    """
+                    SELECT * FROM _taskbridge_ledger WHERE state IN ('sent','done') AND tm_task_id IS NOT NULL ORDER \
+                    BY RANDOM() LIMIT ?
+                    """,
                 arguments: [size]
             ).map(LedgerEntry.init)
             guard !entries.isEmpty else { return [] }
-            let rows = try Row.fetchAll(db, sql: "\(select) WHERE id IN (\(entries.map { _ in "?" }.joined(separator: ",")))",
-                                        arguments: StatementArguments(entries.map(\.legacyID))).map(LegacyRow.init)
+            let rows = try Row.fetchAll(
+                db, sql: "\(select) WHERE id IN (\(entries.map { _ in "?" }.joined(separator: ",")))",
+                arguments: StatementArguments(entries.map(\.legacyID))
+            ).map(LegacyRow.init)
             let byID = Dictionary(rows.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             return entries.compactMap { e in byID[e.legacyID].map { BridgedRow(row: $0, ledger: e) } }
         }
@@ -101,7 +134,12 @@ extension LegacyQueueStore {
             for (id, type, kind, detail) in results {
                 if let kind {
                     try db.exec(
-                        sql: "INSERT INTO _taskbridge_parity (legacy_id, task_type, class, detail, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(legacy_id) DO UPDATE SET class = excluded.class, detail = excluded.detail, at = excluded.at",
+                        sql:
+                            """
+                            INSERT INTO _taskbridge_parity (legacy_id, task_type, class, detail, at) VALUES (?, ?, ?, \
+                            ?, ?) ON CONFLICT(legacy_id) DO UPDATE SET class = excluded.class, detail = \
+                            excluded.detail, at = excluded.at
+                            """,
                         arguments: [id, type, kind, detail, now])
                 } else {
                     try db.exec(sql: "DELETE FROM _taskbridge_parity WHERE legacy_id = ?", arguments: [id])
@@ -111,6 +149,9 @@ extension LegacyQueueStore {
     }
 
     public func distinctTypes() async throws -> [String] {
-        try await pool.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT task_type FROM \(self.table) WHERE task_type IS NOT NULL ORDER BY 1") }
+        try await pool.read { db in
+            try String.fetchAll(
+                db, sql: "SELECT DISTINCT task_type FROM \(self.table) WHERE task_type IS NOT NULL ORDER BY 1")
+        }
     }
 }

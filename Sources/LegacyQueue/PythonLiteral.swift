@@ -149,7 +149,9 @@ public enum PythonLiteral {
         mutating func string() throws(ParseError) -> String {
             var raw = false
             if let prefix = stringPrefix() {
-                if prefix.contains("b") || prefix.contains("f") { throw fail("bytes and f-strings are not data literals") }
+                if prefix.contains("b") || prefix.contains("f") {
+                    throw fail("bytes and f-strings are not data literals")
+                }
                 raw = prefix.contains("r")
                 i += prefix.unicodeScalars.count
             }
@@ -204,7 +206,9 @@ public enum PythonLiteral {
             guard i + n <= scalars.count else { throw fail("bad hex escape") }
             var v: UInt32 = 0
             for _ in 0..<n {
-                guard let d = scalars[i].properties.numericType != nil || scalars[i].isASCII ? Int(String(scalars[i]), radix: 16) : nil
+                guard
+                    let d = scalars[i].properties.numericType != nil || scalars[i].isASCII
+                        ? Int(String(scalars[i]), radix: 16) : nil
                 else { throw fail("bad hex escape") }
                 v = v * 16 + UInt32(d)
                 i += 1
@@ -222,8 +226,9 @@ public enum PythonLiteral {
             }
             let start = i
             var isFloat = false
-            while let c = peek, ("0"..."9").contains(c) || c == "_" || c == "." || c == "e" || c == "E"
-                || ((c == "-" || c == "+") && i > start && (scalars[i - 1] == "e" || scalars[i - 1] == "E"))
+            while let c = peek,
+                ("0"..."9").contains(c) || c == "_" || c == "." || c == "e" || c == "E"
+                    || ((c == "-" || c == "+") && i > start && (scalars[i - 1] == "e" || scalars[i - 1] == "E"))
             {
                 if c == "." || c == "e" || c == "E" { isFloat = true }
                 i += 1
@@ -238,7 +243,9 @@ public enum PythonLiteral {
                 // Python ints are unbounded; beyond 64 bits they become floats,
                 // as PHP's json_decode does.
                 if let v = Int64(text) { return .int(negative ? -v : v) }
-                if text.count > 1, text.hasPrefix("0"), text.allSatisfy({ $0 == "0" }) == false { throw fail("leading zeros") }
+                if text.count > 1, text.hasPrefix("0"), text.allSatisfy({ $0 == "0" }) == false {
+                    throw fail("leading zeros")
+                }
                 if let d = Double(text), d.isFinite { return .double(negative ? -d : d) }
                 throw fail("number out of range: \(text.prefix(40)) is not a finite 64-bit float")
             }

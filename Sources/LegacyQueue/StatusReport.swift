@@ -39,25 +39,31 @@ extension LegacyQueueStore {
                     with(r["task_type"]) { $0.mode = r["mode"] }
                 }
             }
-            for r in try Row.fetchAll(db, sql: """
-                SELECT task_type, SUM(status = 'queued') AS q,
-                       SUM(status IN ('claimed','running') AND (claimed_by IS NOT ? OR claimed_by IS NULL)) AS lf
-                FROM \(t) GROUP BY task_type
-                """, arguments: [b])
+            for r in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT task_type, SUM(status = 'queued') AS q,
+                           SUM(status IN ('claimed','running') AND (claimed_by IS NOT ? OR claimed_by IS NULL)) AS lf
+                    FROM \(t) GROUP BY task_type
+                    """, arguments: [b])
             {
                 let type: String = r["task_type"] ?? ""
-                with(type) { $0.queued = r["q"] ?? 0; $0.legacyInFlight = r["lf"] ?? 0 }
+                with(type) {
+                    $0.queued = r["q"] ?? 0; $0.legacyInFlight = r["lf"] ?? 0
+                }
             }
             guard hasObjects else { return byType.values.sorted { $0.taskType < $1.taskType } }
-            for r in try Row.fetchAll(db, sql: """
-                SELECT task_type,
-                       SUM(state IN ('intent','sent')) AS inflight,
-                       SUM(tm_task_id IS NOT NULL) AS fwd,
-                       SUM(state = 'done') AS done,
-                       SUM(state = 'quarantined') AS q,
-                       SUM(collapsed) AS c
-                FROM _taskbridge_ledger GROUP BY task_type
-                """)
+            for r in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT task_type,
+                           SUM(state IN ('intent','sent')) AS inflight,
+                           SUM(tm_task_id IS NOT NULL) AS fwd,
+                           SUM(state = 'done') AS done,
+                           SUM(state = 'quarantined') AS q,
+                           SUM(collapsed) AS c
+                    FROM _taskbridge_ledger GROUP BY task_type
+                    """)
             {
                 with(r["task_type"]) {
                     $0.inFlight = r["inflight"] ?? 0
@@ -68,16 +74,30 @@ extension LegacyQueueStore {
                 }
             }
             if try db.tableExists("_taskbridge_parity") {
-                for r in try Row.fetchAll(db, sql: "SELECT task_type, COUNT(*) AS n FROM _taskbridge_parity GROUP BY task_type") {
+                for r in try Row.fetchAll(
+                    db, sql: "SELECT task_type, COUNT(*) AS n FROM _taskbridge_parity GROUP BY task_type")
+                {
                     with(r["task_type"]) { $0.parityFindings = r["n"] }
                 }
             }
-            for r in try Row.fetchAll(db, sql: "SELECT task_type, verdict, COUNT(*) AS n FROM _taskbridge_dryrun GROUP BY task_type, verdict") {
+            for r in try Row.fetchAll(
+                db, sql: "SELECT task_type, verdict, COUNT(*) AS n FROM _taskbridge_dryrun GROUP BY task_type, verdict")
+            {
                 let n: Int = r["n"]
-                with(r["task_type"]) { if (r["verdict"] as String) == "would-forward" { $0.dryRunForward = n } else { $0.dryRunReject = n } }
+                with(r["task_type"]) {
+                    if (r["verdict"] as String) == "would-forward" { $0.dryRunForward = n } else { $0.dryRunReject = n }
+                }
             }
             let nowEpoch = now.timeIntervalSince1970
-            for r in try Row.fetchAll(db, sql: "SELECT task_type, MIN(claimed_at) AS oldest FROM _taskbridge_ledger WHERE state = 'intent' AND due_at <= ? GROUP BY task_type", arguments: [nowEpoch]) {
+            for r in try Row.fetchAll(
+                db,
+                sql:
+                    """
+                    SELECT task_type, MIN(claimed_at) AS oldest FROM _taskbridge_ledger WHERE state = 'intent' AND \
+                    due_at <= ? GROUP BY task_type
+                    """,
+                arguments: [nowEpoch])
+            {
                 if let text: String = r["oldest"], let d = LegacyTimestamp.parse(text) {
                     with(r["task_type"]) { $0.oldestUnforwardedAge = max(0, nowEpoch - d.timeIntervalSince1970) }
                 }

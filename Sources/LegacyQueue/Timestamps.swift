@@ -26,7 +26,9 @@ public enum LegacyTimestamp {
             i += 1
             return true
         }
-        guard let year = digits(4), expect(45), let month = digits(2), expect(45), let day = digits(2) else { return nil }
+        guard let year = digits(4), expect(45), let month = digits(2), expect(45), let day = digits(2) else {
+            return nil
+        }
         var hour = 0, minute = 0, second = 0
         var fraction = 0.0
         var offsetSeconds = 0
@@ -90,7 +92,9 @@ public enum LegacyTimestamp {
             return String(repeating: "0", count: max(0, w - s.count)) + s
         }
         let m = String(micros)
-        return "\(p(tm.tm_year + 1900, 4))-\(p(tm.tm_mon + 1, 2))-\(p(tm.tm_mday, 2))T\(p(tm.tm_hour, 2)):\(p(tm.tm_min, 2)):\(p(tm.tm_sec, 2))."
+        return
+            "\(p(tm.tm_year + 1900, 4))-\(p(tm.tm_mon + 1, 2))-\(p(tm.tm_mday, 2))T\(p(tm.tm_hour, 2)):"
+                + "\(p(tm.tm_min, 2)):\(p(tm.tm_sec, 2))."
             + String(repeating: "0", count: 6 - m.count) + m + "+00:00"
     }
 }

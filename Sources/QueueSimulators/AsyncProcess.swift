@@ -78,7 +78,9 @@ public final class AsyncProcess: Sendable {
     }
 
     /// Runs to completion.
-    public static func run(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil) async throws
+    public static func run(
+        _ executable: URL, _ arguments: [String], environment: [String: String]? = nil
+    ) async throws
         -> (status: Int32, stdout: String, stderr: String)
     {
         let p = AsyncProcess(executable: executable, arguments: arguments, environment: environment)
@@ -102,7 +104,9 @@ public enum FreePort {
             addr.sin_port = in_port_t(UInt16(port).bigEndian)
             addr.sin_addr.s_addr = inet_addr("127.0.0.1")
             let ok = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+                }
             }
             if ok { return port }
         }
@@ -115,11 +119,15 @@ public enum FreePort {
 public enum TaskbridgeBinary {
     public static func url() throws -> URL {
         let fm = FileManager.default
-        var candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("taskbridge")]
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
+                "taskbridge")
+        ]
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         candidates.append(root.appendingPathComponent(".build/debug/taskbridge"))
         for c in candidates where fm.isExecutableFile(atPath: c.path) { return c }
-        throw HarnessError("taskbridge binary not found (build it first: swift build); looked in \(candidates.map(\.path))")
+        throw HarnessError(
+            "taskbridge binary not found (build it first: swift build); looked in \(candidates.map(\.path))")
     }
 }
-

@@ -16,28 +16,40 @@ public enum LegacyFixture: String, Sendable, CaseIterable {
         case .aMin:
             return """
                 CREATE TABLE task_queue (id INTEGER PRIMARY KEY AUTOINCREMENT, task_type TEXT NOT NULL, parameters TEXT,
-                    priority INTEGER DEFAULT 5, status TEXT DEFAULT 'queued', retry_count INTEGER DEFAULT 0, max_retries INTEGER DEFAULT 3,
-                    created_at TEXT NOT NULL, claimed_at TEXT, claimed_by TEXT, completed_at TEXT, updated_at TEXT, run_after_utc TEXT,
+                    priority INTEGER DEFAULT 5, status TEXT DEFAULT 'queued', retry_count INTEGER DEFAULT 0,
+                        max_retries INTEGER DEFAULT 3,
+                    created_at TEXT NOT NULL, claimed_at TEXT, claimed_by TEXT, completed_at TEXT, updated_at TEXT,
+                        run_after_utc TEXT,
                     result_data TEXT, error_message TEXT);
-                CREATE TABLE worker_heartbeats (worker_id TEXT PRIMARY KEY, last_heartbeat TEXT NOT NULL, tasks_processed INTEGER DEFAULT 0,
+                CREATE TABLE worker_heartbeats (worker_id TEXT PRIMARY KEY, last_heartbeat TEXT NOT NULL,
+                    tasks_processed INTEGER DEFAULT 0,
                     tasks_failed INTEGER DEFAULT 0);
                 """
         case .aNoRunAfter:
             return """
-                CREATE TABLE task_queue (id INTEGER PRIMARY KEY AUTOINCREMENT, task_type TEXT NOT NULL, parameters TEXT NOT NULL,
-                    priority INTEGER NOT NULL DEFAULT 5, status TEXT NOT NULL DEFAULT 'queued', claimed_by TEXT, claimed_at TEXT,
-                    retry_count INTEGER NOT NULL DEFAULT 0, max_retries INTEGER NOT NULL DEFAULT 3, result_data TEXT, error_message TEXT,
+                CREATE TABLE task_queue (id INTEGER PRIMARY KEY AUTOINCREMENT, task_type TEXT NOT NULL, parameters
+                    TEXT NOT NULL,
+                    priority INTEGER NOT NULL DEFAULT 5, status TEXT NOT NULL DEFAULT 'queued', claimed_by TEXT,
+                        claimed_at TEXT,
+                    retry_count INTEGER NOT NULL DEFAULT 0, max_retries INTEGER NOT NULL DEFAULT 3, result_data TEXT,
+                        error_message TEXT,
                     created_at TEXT NOT NULL, updated_at TEXT NOT NULL, completed_at TEXT,
-                    CHECK (priority BETWEEN 1 AND 10), CHECK (status IN ('queued','claimed','running','completed','failed','cancelled')));
+                    CHECK (priority BETWEEN 1 AND 10), CHECK (status IN
+                        ('queued','claimed','running','completed','failed','cancelled')));
                 """
         case .b:
             return """
-                CREATE TABLE task_queue (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, priority INTEGER NOT NULL DEFAULT 100,
-                    payload TEXT NOT NULL, compatibility TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL DEFAULT 'queued',
+                CREATE TABLE task_queue (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, priority INTEGER
+                    NOT NULL DEFAULT 100,
+                    payload TEXT NOT NULL, compatibility TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL DEFAULT
+                        'queued',
                     attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL DEFAULT 5,
-                    run_after_utc DATETIME NOT NULL DEFAULT (datetime('now')), lease_until_utc DATETIME, reserved_at_utc DATETIME,
-                    processing_started_utc DATETIME, finished_at_utc DATETIME, locked_by TEXT, error_message TEXT, idempotency_key TEXT,
-                    created_at_utc DATETIME NOT NULL DEFAULT (datetime('now')), updated_at_utc DATETIME NOT NULL DEFAULT (datetime('now')));
+                    run_after_utc DATETIME NOT NULL DEFAULT (datetime('now')), lease_until_utc DATETIME,
+                        reserved_at_utc DATETIME,
+                    processing_started_utc DATETIME, finished_at_utc DATETIME, locked_by TEXT, error_message TEXT,
+                        idempotency_key TEXT,
+                    created_at_utc DATETIME NOT NULL DEFAULT (datetime('now')), updated_at_utc DATETIME NOT NULL
+                        DEFAULT (datetime('now')));
                 """
         }
     }
@@ -89,23 +101,37 @@ public final class LegacyProducer: Sendable {
     public init(path: String) throws { queue = try legacyConnection(path) }
 
     @discardableResult
-    public func insert(type: String, parameters: String?, priority: Int? = 5, style: Style = .sqliteNow, runAfter: String? = nil) throws -> Int64 {
+    public func insert(
+        type: String, parameters: String?, priority: Int? = 5, style: Style = .sqliteNow, runAfter: String? = nil
+    ) throws -> Int64 {
         try queue.write { db in
             let now = Date()
             switch style {
             case .sqliteNow:
                 try db.execute(
-                    sql: "INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at, run_after_utc) VALUES (?, ?, ?, datetime('now'), datetime('now'), ?)",
+                    sql:
+                        """
+                        INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at, \
+                        run_after_utc) VALUES (?, ?, ?, datetime('now'), datetime('now'), ?)
+                        """,
                     arguments: [type, parameters, priority, runAfter])
             case .naiveISO:
                 let iso = String(LegacyTimestamp.format(now).dropLast(6))
                 try db.execute(
-                    sql: "INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at, run_after_utc) VALUES (?, ?, ?, ?, ?, ?)",
+                    sql:
+                        """
+                        INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at, \
+                        run_after_utc) VALUES (?, ?, ?, ?, ?, ?)
+                        """,
                     arguments: [type, parameters, priority, iso, iso, runAfter])
             case .awareISO:
                 let iso = LegacyTimestamp.format(now)
                 try db.execute(
-                    sql: "INSERT INTO task_queue (task_type, parameters, priority, status, created_at, updated_at, run_after_utc) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+                    sql:
+                        """
+                        INSERT INTO task_queue (task_type, parameters, priority, status, created_at, updated_at, \
+                        run_after_utc) VALUES (?, ?, ?, 'queued', ?, ?, ?)
+                        """,
                     arguments: [type, parameters, priority, iso, iso, runAfter])
             }
             return db.lastInsertedRowID
@@ -116,7 +142,12 @@ public final class LegacyProducer: Sendable {
     public func insertBatch(type: String, parameters: [String]) throws {
         try queue.write { db in
             let stmt = try db.makeStatement(
-                sql: "INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at) VALUES (?, ?, 5, datetime('now'), datetime('now'))")
+                sql:
+                    """
+                    INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at) VALUES (?, ?, 5, \
+                    datetime('now'), datetime('now'))
+                    """
+            )
             for p in parameters { try stmt.execute(arguments: [type, p]) }
         }
     }
@@ -126,7 +157,11 @@ public final class LegacyProducer: Sendable {
     public func insertWithoutRunAfter(type: String, parameters: String) throws -> Int64 {
         try queue.write { db in
             try db.execute(
-                sql: "INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at) VALUES (?, ?, 5, datetime('now'), datetime('now'))",
+                sql:
+                    """
+                    INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at) VALUES (?, ?, 5, \
+                    datetime('now'), datetime('now'))
+                    """,
                 arguments: [type, parameters])
             return db.lastInsertedRowID
         }
@@ -165,7 +200,9 @@ public final class LegacyWorker: Sendable {
 
     public init(path: String, workerID: String, strategy: String = "LIFO") throws {
         self.workerID = workerID
-        self.orderBy = ["FIFO": "created_at ASC, priority DESC", "PRIORITY": "priority DESC, created_at ASC"][strategy] ?? "created_at DESC, priority DESC"
+        self.orderBy =
+            ["FIFO": "created_at ASC, priority DESC", "PRIORITY": "priority DESC, created_at ASC"][strategy]
+            ?? "created_at DESC, priority DESC"
         queue = try legacyConnection(path)
     }
 
@@ -183,21 +220,29 @@ public final class LegacyWorker: Sendable {
             try db.execute(sql: "BEGIN IMMEDIATE")
             do {
                 let now = LegacyTimestamp.format(Date())
-                guard let row = try Row.fetchOne(db, sql: """
-                    SELECT id, task_type, parameters, priority, status, retry_count, max_retries, created_at
-                    FROM task_queue
-                    WHERE status = 'queued'
-                      AND (run_after_utc IS NULL OR run_after_utc <= ?)
-                    ORDER BY \(orderBy)
-                    LIMIT 1
-                    """, arguments: [now])
+                guard
+                    let row = try Row.fetchOne(
+                        db,
+                        sql: """
+                            SELECT id, task_type, parameters, priority, status, retry_count, max_retries, created_at
+                            FROM task_queue
+                            WHERE status = 'queued'
+                              AND (run_after_utc IS NULL OR run_after_utc <= ?)
+                            ORDER BY \(orderBy)
+                            LIMIT 1
+                            """, arguments: [now])
                 else {
                     try db.execute(sql: "ROLLBACK")
                     return nil
                 }
                 let id: Int64 = row["id"]
-                try db.execute(sql: "UPDATE task_queue SET status = 'claimed', claimed_at = ?, claimed_by = ?, updated_at = ? WHERE id = ?",
-                               arguments: [now, worker, now, id])
+                try db.execute(
+                    sql:
+                        """
+                        UPDATE task_queue SET status = 'claimed', claimed_at = ?, claimed_by = ?, updated_at = ? WHERE \
+                        id = ?
+                        """,
+                    arguments: [now, worker, now, id])
                 try db.execute(sql: "COMMIT")
                 return Claimed(id: id, taskType: row["task_type"], parameters: row["parameters"])
             } catch {
@@ -207,11 +252,17 @@ public final class LegacyWorker: Sendable {
         }
     }
 
-    public func complete(_ id: Int64, success: Bool = true, data: String? = #"{"items_processed": 1}"#, error: String? = nil) throws {
+    public func complete(
+        _ id: Int64, success: Bool = true, data: String? = #"{"items_processed": 1}"#, error: String? = nil
+    ) throws {
         try queue.write { db in
             let now = LegacyTimestamp.format(Date())
             try db.execute(
-                sql: "UPDATE task_queue SET status = ?, completed_at = ?, result_data = ?, error_message = ?, updated_at = ? WHERE id = ?",
+                sql:
+                    """
+                    UPDATE task_queue SET status = ?, completed_at = ?, result_data = ?, error_message = ?, updated_at \
+                    = ? WHERE id = ?
+                    """,
                 arguments: [success ? "completed" : "failed", now, success ? data : nil, error, now, id])
         }
     }
@@ -234,11 +285,14 @@ public struct APIWorker: Sendable {
     /// Claims and completes one task; nil when every type was empty.
     public func runOnce(success: Bool = true, log: ExecutionLog? = nil) async throws -> ClaimedTask? {
         for t in typeIDs {
-            guard let task = try await client.claimTask(workerID: workerID, taskTypeID: t, policy: .fifo) else { continue }
+            guard let task = try await client.claimTask(workerID: workerID, taskTypeID: t, policy: .fifo) else {
+                continue
+            }
             await log?.apiExecuted(task.id)
             let result: JSONValue = ["items_processed": 1, "worker": .string(workerID)]
-            _ = try await client.completeTask(id: task.id, workerID: workerID, success: success, result: success ? result : nil,
-                                              error: success ? nil : "worker reported failure")
+            _ = try await client.completeTask(
+                id: task.id, workerID: workerID, success: success, result: success ? result : nil,
+                error: success ? nil : "worker reported failure")
             return task
         }
         return nil

@@ -6,7 +6,11 @@ public final class SharedCounter: Sendable {
     public init() {}
     public func add() { value_.withLock { $0 += 1 } }
     /// Increments and returns the new value.
-    public func next() -> Int { value_.withLock { $0 += 1; return $0 } }
+    public func next() -> Int {
+        value_.withLock {
+            $0 += 1; return $0
+        }
+    }
     public var value: Int { value_.withLock { $0 } }
 }
 

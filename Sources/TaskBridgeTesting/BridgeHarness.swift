@@ -50,7 +50,9 @@ public final class BridgeHarness: Sendable {
         config.bridge.mirrorIntervalSeconds = 0.05
         config.types = types
         configure(&config)
-        let store = try LegacyQueueStore.open(path: legacyPath, table: config.legacy.table, bridgeID: config.bridge.id, createIfMissing: false).store
+        let store = try LegacyQueueStore.open(
+            path: legacyPath, table: config.legacy.table, bridgeID: config.bridge.id, createIfMissing: false
+        ).store
         var cc = try ClientConfiguration(baseURL: config.taskManager.url, apiKey: tm.apiKey)
         cc.maxAttempts = 1
         cc.requestTimeout = .seconds(5)
@@ -59,7 +61,9 @@ public final class BridgeHarness: Sendable {
         var logger = Logger(label: "bridge-test")
         logger.logLevel = logLevel
         let engine = BridgeEngine(config: config, store: store, client: client, logger: logger, host: "test-host")
-        let h = BridgeHarness(tm: tm, legacyPath: legacyPath, config: config, store: store, engine: engine, bridgeClient: client, proxy: proxy)
+        let h = BridgeHarness(
+            tm: tm, legacyPath: legacyPath, config: config, store: store, engine: engine, bridgeClient: client,
+            proxy: proxy)
         if startEngine {
             h.startEngine()
             try await h.waitReady()
@@ -67,8 +71,11 @@ public final class BridgeHarness: Sendable {
         return h
     }
 
-    init(tm: TaskManagerHarness, legacyPath: String, config: BridgeConfiguration, store: LegacyQueueStore, engine: BridgeEngine,
-         bridgeClient: TaskManagerClient, proxy: FaultProxy?) {
+    init(
+        tm: TaskManagerHarness, legacyPath: String, config: BridgeConfiguration, store: LegacyQueueStore,
+        engine: BridgeEngine,
+        bridgeClient: TaskManagerClient, proxy: FaultProxy?
+    ) {
         self.proxy = proxy
         self.tm = tm
         self.legacyPath = legacyPath
@@ -122,7 +129,9 @@ public final class BridgeHarness: Sendable {
     public func rows(where condition: String = "1", _ arguments: StatementArguments = []) throws -> [Row] {
         let q = try observerConnection(legacyPath)
         defer { try? q.close() }
-        return try q.read { db in try Row.fetchAll(db, sql: "SELECT * FROM task_queue WHERE \(condition) ORDER BY id", arguments: arguments) }
+        return try q.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM task_queue WHERE \(condition) ORDER BY id", arguments: arguments)
+        }
     }
 
     public func scalar(_ sql: String, _ arguments: StatementArguments = []) throws -> Int {
@@ -148,9 +157,10 @@ public final class BridgeHarness: Sendable {
         let q = try observerConnection(legacyPath)
         defer { try? q.close() }
         return try q.read { db in
-            Dictionary(try Row.fetchAll(db, sql: "SELECT legacy_id, reason FROM _taskbridge_quarantine").map {
-                ($0["legacy_id"] as Int64, $0["reason"] as String)
-            }, uniquingKeysWith: { a, _ in a })
+            Dictionary(
+                try Row.fetchAll(db, sql: "SELECT legacy_id, reason FROM _taskbridge_quarantine").map {
+                    ($0["legacy_id"] as Int64, $0["reason"] as String)
+                }, uniquingKeysWith: { a, _ in a })
         }
     }
 
@@ -166,10 +176,12 @@ public final class BridgeHarness: Sendable {
     }
 
     public static func with<T: Sendable>(
-        variant: LegacyFixture = .a, types: [TypeMapping], withProxy: Bool = false, configure: (inout BridgeConfiguration) -> Void = { _ in },
+        variant: LegacyFixture = .a, types: [TypeMapping], withProxy: Bool = false,
+        configure: (inout BridgeConfiguration) -> Void = { _ in },
         startEngine: Bool = true, _ body: (BridgeHarness) async throws -> T
     ) async throws -> T {
-        let h = try await start(variant: variant, types: types, withProxy: withProxy, configure: configure, startEngine: startEngine)
+        let h = try await start(
+            variant: variant, types: types, withProxy: withProxy, configure: configure, startEngine: startEngine)
         do {
             let r = try await body(h)
             await h.shutdown()
@@ -185,15 +197,21 @@ extension BridgeHarness {
     /// Writes a bridge.conf for CLI runs against this harness: its legacy
     /// file, its TaskManager (or `url`), its type mappings, and extra
     /// `[bridge]` lines. Returns the path.
-    public func writeConfig(name: String = "bridge-\(UUID().uuidString.prefix(6)).conf", url: String? = nil,
-                            bridgeLines: [String] = [#"metrics_listen = "off""#]) throws -> String {
-        var lines = ["[legacy]", "database = \(TOML.string(legacyPath))", "[taskmanager]",
-                     "url = \(TOML.string(url ?? config.taskManager.url))", "request_timeout_seconds = 60", "[bridge]"]
+    public func writeConfig(
+        name: String = "bridge-\(UUID().uuidString.prefix(6)).conf", url: String? = nil,
+        bridgeLines: [String] = [#"metrics_listen = "off""#]
+    ) throws -> String {
+        var lines = [
+            "[legacy]", "database = \(TOML.string(legacyPath))", "[taskmanager]",
+            "url = \(TOML.string(url ?? config.taskManager.url))", "request_timeout_seconds = 60", "[bridge]",
+        ]
         lines += bridgeLines
         for t in config.types {
-            lines += ["[types.\(t.legacyType)]", "name = \(TOML.string(t.name))", "version = \(TOML.string(t.version))",
-                      "mode = \(TOML.string(t.mode.rawValue))", "dedupe = \(TOML.string(t.dedupe.rawValue))",
-                      "param_schema = \(TOML.value(t.paramSchema))"]
+            lines += [
+                "[types.\(t.legacyType)]", "name = \(TOML.string(t.name))", "version = \(TOML.string(t.version))",
+                "mode = \(TOML.string(t.mode.rawValue))", "dedupe = \(TOML.string(t.dedupe.rawValue))",
+                "param_schema = \(TOML.value(t.paramSchema))",
+            ]
         }
         let path = tm.directory.path(name)
         try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
@@ -227,6 +245,7 @@ enum TOML {
     }
 
     static func key(_ k: String) -> String {
-        k.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) && !k.isEmpty ? k : string(k)
+        k.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) && !k.isEmpty
+            ? k : string(k)
     }
 }

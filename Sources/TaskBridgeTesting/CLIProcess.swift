@@ -9,17 +9,22 @@ public final class BridgeProcess: Sendable {
     public let metricsPort: Int?
 
     /// `metrics`: listen on a free port (the default operators run with).
-    public init(harness h: BridgeHarness, metrics: Bool = false, extraBridge: [String] = [], environment: [String: String] = [:],
-                url: String? = nil) throws {
+    public init(
+        harness h: BridgeHarness, metrics: Bool = false, extraBridge: [String] = [],
+        environment: [String: String] = [:],
+        url: String? = nil
+    ) throws {
         let port = metrics ? try FreePort.find() : nil
         let listen = port.map { #"metrics_listen = "127.0.0.1:\#($0)""# } ?? #"metrics_listen = "off""#
-        configPath = try h.writeConfig(url: url ?? h.config.taskManager.url,
-                                       bridgeLines: [listen, "poll_interval_ms = 10", "mirror_interval_ms = 50"] + extraBridge)
+        configPath = try h.writeConfig(
+            url: url ?? h.config.taskManager.url,
+            bridgeLines: [listen, "poll_interval_ms = 10", "mirror_interval_ms = 50"] + extraBridge)
         metricsPort = port
         var env = h.cliEnvironment
         env["LOG_LEVEL"] = "info"
         for (k, v) in environment { env[k] = v }
-        child = AsyncProcess(executable: try TaskbridgeBinary.url(), arguments: ["run", "--config", configPath], environment: env)
+        child = AsyncProcess(
+            executable: try TaskbridgeBinary.url(), arguments: ["run", "--config", configPath], environment: env)
     }
 
     public var stderrText: String { child.stderr }
@@ -64,8 +69,10 @@ public enum CLIRun {
         public var stderr: String
     }
 
-    public static func run(_ args: [String], harness h: BridgeHarness, config: String? = nil,
-                           environment: [String: String] = [:]) async throws -> Result {
+    public static func run(
+        _ args: [String], harness h: BridgeHarness, config: String? = nil,
+        environment: [String: String] = [:]
+    ) async throws -> Result {
         let conf = try config ?? h.writeConfig(name: "cli.conf", url: h.tm.baseURL)
         var env = h.cliEnvironment
         for (k, v) in environment { env[k] = v }
@@ -94,7 +101,8 @@ public struct PrometheusText: Sendable {
                 let parts = line.split(separator: " ", maxSplits: 3).map(String.init)
                 guard parts.count >= 3, ["HELP", "TYPE"].contains(parts[1]) else { continue }
                 if parts[1] == "TYPE" {
-                    guard parts.count == 4, ["counter", "gauge", "histogram", "summary", "untyped"].contains(parts[3]) else {
+                    guard parts.count == 4, ["counter", "gauge", "histogram", "summary", "untyped"].contains(parts[3])
+                    else {
                         throw HarnessError("line \(n + 1): bad TYPE: \(line)")
                     }
                     types[parts[2]] = parts[3]
@@ -108,7 +116,9 @@ public struct PrometheusText: Sendable {
     static func sample(_ line: String, number: Int) throws -> Sample {
         var rest = Substring(line)
         let name = String(rest.prefix { $0.isLetter || $0.isNumber || $0 == "_" || $0 == ":" })
-        guard !name.isEmpty, !(name.first!.isNumber) else { throw HarnessError("line \(number): bad metric name: \(line)") }
+        guard !name.isEmpty, !(name.first!.isNumber) else {
+            throw HarnessError("line \(number): bad metric name: \(line)")
+        }
         rest = rest.dropFirst(name.count)
         var labels: [String: String] = [:]
         if rest.first == "{" {
@@ -130,15 +140,20 @@ public struct PrometheusText: Sendable {
                     }
                     rest = rest.dropFirst()
                 }
-                guard rest.first == "\"" else { throw HarnessError("line \(number): unterminated label value: \(line)") }
+                guard rest.first == "\"" else {
+                    throw HarnessError("line \(number): unterminated label value: \(line)")
+                }
                 rest = rest.dropFirst()
-                if labels.updateValue(value, forKey: key) != nil { throw HarnessError("line \(number): label \(key) twice") }
+                if labels.updateValue(value, forKey: key) != nil {
+                    throw HarnessError("line \(number): label \(key) twice")
+                }
                 if rest.first == "," { rest = rest.dropFirst() }
             }
             rest = rest.dropFirst()
         }
         let fields = rest.split(separator: " ")
-        guard (1...2).contains(fields.count), let value = Double(fields[0]) ?? (fields[0] == "+Inf" ? .infinity : nil) else {
+        guard (1...2).contains(fields.count), let value = Double(fields[0]) ?? (fields[0] == "+Inf" ? .infinity : nil)
+        else {
             throw HarnessError("line \(number): bad sample value: \(line)")
         }
         return Sample(name: name, labels: labels, value: value)
@@ -152,7 +167,9 @@ public struct PrometheusText: Sendable {
     }
 
     public func sum(_ name: String, where match: [String: String] = [:]) -> Double {
-        samples.filter { s in s.name == name && match.allSatisfy { k, v in s.labels[k] == v } }.reduce(0) { $0 + $1.value }
+        samples.filter { s in s.name == name && match.allSatisfy { k, v in s.labels[k] == v } }.reduce(0) {
+            $0 + $1.value
+        }
     }
 
     public func has(_ name: String) -> Bool { samples.contains { $0.name == name } }

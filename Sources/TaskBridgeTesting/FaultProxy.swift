@@ -66,23 +66,32 @@ public final class FaultProxy: Sendable {
         quiet.logLevel = .critical
         let app = Application(
             responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { ch in cont.yield(ch.localAddress?.port ?? 0); cont.finish() }, logger: quiet)
+            onServerRunning: { ch in
+                cont.yield(ch.localAddress?.port ?? 0); cont.finish()
+            }, logger: quiet)
         task.withLock { $0 = Task { try await app.runService(gracefulShutdownSignals: []) } }
         for await p in stream { boundPort.withLock { $0 = p } }
     }
 
     public func stop() async {
-        let t = task.withLock { t -> Task<Void, any Error>? in defer { t = nil }; return t }
+        let t = task.withLock { t -> Task<Void, any Error>? in
+            defer { t = nil }; return t
+        }
         t?.cancel()
         _ = try? await t?.value
         try? await http.shutdown()
     }
 
     /// The upstream's answer to this request.
-    private func forward(_ request: Request, body: ByteBuffer? = nil) async throws -> (HTTPResponse.Status, HTTPFields, ByteBuffer) {
-        var out = HTTPClientRequest(url: upstream + request.uri.description.replacingOccurrences(of: "/api", with: "", options: .anchored))
+    private func forward(
+        _ request: Request, body: ByteBuffer? = nil
+    ) async throws -> (HTTPResponse.Status, HTTPFields, ByteBuffer) {
+        var out = HTTPClientRequest(
+            url: upstream + request.uri.description.replacingOccurrences(of: "/api", with: "", options: .anchored))
         out.method = HTTPMethod(rawValue: request.method.rawValue)
-        for f in request.headers where f.name.canonicalName != "host" { out.headers.add(name: f.name.rawName, value: f.value) }
+        for f in request.headers where f.name.canonicalName != "host" {
+            out.headers.add(name: f.name.rawName, value: f.value)
+        }
         var req = request
         if let body {
             out.body = .bytes(body)
@@ -93,7 +102,9 @@ public final class FaultProxy: Sendable {
         let bytes = try await r.body.collect(upTo: 16 << 20)
         var h = HTTPFields()
         for (name, value) in r.headers {
-            if let n = HTTPField.Name(name), n != .contentLength, n != .transferEncoding, n != .connection { h.append(HTTPField(name: n, value: value)) }
+            if let n = HTTPField.Name(name), n != .contentLength, n != .transferEncoding, n != .connection {
+                h.append(HTTPField(name: n, value: value))
+            }
         }
         return (.init(code: Int(r.status.code)), h, bytes)
     }
@@ -113,9 +124,14 @@ public final class FaultProxy: Sendable {
             let draw = Int.random(in: 0..<100)
             try await Task.sleep(for: .milliseconds(Int.random(in: 0...2000)))
             switch draw {
-            case 0..<15: return try await answer(request, .status(503, body: #"{"success":false,"error":"Service Unavailable"}"#,
-                                                                   contentType: "application/json"))
-            case 15..<25: return try await answer(request, .status(502, body: "<html><body>502 Bad Gateway</body></html>"))
+            case 0..<15:
+                return try await answer(
+                    request,
+                    .status(
+                        503, body: #"{"success":false,"error":"Service Unavailable"}"#,
+                        contentType: "application/json"))
+            case 15..<25:
+                return try await answer(request, .status(502, body: "<html><body>502 Bad Gateway</body></html>"))
             case 25..<35: return try await answer(request, .raw(200, bytes: [0x00, 0xFF, 0x7B, 0x22]))
             default: return try await answer(request, .pass)
             }
@@ -127,7 +143,11 @@ public final class FaultProxy: Sendable {
             var h = HTTPFields()
             h[.contentType] = "text/html; charset=UTF-8"
             h[.retryAfter] = String(after)
-            let body = #"{"error":"Too Many Requests","message":"Rate limit exceeded. Please try again in \#(after) seconds.","retry_after":\#(after),"limit":100,"window":60,"timestamp":"2026-11-29T00:00:00+00:00"}"#
+            let body =
+                #"""
+                {"error":"Too Many Requests","message":"Rate limit exceeded. Please try again in \#(after) \#
+                seconds.","retry_after":\#(after),"limit":100,"window":60,"timestamp":"2026-11-29T00:00:00+00:00"}
+                """#
             return Response(status: .tooManyRequests, headers: h, body: .init(byteBuffer: ByteBuffer(string: body)))
         case .raw(let code, let bytes, let type):
             var h = HTTPFields()
@@ -145,25 +165,32 @@ public final class FaultProxy: Sendable {
             if String(buffer: body).contains(marker) {
                 var h = HTTPFields()
                 h[.contentType] = "application/json"
-                return Response(status: .init(code: code), headers: h, body: .init(byteBuffer: ByteBuffer(string: PHPJSONText.error(error))))
+                return Response(
+                    status: .init(code: code), headers: h,
+                    body: .init(byteBuffer: ByteBuffer(string: PHPJSONText.error(error))))
             }
             let (status, h, bytes) = try await forward(req, body: body)
             return Response(status: status, headers: h, body: .init(byteBuffer: bytes))
         case .trickle(let interval):
             let (status, h, bytes) = try await forward(request)
             let chunks = bytes.readableBytesView.map { ByteBuffer(bytes: [$0]) }
-            return Response(status: status, headers: h, body: ResponseBody { writer in
-                for c in chunks {
-                    try await writer.write(c)
-                    try await Task.sleep(for: interval)
-                }
-                try await writer.finish(nil)
-            })
+            return Response(
+                status: status, headers: h,
+                body: ResponseBody { writer in
+                    for c in chunks {
+                        try await writer.write(c)
+                        try await Task.sleep(for: interval)
+                    }
+                    try await writer.finish(nil)
+                })
         case .pass, .swallowResponse:
             let swallow = mode == .swallowResponse
-            var out = HTTPClientRequest(url: upstream + request.uri.description.replacingOccurrences(of: "/api", with: "", options: .anchored))
+            var out = HTTPClientRequest(
+                url: upstream + request.uri.description.replacingOccurrences(of: "/api", with: "", options: .anchored))
             out.method = HTTPMethod(rawValue: request.method.rawValue)
-            for f in request.headers where f.name.canonicalName != "host" { out.headers.add(name: f.name.rawName, value: f.value) }
+            for f in request.headers where f.name.canonicalName != "host" {
+                out.headers.add(name: f.name.rawName, value: f.value)
+            }
             var req = request
             let body = try await req.collectBody(upTo: 16 << 20)
             out.body = .bytes(body)
@@ -175,7 +202,9 @@ public final class FaultProxy: Sendable {
             }
             var h = HTTPFields()
             for (name, value) in r.headers {
-                if let n = HTTPField.Name(name), n != .contentLength, n != .transferEncoding, n != .connection { h.append(HTTPField(name: n, value: value)) }
+                if let n = HTTPField.Name(name), n != .contentLength, n != .transferEncoding, n != .connection {
+                    h.append(HTTPField(name: n, value: value))
+                }
             }
             return Response(status: .init(code: Int(r.status.code)), headers: h, body: .init(byteBuffer: bytes))
         }

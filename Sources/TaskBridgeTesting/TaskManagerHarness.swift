@@ -28,10 +28,13 @@ public final class TaskManagerHarness: Sendable {
         let port = try await server.start()
         var cc = try ClientConfiguration(baseURL: "http://127.0.0.1:\(port)/api", apiKey: apiKey)
         clientConfigure(&cc)
-        return TaskManagerHarness(directory: dir, server: server, client: TaskManagerClient(configuration: cc), apiKey: apiKey, port: port)
+        return TaskManagerHarness(
+            directory: dir, server: server, client: TaskManagerClient(configuration: cc), apiKey: apiKey, port: port)
     }
 
-    init(directory: TemporaryDirectory, server: EmbeddedTaskManager, client: TaskManagerClient, apiKey: String, port: Int) {
+    init(
+        directory: TemporaryDirectory, server: EmbeddedTaskManager, client: TaskManagerClient, apiKey: String, port: Int
+    ) {
         self.directory = directory
         self.server = server
         self.client = client
@@ -40,7 +43,9 @@ public final class TaskManagerHarness: Sendable {
     }
 
     /// A second client, for example with another key or retry settings.
-    public func makeClient(apiKey: String? = nil, configure: (inout ClientConfiguration) -> Void = { _ in }) throws -> TaskManagerClient {
+    public func makeClient(
+        apiKey: String? = nil, configure: (inout ClientConfiguration) -> Void = { _ in }
+    ) throws -> TaskManagerClient {
         var cc = try ClientConfiguration(baseURL: baseURL, apiKey: apiKey ?? self.apiKey)
         configure(&cc)
         return TaskManagerClient(configuration: cc)
@@ -67,4 +72,3 @@ public final class TaskManagerHarness: Sendable {
         }
     }
 }
-

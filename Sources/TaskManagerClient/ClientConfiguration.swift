@@ -30,14 +30,16 @@ public struct ClientConfiguration: Sendable {
 
     /// Explicit values, then the process environment, then the `.env` file.
     public static func resolve(
-        apiURL: String? = nil, apiKey: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment,
+        apiURL: String? = nil, apiKey: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
         dotEnvPath: String? = ".env"
     ) throws(TaskManagerError) -> ClientConfiguration {
         let dotEnv = dotEnvPath.flatMap { DotEnv.load(path: $0) } ?? [:]
         guard let url = apiURL ?? environment["TASKMANAGER_API_URL"] ?? dotEnv["TASKMANAGER_API_URL"] else {
             throw .configuration("TASKMANAGER_API_URL is not set (environment or .env), e.g. http://localhost:8000/api")
         }
-        guard let key = apiKey ?? environment["TASKMANAGER_API_KEY"] ?? dotEnv["TASKMANAGER_API_KEY"], !key.isEmpty else {
+        guard let key = apiKey ?? environment["TASKMANAGER_API_KEY"] ?? dotEnv["TASKMANAGER_API_KEY"], !key.isEmpty
+        else {
             throw .configuration("TASKMANAGER_API_KEY is not set (environment or .env)")
         }
         return try ClientConfiguration(baseURL: url, apiKey: key)
@@ -48,7 +50,8 @@ public struct ClientConfiguration: Sendable {
     public static func validate(url: String) throws(TaskManagerError) -> String {
         var u = url.trimmingCharacters(in: .whitespaces)
         while u.hasSuffix("/") { u.removeLast() }
-        guard let parsed = URL(string: u), let scheme = parsed.scheme?.lowercased(), ["http", "https"].contains(scheme),
+        guard let parsed = URL(string: u), let scheme = parsed.scheme?.lowercased(),
+            ["http", "https"].contains(scheme),
             parsed.host != nil
         else {
             throw .configuration("TASKMANAGER_API_URL is not an http(s) URL: \(u)")
@@ -60,4 +63,3 @@ public struct ClientConfiguration: Sendable {
         return u
     }
 }
-

@@ -19,9 +19,11 @@ public final class TaskManagerClient: Sendable {
     public init(configuration: ClientConfiguration, logger: Logger = Logger(label: "taskmanager.client")) {
         self.configuration = configuration
         var c = HTTPClient.Configuration()
-        c.timeout = .init(connect: Self.timeAmount(configuration.connectTimeout), read: Self.timeAmount(configuration.requestTimeout))
+        c.timeout = .init(
+            connect: Self.timeAmount(configuration.connectTimeout), read: Self.timeAmount(configuration.requestTimeout))
         c.connectionPool = .init(
-            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, configuration.maxConcurrentRequests))
+            idleTimeout: .seconds(60),
+            concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, configuration.maxConcurrentRequests))
         c.decompression = .disabled
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
         self.gate = ConcurrencyGate(limit: configuration.maxConcurrentRequests)
@@ -39,7 +41,9 @@ public final class TaskManagerClient: Sendable {
         try await send(.GET, "/health", retry: true)
     }
 
-    public func registerTaskType(name: String, version: String, paramSchema: JSONValue) async throws(TaskManagerError)
+    public func registerTaskType(
+        name: String, version: String, paramSchema: JSONValue
+    ) async throws(TaskManagerError)
         -> RegisterResult
     {
         let body: JSONValue = ["name": .string(name), "version": .string(version), "param_schema": paramSchema]
@@ -60,7 +64,9 @@ public final class TaskManagerClient: Sendable {
 
     /// Creates a task, or returns the existing one with the same type and
     /// params (in any status). Safe to retry: the API dedupes.
-    public func createTask(type: String, params: JSONValue, priority: Int? = nil) async throws(TaskManagerError) -> CreateResult {
+    public func createTask(
+        type: String, params: JSONValue, priority: Int? = nil
+    ) async throws(TaskManagerError) -> CreateResult {
         var members = [JSONMember("type", .string(type)), JSONMember("params", params)]
         if let priority { members.append(JSONMember("priority", .int(Int64(priority)))) }
         return try decode(try await send(.POST, "/tasks", body: .object(members), retry: true), CreateResult.init)
@@ -70,7 +76,9 @@ public final class TaskManagerClient: Sendable {
     public func claimTask(
         workerID: String, taskTypeID: Int64, policy: ClaimPolicy = .fifo, typePattern: String? = nil
     ) async throws(TaskManagerError) -> ClaimedTask? {
-        try await claimTask(workerID: workerID, taskTypeID: taskTypeID, sortBy: policy.sortBy, sortOrder: policy.sortOrder, typePattern: typePattern)
+        try await claimTask(
+            workerID: workerID, taskTypeID: taskTypeID, sortBy: policy.sortBy, sortOrder: policy.sortOrder,
+            typePattern: typePattern)
     }
 
     public func claimTask(
@@ -83,7 +91,8 @@ public final class TaskManagerClient: Sendable {
         if let typePattern { members.append(JSONMember("type_pattern", .string(typePattern))) }
         do {
             // Never retried: a lost answer would leave a claimed task behind.
-            return try decode(try await send(.POST, "/tasks/claim", body: .object(members), retry: false), ClaimedTask.init)
+            return try decode(
+                try await send(.POST, "/tasks/claim", body: .object(members), retry: false), ClaimedTask.init)
         } catch .notFound {
             return nil
         } catch .server(500, let message) where message.contains("There is no active transaction") {
@@ -92,21 +101,27 @@ public final class TaskManagerClient: Sendable {
     }
 
     /// Reports the outcome; `success: false` is the only way to fail a task.
-    public func completeTask(id: Int64, workerID: String, success: Bool, result: JSONValue? = nil, error: String? = nil)
+    public func completeTask(
+        id: Int64, workerID: String, success: Bool, result: JSONValue? = nil, error: String? = nil
+    )
         async throws(TaskManagerError) -> CompleteResult
     {
         var members = [JSONMember("worker_id", .string(workerID)), JSONMember("success", .bool(success))]
         if let result { members.append(JSONMember("result", result)) }
         if let error { members.append(JSONMember("error", .string(error))) }
-        return try decode(try await send(.POST, "/tasks/\(id)/complete", body: .object(members), retry: false), CompleteResult.init)
+        return try decode(
+            try await send(.POST, "/tasks/\(id)/complete", body: .object(members), retry: false), CompleteResult.init)
     }
 
-    public func updateProgress(id: Int64, workerID: String, progress: Int, message: String? = nil) async throws(TaskManagerError)
+    public func updateProgress(
+        id: Int64, workerID: String, progress: Int, message: String? = nil
+    ) async throws(TaskManagerError)
         -> ProgressResult
     {
         var members = [JSONMember("worker_id", .string(workerID)), JSONMember("progress", .int(Int64(progress)))]
         if let message { members.append(JSONMember("message", .string(message))) }
-        return try decode(try await send(.POST, "/tasks/\(id)/progress", body: .object(members), retry: false), ProgressResult.init)
+        return try decode(
+            try await send(.POST, "/tasks/\(id)/progress", body: .object(members), retry: false), ProgressResult.init)
     }
 
     public func getTask(id: Int64) async throws(TaskManagerError) -> TaskInfo {
@@ -117,7 +132,9 @@ public final class TaskManagerClient: Sendable {
 
     /// Lists tasks, newest first. Several statuses are fetched one call per
     /// status (the PHP server has no comma filter) and merged.
-    public func listTasks(statuses: [String] = [], type: String? = nil, limit: Int = 50, offset: Int = 0)
+    public func listTasks(
+        statuses: [String] = [], type: String? = nil, limit: Int = 50, offset: Int = 0
+    )
         async throws(TaskManagerError) -> [TaskInfo]
     {
         if statuses.count > 1 {
@@ -149,7 +166,9 @@ public final class TaskManagerClient: Sendable {
     /// is redacted before the snippet is cut (see `interpret`).
     private func unexpected(_ data: JSONValue) -> TaskManagerError {
         var text = PHPJSON.encode(data)
-        if !configuration.apiKey.isEmpty { text = text.replacingOccurrences(of: configuration.apiKey, with: "[redacted]") }
+        if !configuration.apiKey.isEmpty {
+            text = text.replacingOccurrences(of: configuration.apiKey, with: "[redacted]")
+        }
         return .undecodable(status: 200, snippet: String(text.prefix(200)))
     }
 
@@ -166,14 +185,17 @@ public final class TaskManagerClient: Sendable {
     }
 
     static func pathSegment(_ s: String) -> String {
-        s.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/?#"))) ?? s
+        s.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/?#")))
+            ?? s
     }
 
     static func queryValue(_ s: String) -> String {
         s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
     }
 
-    private func send(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retry: Bool) async throws(TaskManagerError)
+    private func send(
+        _ method: HTTPMethod, _ path: String, body: JSONValue? = nil, retry: Bool
+    ) async throws(TaskManagerError)
         -> JSONValue
     {
         let attempts = retry ? max(1, configuration.maxAttempts) : 1
@@ -196,7 +218,9 @@ public final class TaskManagerClient: Sendable {
         }
     }
 
-    private func sendOnce(_ method: HTTPMethod, _ path: String, body: JSONValue?) async throws(TaskManagerError) -> JSONValue {
+    private func sendOnce(
+        _ method: HTTPMethod, _ path: String, body: JSONValue?
+    ) async throws(TaskManagerError) -> JSONValue {
         var request = HTTPClientRequest(url: configuration.baseURL + path)
         request.method = method
         request.headers.add(name: "X-API-Key", value: configuration.apiKey)
@@ -235,7 +259,9 @@ public final class TaskManagerClient: Sendable {
 
     /// Runs `body` until it returns or `timeout` passes, whichever comes first;
     /// on timeout the body is cancelled and `DeadlineExceeded` thrown.
-    static func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    static func withDeadline<T: Sendable>(
+        _ timeout: Duration, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
             group.addTask {
@@ -269,7 +295,9 @@ public final class TaskManagerClient: Sendable {
     ///
     /// `secret` is removed from the whole body before the snippet is cut, so a
     /// key echoed across the cut cannot leave a prefix of itself behind.
-    public static func interpret(status: Int, retryAfterHeader: String?, body: [UInt8], redacting secret: String = "")
+    public static func interpret(
+        status: Int, retryAfterHeader: String?, body: [UInt8], redacting secret: String = ""
+    )
         throws(TaskManagerError) -> JSONValue
     {
         let json = try? JSONParser.parse(body)
@@ -280,11 +308,14 @@ public final class TaskManagerClient: Sendable {
         let snippet = LogSafe.escape(String(bodyText.prefix(200)))
         let errorText = json?["error"]?.stringValue
         let message = json?["message"]?.stringValue
-        let text = errorText.map { e in message.map { "\(e): \($0)" } ?? e } ?? (json == nil ? snippet : "HTTP \(status)")
+        let text =
+            errorText.map { e in message.map { "\(e): \($0)" } ?? e } ?? (json == nil ? snippet : "HTTP \(status)")
         switch status {
         case 200..<300:
             guard let json, json["success"]?.boolValue == true else {
-                if let json, json["success"]?.boolValue == false { throw .server(status: status, message: errorText ?? "unknown error") }
+                if let json, json["success"]?.boolValue == false {
+                    throw .server(status: status, message: errorText ?? "unknown error")
+                }
                 throw .undecodable(status: status, snippet: snippet)
             }
             return json["data"] ?? .null
@@ -301,7 +332,8 @@ public final class TaskManagerClient: Sendable {
         case 404: throw .notFound(errorText ?? text)
         case 413: throw .payloadTooLarge(message ?? errorText ?? "Request Too Large")
         case 429:
-            let after = retryAfterHeader.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+            let after =
+                retryAfterHeader.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
                 ?? json?["retry_after"]?.doubleValue
             throw .rateLimited(retryAfter: after, message: message ?? "Too Many Requests")
         default:

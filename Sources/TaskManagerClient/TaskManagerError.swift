@@ -27,9 +27,11 @@ public enum TaskManagerError: Error, Sendable, Equatable, CustomStringConvertibl
         case .unauthorized(let m): return "unauthorized (401): \(m)"
         case .forbidden(let m): return "forbidden (403): \(m)"
         case .notFound(let m): return "not found (404): \(m)"
-        case .validation(let m, let d): return "rejected (400): \(m)" + (d.isEmpty ? "" : " [\(d.joined(separator: "; "))]")
+        case .validation(let m, let d):
+            return "rejected (400): \(m)" + (d.isEmpty ? "" : " [\(d.joined(separator: "; "))]")
         case .payloadTooLarge(let m): return "too large (413): \(m)"
-        case .rateLimited(let r, let m): return "rate limited (429)" + (r.map { ", retry after \($0) s" } ?? "") + ": \(m)"
+        case .rateLimited(let r, let m):
+            return "rate limited (429)" + (r.map { ", retry after \($0) s" } ?? "") + ": \(m)"
         case .server(let s, let m): return "server error (\(s)): \(m)"
         case .transport(let m): return "transport: \(m)"
         case .undecodable(let s, let snippet): return "undecodable response (HTTP \(s)): \(snippet)"

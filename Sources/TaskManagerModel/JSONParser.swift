@@ -101,7 +101,9 @@ public enum JSONParser {
                 }
                 let key = try parseString()
                 skipWhitespace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("Syntax error: expected ':'") }
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
+                    throw error("Syntax error: expected ':'")
+                }
                 index += 1
                 let value = try parseValue(depth: depth + 1)
                 members.setValue(value, forKey: key)
@@ -181,7 +183,8 @@ public enum JSONParser {
                 case UInt8(ascii: "u"):
                     var scalar = try parseHex4()
                     if (0xD800...0xDBFF).contains(scalar) {
-                        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+                        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
+                            bytes[index + 1] == UInt8(ascii: "u")
                         else { throw error("Single unpaired UTF-16 surrogate in unicode escape") }
                         index += 2
                         let low = try parseHex4()
@@ -221,7 +224,9 @@ public enum JSONParser {
             if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
                 isFloat = true
                 index += 1
-                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                    index += 1
+                }
                 let digits = index
                 while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
                 guard index > digits else { throw error("Syntax error: bad number") }

@@ -153,7 +153,9 @@ public struct JSONSchemaValidator: Sendable {
         case (.int(let x), .int(let y)): return x == y
         case (.double(let x), .double(let y)): return x == y
         case (.int, .double), (.double, .int): return false
-        default: return PHPJSON.encode(a) == PHPJSON.encode(b) && JSONSchemaValidator.phpType(a) == JSONSchemaValidator.phpType(b)
+        default:
+            return PHPJSON.encode(a) == PHPJSON.encode(b)
+                && JSONSchemaValidator.phpType(a) == JSONSchemaValidator.phpType(b)
         }
     }
 }

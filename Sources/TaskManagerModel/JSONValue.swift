@@ -93,7 +93,9 @@ extension JSONValue {
         case (.object(let a), .object(let b)):
             guard a.count == b.count else { return false }
             for m in a {
-                guard let o = b.first(where: { $0.key == m.key }), m.value.semanticallyEquals(o.value) else { return false }
+                guard let o = b.first(where: { $0.key == m.key }), m.value.semanticallyEquals(o.value) else {
+                    return false
+                }
             }
             return true
         // PHP turns an empty object into `[]`; treat the two empties as equal.

@@ -120,7 +120,8 @@ public enum PHPJSON {
         case .array(let items):
             return "[" + items.map(encodeWire).joined(separator: ",") + "]"
         case .object(let members):
-            return "{" + members.map { encode(.string($0.key)) + ":" + encodeWire($0.value) }.joined(separator: ",") + "}"
+            return "{" + members.map { encode(.string($0.key)) + ":" + encodeWire($0.value) }.joined(separator: ",")
+                + "}"
         case .null, .bool, .int, .string:
             return encode(value)
         }

@@ -27,15 +27,22 @@ public enum Envelope {
     }
 
     /// Router and handler errors; `details` only for request validation.
-    public static func error(_ message: String, details: [String]? = nil, timestamp: Int64 = Envelope.now()) -> JSONValue {
-        var m = [JSONMember("success", false), JSONMember("error", .string(message)), JSONMember("timestamp", .int(timestamp))]
+    public static func error(
+        _ message: String, details: [String]? = nil, timestamp: Int64 = Envelope.now()
+    ) -> JSONValue {
+        var m = [
+            JSONMember("success", false), JSONMember("error", .string(message)),
+            JSONMember("timestamp", .int(timestamp)),
+        ]
         if let details { m.append(JSONMember("details", .array(details.map { .string($0) }))) }
         return .object(m)
     }
 
     /// Middleware and auth errors: no `success`, ISO-8601 `timestamp`, extra
     /// fields (429) between `message` and `timestamp`.
-    public static func middlewareError(_ error: String, message: String, extra: [JSONMember] = [], date: Date = Date()) -> JSONValue {
+    public static func middlewareError(
+        _ error: String, message: String, extra: [JSONMember] = [], date: Date = Date()
+    ) -> JSONValue {
         var m = [JSONMember("error", .string(error)), JSONMember("message", .string(message))]
         m.append(contentsOf: extra)
         m.append(JSONMember("timestamp", .string(isoTimestamp(date))))
@@ -57,7 +64,9 @@ public enum MySQLTime {
         var tm = tm()
         gmtime_r([t], &tm)
         func p2(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(tm.tm_year + 1900)-\(p2(tm.tm_mon + 1))-\(p2(tm.tm_mday))\(separator)\(p2(tm.tm_hour)):\(p2(tm.tm_min)):\(p2(tm.tm_sec))"
+        return
+            "\(tm.tm_year + 1900)-\(p2(tm.tm_mon + 1))-\(p2(tm.tm_mday))\(separator)\(p2(tm.tm_hour)):"
+                + "\(p2(tm.tm_min)):\(p2(tm.tm_sec))"
     }
 }
 

@@ -16,7 +16,10 @@ public final class EmbeddedTaskManager: Sendable {
     private let boundPort = Mutex<Int?>(nil)
     private let running = Mutex<(group: ServiceGroup, task: Task<Void, any Error>)?>(nil)
 
-    public init(databasePath: String, host: String = "127.0.0.1", port: Int = 0, configuration: ServerConfiguration, logger: Logger? = nil)
+    public init(
+        databasePath: String, host: String = "127.0.0.1", port: Int = 0, configuration: ServerConfiguration,
+        logger: Logger? = nil
+    )
         throws
     {
         guard !configuration.apiKey.isEmpty else { throw EmbeddedServerError.missingAPIKey }
@@ -49,7 +52,9 @@ public final class EmbeddedTaskManager: Sendable {
     @discardableResult
     public func start() async throws -> Int {
         let (stream, continuation) = AsyncStream<Int>.makeStream()
-        let app = application(onRunning: { port in continuation.yield(port); continuation.finish() })
+        let app = application(onRunning: { port in
+            continuation.yield(port); continuation.finish()
+        })
         // Our own group rather than `runService`, so that `stop()` can ask for a
         // graceful shutdown instead of cancelling the server mid-accept (which
         // HummingbirdCore reports as errors).
@@ -72,7 +77,11 @@ public final class EmbeddedTaskManager: Sendable {
     /// Stops accepting connections, lets requests in flight finish, and
     /// returns once the server has shut down.
     public func stop() async {
-        guard let (group, task) = running.withLock({ r in defer { r = nil }; return r }) else { return }
+        guard
+            let (group, task) = running.withLock({ r in
+                defer { r = nil }; return r
+            })
+        else { return }
         await group.triggerGracefulShutdown()
         _ = try? await task.value
     }
@@ -85,7 +94,11 @@ public enum EmbeddedServerError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .missingAPIKey:
-            return "no API key: set TASKMANAGER_API_KEY (environment or .env) or pass --api-key; the server refuses to run open"
+            return
+                """
+                no API key: set TASKMANAGER_API_KEY (environment or .env) or pass --api-key; the server refuses to run \
+                open
+                """
         case .failedToStart(let address): return "the embedded TaskManager could not listen on \(address)"
         }
     }

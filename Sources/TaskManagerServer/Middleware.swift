@@ -26,7 +26,8 @@ final class RateLimiter: Sendable {
             entry.count += 1
             w[key] = entry
             if w.count > 10_000 { w = w.filter { now - $0.value.start < limit.window } }
-            return Decision(allowed: true, remaining: limit.maxRequests - entry.count, reset: Int64(reset), retryAfter: retryAfter)
+            return Decision(
+                allowed: true, remaining: limit.maxRequests - entry.count, reset: Int64(reset), retryAfter: retryAfter)
         }
     }
 }
@@ -60,10 +61,14 @@ enum RequestValidation {
         FieldRule(name: "type", kind: .string, missingMessage: "Task type is required", minLength: 1),
         FieldRule(name: "params", kind: .object, missingMessage: "Task parameters are required"),
     ]
-    static let claim = [FieldRule(name: "worker_id", kind: .string, missingMessage: "Worker ID is required", minLength: 1)]
+    static let claim = [
+        FieldRule(name: "worker_id", kind: .string, missingMessage: "Worker ID is required", minLength: 1)
+    ]
     static let progress = [
         FieldRule(name: "worker_id", kind: .string, missingMessage: "Worker ID is required", minLength: 1),
-        FieldRule(name: "progress", kind: .integer, missingMessage: "Progress must be between 0 and 100", minimum: 0, maximum: 100),
+        FieldRule(
+            name: "progress", kind: .integer, missingMessage: "Progress must be between 0 and 100", minimum: 0,
+            maximum: 100),
     ]
 
     /// Every failing rule adds one message; a missing value stops the checks

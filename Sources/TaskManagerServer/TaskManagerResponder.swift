@@ -49,7 +49,9 @@ public struct TaskManagerResponder: HTTPResponder {
             Reply(status: .init(code: code), body: Envelope.error(message, details: details))
         }
         static func middleware(_ code: Int, _ error: String, _ message: String, extra: [JSONMember] = []) -> Reply {
-            Reply(status: .init(code: code), body: Envelope.middlewareError(error, message: message, extra: extra), html: true)
+            Reply(
+                status: .init(code: code), body: Envelope.middlewareError(error, message: message, extra: extra),
+                html: true)
         }
     }
 
@@ -83,7 +85,8 @@ public struct TaskManagerResponder: HTTPResponder {
         let path = Self.normalise(request.uri.path)
         if path == "/openapi.json" {
             headers[.contentType] = "application/json"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+            return Response(
+                status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
 
         var request = request
@@ -117,15 +120,19 @@ public struct TaskManagerResponder: HTTPResponder {
         return context.remoteIP ?? "unknown"
     }
 
-    private func pipeline(_ request: inout Request, path: String, context: Context, headers: inout HTTPFields) async -> Reply {
+    private func pipeline(
+        _ request: inout Request, path: String, context: Context, headers: inout HTTPFields
+    ) async -> Reply {
         // Size: the declared length first, as PHP reads CONTENT_LENGTH.
         let tooLarge = Reply.middleware(
-            413, "Request Too Large", "Request body exceeds maximum allowed size of \(Self.megabytes(config.maxRequestSize)) MB")
+            413, "Request Too Large",
+            "Request body exceeds maximum allowed size of \(Self.megabytes(config.maxRequestSize)) MB")
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > config.maxRequestSize {
             return tooLarge
         }
         if let limiter = rateLimiter {
-            let d = limiter.check(key: clientIP(request, context) + ":" + path, now: config.clock.now().timeIntervalSince1970)
+            let d = limiter.check(
+                key: clientIP(request, context) + ":" + path, now: config.clock.now().timeIntervalSince1970)
             headers[.init("X-RateLimit-Limit")!] = String(limiter.limit.maxRequests)
             headers[.init("X-RateLimit-Remaining")!] = String(d.remaining)
             headers[.init("X-RateLimit-Reset")!] = String(d.reset)
@@ -144,7 +151,8 @@ public struct TaskManagerResponder: HTTPResponder {
         if path != "/health" {
             let given = request.headers[Self.apiKeyHeader] ?? ""
             if given.isEmpty || !APIKey.matches(given, config.apiKey) {
-                return .middleware(401, "Unauthorized", "Invalid or missing API key. Include X-API-Key header with your request.")
+                return .middleware(
+                    401, "Unauthorized", "Invalid or missing API key. Include X-API-Key header with your request.")
             }
         }
 
@@ -161,7 +169,7 @@ public struct TaskManagerResponder: HTTPResponder {
             }
             do {
                 body = try JSONParser.parse(bytes.readableBytesView)
-            } catch where error.kind == .numberOutOfRange {
+            } catch  where error.kind == .numberOutOfRange {
                 return .fail(400, "Invalid JSON in request body: number out of range")
             } catch {
                 return .fail(400, "Invalid JSON in request body")
@@ -196,7 +204,9 @@ public struct TaskManagerResponder: HTTPResponder {
         if path.removingPercentEncoding?.contains("\u{0}") ?? false || path.contains("\u{0}") { return "path" }
         for field in identifierFields {
             if let s = body[field]?.stringValue, s.utf8.contains(0) { return field }
-            if let q = query[Substring(field)], q.utf8.contains(0) || (q.removingPercentEncoding?.utf8.contains(0) ?? false) {
+            if let q = query[Substring(field)],
+                q.utf8.contains(0) || (q.removingPercentEncoding?.utf8.contains(0) ?? false)
+            {
                 return field
             }
         }
@@ -231,7 +241,9 @@ public struct TaskManagerResponder: HTTPResponder {
         }
     }
 
-    private func handle(_ route: Route, body: JSONValue, query: FlatDictionary<Substring, Substring>) async throws -> Reply {
+    private func handle(
+        _ route: Route, body: JSONValue, query: FlatDictionary<Substring, Substring>
+    ) async throws -> Reply {
         switch route {
         case .health:
             try await store.healthCheck()
@@ -281,7 +293,10 @@ public struct TaskManagerResponder: HTTPResponder {
     }
 
     private func typeJSON(_ t: TaskStore.TypeRow, withSchema: Bool, withUsage: Bool) -> JSONValue {
-        var m: [JSONMember] = [JSONMember("id", .int(t.id)), JSONMember("name", .string(t.name)), JSONMember("version", .string(t.version))]
+        var m: [JSONMember] = [
+            JSONMember("id", .int(t.id)), JSONMember("name", .string(t.name)),
+            JSONMember("version", .string(t.version)),
+        ]
         if withSchema { m.append(JSONMember("param_schema", (try? JSONParser.parse(t.schemaJSON)) ?? .null)) }
         m.append(JSONMember("is_active", .int(t.isActive ? 1 : 0)))
         m.append(JSONMember("created_at", .string(t.createdAt)))
@@ -303,11 +318,17 @@ public struct TaskManagerResponder: HTTPResponder {
         let sortBy = query["sort_by"].map(String.init) ?? "usage_count"
         let sortOrder = (query["sort_order"].map(String.init) ?? "DESC").uppercased()
         guard TaskStore.typeSortColumns.contains(sortBy) else {
-            return .fail(400, "Invalid sort_by field. Allowed values: \(TaskStore.typeSortColumns.joined(separator: ", "))")
+            return .fail(
+                400, "Invalid sort_by field. Allowed values: \(TaskStore.typeSortColumns.joined(separator: ", "))")
         }
-        guard ["ASC", "DESC"].contains(sortOrder) else { return .fail(400, "Invalid sort_order. Allowed values: ASC, DESC") }
+        guard ["ASC", "DESC"].contains(sortOrder) else {
+            return .fail(400, "Invalid sort_order. Allowed values: ASC, DESC")
+        }
         let rows = try await store.listTypes(activeOnly: active, sortBy: sortBy, sortOrder: sortOrder)
-        return .ok(["items": .array(rows.map { typeJSON($0, withSchema: false, withUsage: true) }), "count": .int(Int64(rows.count))])
+        return .ok([
+            "items": .array(rows.map { typeJSON($0, withSchema: false, withUsage: true) }),
+            "count": .int(Int64(rows.count)),
+        ])
     }
 
     private func createTask(_ body: JSONValue) async throws -> Reply {
@@ -319,7 +340,9 @@ public struct TaskManagerResponder: HTTPResponder {
         if !details.isEmpty { return .fail(400, "Validation failed", details: details) }
         let typeName = PHPTrim.trim(body["type"]!.stringValue!)
         let params = body["params"]!
-        guard let (type, parsedSchema) = try await store.cachedType(named: typeName) else { return .fail(404, "Task type not found") }
+        guard let (type, parsedSchema) = try await store.cachedType(named: typeName) else {
+            return .fail(404, "Task type not found")
+        }
         guard type.isActive else { return .fail(400, "Task type is not active") }
         if config.enableSchemaValidation, let schema = parsedSchema {
             let errors = JSONSchemaValidator().validate(params, schema: schema)
@@ -331,14 +354,19 @@ public struct TaskManagerResponder: HTTPResponder {
             // refusal is a 4xx, with the limit named.
             return .fail(400, "Params too large: \(paramsJSON.utf8.count) bytes encoded, the limit is \(limit) bytes")
         }
-        switch try await store.createTask(typeID: type.id, typeName: type.name, paramsJSON: paramsJSON, priority: priority) {
+        switch try await store.createTask(
+            typeID: type.id, typeName: type.name, paramsJSON: paramsJSON, priority: priority)
+        {
         case .created(let id, let key):
             return .ok([
                 "id": .int(id), "type": .string(type.name), "status": "pending", "priority": .int(priority),
                 "dedupe_key": .string(key), "message": "Task created successfully",
             ])
         case .deduplicated(let id, let status):
-            return .ok(["id": .int(id), "status": .string(status), "deduplicated": true, "message": "Task already exists (deduplicated)"])
+            return .ok([
+                "id": .int(id), "status": .string(status), "deduplicated": true,
+                "message": "Task already exists (deduplicated)",
+            ])
         }
     }
 
@@ -355,16 +383,22 @@ public struct TaskManagerResponder: HTTPResponder {
             return .fail(400, "Invalid sort_by field. Allowed values: created_at, priority, id, attempts")
         }
         let sortOrder = (body["sort_order"]?.phpScalarString ?? "ASC").uppercased()
-        guard sortOrder == "ASC" || sortOrder == "DESC" else { return .fail(400, "Invalid sort_order. Allowed values: ASC, DESC") }
+        guard sortOrder == "ASC" || sortOrder == "DESC" else {
+            return .fail(400, "Invalid sort_order. Allowed values: ASC, DESC")
+        }
         let worker = PHPTrim.trim(body["worker_id"]!.stringValue!)
         let pattern = body["type_pattern"]?.stringValue
-        guard let c = try await store.claim(workerID: worker, typeID: typeID, typePattern: pattern, sortBy: sortBy, sortOrder: sortOrder)
+        guard
+            let c = try await store.claim(
+                workerID: worker, typeID: typeID, typePattern: pattern, sortBy: sortBy, sortOrder: sortOrder)
         else { return .fail(404, "No available tasks") }
         // params_json is stored exactly as json_encode wrote it; splice it in
         // rather than decoding and re-encoding it on the hot path.
-        let text = #"{"success":true,"message":"Success","data":{"id":"# + String(c.id) + #","type":"#
+        let text =
+            #"{"success":true,"message":"Success","data":{"id":"# + String(c.id) + #","type":"#
             + PHPJSON.encode(.string(c.type)) + #","params":"# + c.paramsJSON + #","attempts":"# + String(c.attempts)
-            + #","priority":"# + String(c.priority) + #","message":"Task claimed successfully"},"timestamp":"# + String(Envelope.now()) + "}"
+            + #","priority":"# + String(c.priority) + #","message":"Task claimed successfully"},"timestamp":"#
+            + String(Envelope.now()) + "}"
         return Reply(status: .ok, body: nil, raw: text)
     }
 
@@ -378,7 +412,11 @@ public struct TaskManagerResponder: HTTPResponder {
             let t = s.drop(while: { $0 == " " || $0 == "\t" || $0 == "\n" })
             var digits = ""
             for (i, ch) in t.enumerated() {
-                if ch.isASCII && ch.isNumber || (i == 0 && (ch == "-" || ch == "+")) { digits.append(ch) } else { break }
+                if ch.isASCII && ch.isNumber || (i == 0 && (ch == "-" || ch == "+")) {
+                    digits.append(ch)
+                } else {
+                    break
+                }
             }
             return Int64(digits) ?? 0
         default: return 0
@@ -399,7 +437,8 @@ public struct TaskManagerResponder: HTTPResponder {
         let success = body["success"]!.phpTruthy
         let result = body["result"].flatMap { $0.phpTruthy ? PHPJSON.encode($0) : nil }
         let error = body["error"].flatMap { $0.isNull ? nil : ($0.phpScalarString ?? PHPJSON.encode($0)) }
-        let status = try await store.complete(id: id, workerID: worker, success: success, resultJSON: result, error: error)
+        let status = try await store.complete(
+            id: id, workerID: worker, success: success, resultJSON: result, error: error)
         return .ok(["id": .int(id), "status": .string(status), "message": "Task completed"])
     }
 
@@ -414,16 +453,20 @@ public struct TaskManagerResponder: HTTPResponder {
     }
 
     private func getTask(_ segment: String) async throws -> Reply {
-        guard let id = taskID(segment), let t = try await store.task(id: id) else { return .fail(404, "Task not found") }
+        guard let id = taskID(segment), let t = try await store.task(id: id) else {
+            return .fail(404, "Task not found")
+        }
         func json(_ text: String?) -> JSONValue { text.flatMap { try? JSONParser.parse($0) } ?? .null }
-        return .ok(.object([
-            JSONMember("id", .int(t.id)), JSONMember("type", .string(t.type)), JSONMember("status", .string(t.status)),
-            JSONMember("params", json(t.paramsJSON)), JSONMember("result", json(t.resultJSON)),
-            JSONMember("error_message", Self.text(t.errorMessage)), JSONMember("priority", .int(t.priority)),
-            JSONMember("progress", .int(t.progress)), JSONMember("attempts", .int(t.attempts)),
-            JSONMember("claimed_by", Self.text(t.claimedBy)), JSONMember("claimed_at", Self.text(t.claimedAt)),
-            JSONMember("completed_at", Self.text(t.completedAt)), JSONMember("created_at", .string(t.createdAt)),
-        ]))
+        return .ok(
+            .object([
+                JSONMember("id", .int(t.id)), JSONMember("type", .string(t.type)),
+                JSONMember("status", .string(t.status)),
+                JSONMember("params", json(t.paramsJSON)), JSONMember("result", json(t.resultJSON)),
+                JSONMember("error_message", Self.text(t.errorMessage)), JSONMember("priority", .int(t.priority)),
+                JSONMember("progress", .int(t.progress)), JSONMember("attempts", .int(t.attempts)),
+                JSONMember("claimed_by", Self.text(t.claimedBy)), JSONMember("claimed_at", Self.text(t.claimedAt)),
+                JSONMember("completed_at", Self.text(t.completedAt)), JSONMember("created_at", .string(t.createdAt)),
+            ]))
     }
 
     static func text(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
@@ -439,10 +482,12 @@ public struct TaskManagerResponder: HTTPResponder {
             return .fail(400, "Validation failed", details: ["Field 'limit' and 'offset' must not be negative"])
         }
         let rows = try await store.listTasks(
-            statuses: statuses, type: query["type"].map(String.init), limit: Int(min(limit, 10_000)), offset: Int(offset))
+            statuses: statuses, type: query["type"].map(String.init), limit: Int(min(limit, 10_000)),
+            offset: Int(offset))
         let items: [JSONValue] = rows.map { t in
             .object([
-                JSONMember("id", .int(t.id)), JSONMember("type", .string(t.type)), JSONMember("status", .string(t.status)),
+                JSONMember("id", .int(t.id)), JSONMember("type", .string(t.type)),
+                JSONMember("status", .string(t.status)),
                 JSONMember("priority", .int(t.priority)), JSONMember("progress", .int(t.progress)),
                 JSONMember("attempts", .int(t.attempts)), JSONMember("claimed_by", Self.text(t.claimedBy)),
                 JSONMember("created_at", .string(t.createdAt)), JSONMember("completed_at", Self.text(t.completedAt)),

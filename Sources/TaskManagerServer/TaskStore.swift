@@ -32,49 +32,50 @@ public final class TaskStore: Sendable {
     private func migrate() throws {
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE task_types (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    name TEXT NOT NULL UNIQUE,
-                    version TEXT NOT NULL,
-                    param_schema_json TEXT NOT NULL,
-                    is_active INTEGER NOT NULL DEFAULT 1,
-                    created_at TEXT NOT NULL,
-                    updated_at TEXT NOT NULL
-                );
-                CREATE TABLE tasks (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    type_id INTEGER NOT NULL REFERENCES task_types(id) ON DELETE CASCADE,
-                    status TEXT NOT NULL DEFAULT 'pending'
-                        CHECK (status IN ('pending','claimed','completed','failed')),
-                    params_json TEXT NOT NULL,
-                    dedupe_key TEXT NOT NULL UNIQUE,
-                    result_json TEXT,
-                    error_message TEXT,
-                    priority INTEGER NOT NULL DEFAULT 0,
-                    progress INTEGER NOT NULL DEFAULT 0,
-                    attempts INTEGER NOT NULL DEFAULT 0,
-                    claimed_by TEXT,
-                    claimed_at TEXT,
-                    claimed_at_epoch REAL,  -- the lease clock; claimed_at has 1 s resolution
-                    completed_at TEXT,
-                    created_at TEXT NOT NULL,
-                    updated_at TEXT NOT NULL
-                );
-                CREATE INDEX idx_tasks_claim_time ON tasks(type_id, status, created_at, id);
-                CREATE INDEX idx_tasks_claim_priority ON tasks(type_id, status, priority, id);
-                CREATE INDEX idx_tasks_status_created ON tasks(status, created_at);
-                CREATE INDEX idx_tasks_created ON tasks(created_at);
-                CREATE TABLE task_history (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
-                    status_change TEXT NOT NULL,
-                    worker_id TEXT,
-                    message TEXT,
-                    created_at TEXT NOT NULL
-                );
-                CREATE INDEX idx_history_task ON task_history(task_id);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE task_types (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        name TEXT NOT NULL UNIQUE,
+                        version TEXT NOT NULL,
+                        param_schema_json TEXT NOT NULL,
+                        is_active INTEGER NOT NULL DEFAULT 1,
+                        created_at TEXT NOT NULL,
+                        updated_at TEXT NOT NULL
+                    );
+                    CREATE TABLE tasks (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        type_id INTEGER NOT NULL REFERENCES task_types(id) ON DELETE CASCADE,
+                        status TEXT NOT NULL DEFAULT 'pending'
+                            CHECK (status IN ('pending','claimed','completed','failed')),
+                        params_json TEXT NOT NULL,
+                        dedupe_key TEXT NOT NULL UNIQUE,
+                        result_json TEXT,
+                        error_message TEXT,
+                        priority INTEGER NOT NULL DEFAULT 0,
+                        progress INTEGER NOT NULL DEFAULT 0,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        claimed_by TEXT,
+                        claimed_at TEXT,
+                        claimed_at_epoch REAL,  -- the lease clock; claimed_at has 1 s resolution
+                        completed_at TEXT,
+                        created_at TEXT NOT NULL,
+                        updated_at TEXT NOT NULL
+                    );
+                    CREATE INDEX idx_tasks_claim_time ON tasks(type_id, status, created_at, id);
+                    CREATE INDEX idx_tasks_claim_priority ON tasks(type_id, status, priority, id);
+                    CREATE INDEX idx_tasks_status_created ON tasks(status, created_at);
+                    CREATE INDEX idx_tasks_created ON tasks(created_at);
+                    CREATE TABLE task_history (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+                        status_change TEXT NOT NULL,
+                        worker_id TEXT,
+                        message TEXT,
+                        created_at TEXT NOT NULL
+                    );
+                    CREATE INDEX idx_history_task ON task_history(task_id);
+                    """)
         }
         try m.migrate(pool)
     }
@@ -90,12 +91,20 @@ public final class TaskStore: Sendable {
         return try await pool.write { db in
             if let id = try Int64.fetchOne(db, sql: "SELECT id FROM task_types WHERE name = ?", arguments: [name]) {
                 try db.exec(
-                    sql: "UPDATE task_types SET version = ?, param_schema_json = ?, is_active = 1, updated_at = ? WHERE id = ?",
+                    sql:
+                        """
+                        UPDATE task_types SET version = ?, param_schema_json = ?, is_active = 1, updated_at = ? WHERE \
+                        id = ?
+                        """,
                     arguments: [version, schemaJSON, now, id])
                 return .updated(id)
             }
             try db.exec(
-                sql: "INSERT INTO task_types (name, version, param_schema_json, is_active, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)",
+                sql:
+                    """
+                    INSERT INTO task_types (name, version, param_schema_json, is_active, created_at, updated_at) \
+                    VALUES (?, ?, ?, 1, ?, ?)
+                    """,
                 arguments: [name, version, schemaJSON, now, now])
             return .created(db.lastInsertedRowID)
         }
@@ -134,7 +143,9 @@ public final class TaskStore: Sendable {
         }
     }
 
-    public static let typeSortColumns = ["usage_count", "last_used_at", "name", "id", "version", "created_at", "updated_at"]
+    public static let typeSortColumns = [
+        "usage_count", "last_used_at", "name", "id", "version", "created_at", "updated_at",
+    ]
 
     public func listTypes(activeOnly: Bool, sortBy: String, sortOrder: String) async throws -> [TypeRow] {
         precondition(Self.typeSortColumns.contains(sortBy) && ["ASC", "DESC"].contains(sortOrder))
@@ -160,12 +171,16 @@ public final class TaskStore: Sendable {
         case deduplicated(id: Int64, status: String)
     }
 
-    public func createTask(typeID: Int64, typeName: String, paramsJSON: String, priority: Int64) async throws -> CreateOutcome {
+    public func createTask(
+        typeID: Int64, typeName: String, paramsJSON: String, priority: Int64
+    ) async throws -> CreateOutcome {
         let key = DedupeKey.compute(type: typeName, paramsJSON: paramsJSON)
         let now = MySQLTime.format(config.clock.now())
         let history = config.enableHistory
         return try await pool.write { db in
-            if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, status FROM tasks WHERE dedupe_key = ?"), arguments: [key]) {
+            if let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT id, status FROM tasks WHERE dedupe_key = ?"), arguments: [key])
+            {
                 return .deduplicated(id: row["id"], status: row["status"])
             }
             try db.exec(
@@ -177,7 +192,11 @@ public final class TaskStore: Sendable {
             let id = db.lastInsertedRowID
             if history {
                 try db.exec(
-                    sql: "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (?, 'created', NULL, 'Task created', ?)",
+                    sql:
+                        """
+                        INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (?, \
+                        'created', NULL, 'Task created', ?)
+                        """,
                     arguments: [id, now])
             }
             return .created(id: id, dedupeKey: key)
@@ -195,7 +214,9 @@ public final class TaskStore: Sendable {
     /// The pending and the expired candidates are looked up separately (each
     /// an index range scan) and the better one by the requested order wins;
     /// ties break by id so FIFO/LIFO are deterministic within one second.
-    public func claim(workerID: String, typeID: Int64, typePattern: String?, sortBy: String, sortOrder: String) async throws
+    public func claim(
+        workerID: String, typeID: Int64, typePattern: String?, sortBy: String, sortOrder: String
+    ) async throws
         -> ClaimRow?
     {
         precondition(Self.claimSortColumns.contains(sortBy) && ["ASC", "DESC"].contains(sortOrder))
@@ -208,23 +229,37 @@ public final class TaskStore: Sendable {
         let order = sortBy == "id" ? "t.id \(sortOrder)" : "t.\(sortBy) \(sortOrder), t.id \(idOrder)"
         return try await pool.write { db -> ClaimRow? in
             if let typePattern, !typePattern.isEmpty {
-                let matches = try Bool.fetchOne(
-                    db, sql: "SELECT name LIKE ? FROM task_types WHERE id = ?", arguments: [typePattern, typeID]) ?? false
+                let matches =
+                    try Bool.fetchOne(
+                        db, sql: "SELECT name LIKE ? FROM task_types WHERE id = ?", arguments: [typePattern, typeID])
+                    ?? false
                 if !matches { return nil }
             }
-            let select = "SELECT t.id, tt.name AS type, t.params_json, t.attempts, t.priority, t.created_at FROM tasks t JOIN task_types tt ON tt.id = t.type_id"
+            let select =
+                """
+                SELECT t.id, tt.name AS type, t.params_json, t.attempts, t.priority, t.created_at FROM tasks t JOIN \
+                task_types tt ON tt.id = t.type_id
+                """
             let pending = try Row.fetchOne(
-                db.cachedStatement(sql: "\(select) WHERE t.type_id = ? AND t.status = 'pending' ORDER BY \(order) LIMIT 1"),
+                db.cachedStatement(
+                    sql: "\(select) WHERE t.type_id = ? AND t.status = 'pending' ORDER BY \(order) LIMIT 1"),
                 arguments: [typeID])
             let expired = try Row.fetchOne(
-                db.cachedStatement(sql: "\(select) WHERE t.type_id = ? AND t.status = 'claimed' AND t.claimed_at_epoch < ? ORDER BY \(order) LIMIT 1"),
+                db.cachedStatement(
+                    sql:
+                        """
+                        \(select) WHERE t.type_id = ? AND t.status = 'claimed' AND t.claimed_at_epoch < ? ORDER BY \
+                        \(order) LIMIT 1
+                        """
+                ),
                 arguments: [typeID, expiry])
             let pick: Row?
             switch (pending, expired) {
             case (nil, nil): return nil
             case (let p?, nil): pick = p
             case (nil, let e?): pick = e
-            case (let p?, let e?): pick = Self.precedes(e, p, sortBy: sortBy, sortOrder: sortOrder, idOrder: idOrder) ? e : p
+            case (let p?, let e?):
+                pick = Self.precedes(e, p, sortBy: sortBy, sortOrder: sortOrder, idOrder: idOrder) ? e : p
             }
             guard let row = pick else { return nil }
             let id: Int64 = row["id"]
@@ -236,10 +271,16 @@ public final class TaskStore: Sendable {
                 arguments: [workerID, now, epoch, now, id])
             if history {
                 try db.exec(
-                    sql: "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (?, 'claimed', ?, 'Task claimed by worker', ?)",
+                    sql:
+                        """
+                        INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (?, \
+                        'claimed', ?, 'Task claimed by worker', ?)
+                        """,
                     arguments: [id, workerID, now])
             }
-            return ClaimRow(id: id, type: row["type"], paramsJSON: row["params_json"], attempts: row["attempts"] + 1, priority: row["priority"])
+            return ClaimRow(
+                id: id, type: row["type"], paramsJSON: row["params_json"], attempts: row["attempts"] + 1,
+                priority: row["priority"])
         }
     }
 
@@ -261,7 +302,10 @@ public final class TaskStore: Sendable {
     public enum OwnershipError: Error, Sendable { case notFound, notClaimed, otherWorker }
 
     private static func checkOwnership(_ db: Database, id: Int64, workerID: String) throws -> Row {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, status, claimed_by, attempts FROM tasks WHERE id = ?"), arguments: [id])
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT id, status, claimed_by, attempts FROM tasks WHERE id = ?"),
+                arguments: [id])
         else { throw OwnershipError.notFound }
         guard (row["status"] as String) == "claimed" else { throw OwnershipError.notClaimed }
         guard (row["claimed_by"] as String?) == workerID else { throw OwnershipError.otherWorker }
@@ -269,7 +313,9 @@ public final class TaskStore: Sendable {
     }
 
     /// Returns the reported status: `completed`, `failed` or `pending (retry)`.
-    public func complete(id: Int64, workerID: String, success: Bool, resultJSON: String?, error: String?) async throws -> String {
+    public func complete(
+        id: Int64, workerID: String, success: Bool, resultJSON: String?, error: String?
+    ) async throws -> String {
         let now = MySQLTime.format(config.clock.now())
         let maxAttempts = config.maxAttempts
         let history = config.enableHistory
@@ -281,14 +327,17 @@ public final class TaskStore: Sendable {
             if retry {
                 try db.exec(
                     sql: """
-                        UPDATE tasks SET status = 'pending', claimed_by = NULL, claimed_at = NULL, claimed_at_epoch = NULL,
-                            result_json = ?, error_message = CAST(? AS TEXT), completed_at = ?, updated_at = ? WHERE id = ?
+                        UPDATE tasks SET status = 'pending', claimed_by = NULL, claimed_at = NULL, claimed_at_epoch =
+                            NULL,
+                            result_json = ?, error_message = CAST(? AS TEXT), completed_at = ?, updated_at = ? WHERE
+                                id = ?
                         """,
                     arguments: [resultJSON, SQLiteText.bind(error), now, now, id])
             } else {
                 try db.exec(
                     sql: """
-                        UPDATE tasks SET status = ?, result_json = ?, error_message = CAST(? AS TEXT), completed_at = ?, updated_at = ?
+                        UPDATE tasks SET status = ?, result_json = ?, error_message = CAST(? AS TEXT), completed_at =
+                            ?, updated_at = ?
                         WHERE id = ?
                         """,
                     arguments: [success ? "completed" : "failed", resultJSON, SQLiteText.bind(error), now, now, id])
@@ -296,7 +345,11 @@ public final class TaskStore: Sendable {
             if history {
                 let message = success ? "Task completed successfully" : "Task failed: \(error ?? "")"
                 try db.exec(
-                    sql: "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (?, ?, ?, CAST(? AS TEXT), ?)",
+                    sql:
+                        """
+                        INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (?, \
+                        ?, ?, CAST(? AS TEXT), ?)
+                        """,
                     arguments: [id, reported, workerID, SQLiteText.bind(message), now])
             }
             return reported
@@ -308,11 +361,16 @@ public final class TaskStore: Sendable {
         let history = config.enableHistory
         try await pool.write { db in
             _ = try Self.checkOwnership(db, id: id, workerID: workerID)
-            try db.exec(sql: "UPDATE tasks SET progress = ?, updated_at = ? WHERE id = ?", arguments: [progress, now, id])
+            try db.exec(
+                sql: "UPDATE tasks SET progress = ?, updated_at = ? WHERE id = ?", arguments: [progress, now, id])
             if history {
                 let text = "Progress: \(progress)%" + (message.map { $0.isEmpty ? "" : " - \($0)" } ?? "")
                 try db.exec(
-                    sql: "INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (?, 'progress_update', ?, ?, ?)",
+                    sql:
+                        """
+                        INSERT INTO task_history (task_id, status_change, worker_id, message, created_at) VALUES (?, \
+                        'progress_update', ?, ?, ?)
+                        """,
                     arguments: [id, workerID, text, now])
             }
         }
@@ -347,11 +405,13 @@ public final class TaskStore: Sendable {
     public func task(id: Int64) async throws -> TaskRecord? {
         try await pool.read { db in
             try Row.fetchOne(
-                db.cachedStatement(sql: """
-                    SELECT t.id, tt.name AS type, t.status, t.params_json, t.result_json, CAST(t.error_message AS BLOB) AS error_message, t.priority,
-                           t.progress, t.attempts, t.claimed_by, t.claimed_at, t.completed_at, t.created_at
-                    FROM tasks t JOIN task_types tt ON tt.id = t.type_id WHERE t.id = ?
-                    """), arguments: [id]
+                db.cachedStatement(
+                    sql: """
+                        SELECT t.id, tt.name AS type, t.status, t.params_json, t.result_json, CAST(t.error_message AS
+                            BLOB) AS error_message, t.priority,
+                               t.progress, t.attempts, t.claimed_by, t.claimed_at, t.completed_at, t.created_at
+                        FROM tasks t JOIN task_types tt ON tt.id = t.type_id WHERE t.id = ?
+                        """), arguments: [id]
             ).map(TaskRecord.init)
         }
     }

@@ -22,19 +22,28 @@ struct BenchCommand: AsyncParsableCommand {
 
     struct API: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "api", abstract: "Embedded TaskManager through the Swift client over loopback: creates/s, claim+complete/s, GET/s, server RSS.")
+            commandName: "api",
+            abstract:
+                """
+                Embedded TaskManager through the Swift client over loopback: creates/s, claim+complete/s, GET/s, \
+                server RSS.
+                """
+        )
         @Option(help: "Creates to send.") var creates = 20_000
         @Option(help: "Requests in flight for creates and GETs.") var concurrency = 64
-        @Flag(help: "Also time each route alone, one request at a time (where a claim+complete pair spends its time).") var sequential = false
+        @Flag(help: "Also time each route alone, one request at a time (where a claim+complete pair spends its time).")
+        var sequential = false
         @Flag(help: "Machine-readable output.") var json = false
 
         func run() async throws {
             let dir = try TemporaryDirectory(prefix: "bench-api")
             let key = "bench-" + UUID().uuidString
-            let server = try ChildProcess.start(["serve", "--listen", "127.0.0.1:0", "--database", dir.path("tm.db")],
-                                               environment: ["TASKMANAGER_API_KEY": key])
+            let server = try ChildProcess.start(
+                ["serve", "--listen", "127.0.0.1:0", "--database", dir.path("tm.db")],
+                environment: ["TASKMANAGER_API_KEY": key])
             defer { server.stop() }
-            let url = try await server.waitForLine(prefix: "listening ").replacingOccurrences(of: "listening ", with: "")
+            let url = try await server.waitForLine(prefix: "listening ").replacingOccurrences(
+                of: "listening ", with: "")
             var cc = try ClientConfiguration(baseURL: url, apiKey: key)
             cc.maxConcurrentRequests = concurrency
             cc.maxAttempts = 1
@@ -50,7 +59,8 @@ struct BenchCommand: AsyncParsableCommand {
                         g.addTask {
                             var i = w
                             while i < total {
-                                _ = try await client.createTask(type: "bench.a", params: ["n": .int(Int64(i)), "s": "payload"])
+                                _ = try await client.createTask(
+                                    type: "bench.a", params: ["n": .int(Int64(i)), "s": "payload"])
                                 i += c
                             }
                         }
@@ -67,8 +77,12 @@ struct BenchCommand: AsyncParsableCommand {
                         for w in 0..<workers {
                             g.addTask {
                                 while done.next() <= count {
-                                    guard let t = try await client.claimTask(workerID: "w\(w)", taskTypeID: type.id, policy: .fifo) else { break }
-                                    _ = try await client.completeTask(id: t.id, workerID: "w\(w)", success: true, result: ["ok": true])
+                                    guard
+                                        let t = try await client.claimTask(
+                                            workerID: "w\(w)", taskTypeID: type.id, policy: .fifo)
+                                    else { break }
+                                    _ = try await client.completeTask(
+                                        id: t.id, workerID: "w\(w)", success: true, result: ["ok": true])
                                 }
                             }
                         }
@@ -95,13 +109,28 @@ struct BenchCommand: AsyncParsableCommand {
                 // Sequential latency per route, to see where a pair's time goes.
                 let n = 1000
                 var ids: [Int64] = []
-                let c1 = try await Bench.rate(n) { for i in 0..<n { ids.append(try await client.createTask(type: "bench.a", params: ["seq": .int(Int64(i))]).id) } }
+                let c1 = try await Bench.rate(n) {
+                    for i in 0..<n {
+                        ids.append(try await client.createTask(type: "bench.a", params: ["seq": .int(Int64(i))]).id)
+                    }
+                }
                 var claimed: [Int64] = []
-                let c2 = try await Bench.rate(n) { for _ in 0..<n { if let t = try await client.claimTask(workerID: "s", taskTypeID: type.id) { claimed.append(t.id) } } }
-                let c3 = try await Bench.rate(claimed.count) { for id in claimed { _ = try await client.completeTask(id: id, workerID: "s", success: true) } }
+                let c2 = try await Bench.rate(n) {
+                    for _ in 0..<n {
+                        if let t = try await client.claimTask(workerID: "s", taskTypeID: type.id) {
+                            claimed.append(t.id)
+                        }
+                    }
+                }
+                let c3 = try await Bench.rate(claimed.count) {
+                    for id in claimed { _ = try await client.completeTask(id: id, workerID: "s", success: true) }
+                }
                 let c4 = try await Bench.rate(n) { for id in ids { _ = try await client.getTask(id: id) } }
                 let c5 = try await Bench.rate(n) { for _ in 0..<n { _ = try await client.health() } }
-                print(String(format: "sequential req/s: create %.0f  claim %.0f  complete %.0f  get %.0f  health %.0f", c1, c2, c3, c4, c5))
+                print(
+                    String(
+                        format: "sequential req/s: create %.0f  claim %.0f  complete %.0f  get %.0f  health %.0f", c1,
+                        c2, c3, c4, c5))
             }
             let rss = ProcessStats.peakRSSMegabytes(pid: server.pid)
             let results: [(String, String, String)] = [
@@ -120,15 +149,19 @@ struct BenchCommand: AsyncParsableCommand {
 extension BenchCommand {
     struct VerifyBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "verify", abstract: "verify over N bridged rows against the embedded server: wall time and peak RSS of the verify process.")
+            commandName: "verify",
+            abstract:
+                "verify over N bridged rows against the embedded server: wall time and peak RSS of the verify process.")
         @Option(help: "Bridged rows.") var rows = 100_000
         @Flag(help: "Machine-readable output.") var json = false
 
         func run() async throws {
-            let h = try await BridgeHarness.start(types: [Bench.benchType], configure: Bench.production, startEngine: false)
+            let h = try await BridgeHarness.start(
+                types: [Bench.benchType], configure: Bench.production, startEngine: false)
             defer { Task { await h.shutdown() } }
             try await h.store.install()
-            try await h.store.setMode(taskType: "bench_type", mode: "forward", reason: nil, host: "bench", actor: "bench")
+            try await h.store.setMode(
+                taskType: "bench_type", mode: "forward", reason: nil, host: "bench", actor: "bench")
             let producer = try h.producer()
             var i = 0
             while i < rows {
@@ -142,26 +175,31 @@ extension BenchCommand {
                 try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state <> 'intent'") == rows
             }
             await h.stopEngine()
-            FileHandle.standardError.write(Data("forwarded \(rows) rows in \(ContinuousClock.now - setup); verifying\n".utf8))
+            FileHandle.standardError.write(
+                Data("forwarded \(rows) rows in \(ContinuousClock.now - setup); verifying\n".utf8))
             let conf = try h.writeConfig(name: "verify.conf", url: h.tm.baseURL)
             let start = ContinuousClock.now
-            let child = try ChildProcess.start(["verify", "--config", conf, "--grace", "0", "--json"], environment: ["TASKMANAGER_API_KEY": h.tm.apiKey])
+            let child = try ChildProcess.start(
+                ["verify", "--config", conf, "--grace", "0", "--json"],
+                environment: ["TASKMANAGER_API_KEY": h.tm.apiKey])
             let status = await child.child.wait()
             let wall = (ContinuousClock.now - start) / .seconds(1)
             var usage = rusage()
             getrusage(RUSAGE_CHILDREN.rawValue, &usage)
             let peak = Double(usage.ru_maxrss) / 1024
-            if status != 0 { FileHandle.standardError.write(Data("verify failed: \(child.child.stderr.suffix(2000))\n".utf8)) }
-            Bench.report([
-                ("verify exit status", "\(status)", "0"),
-                ("verify wall time, \(rows) rows (s)", String(format: "%.1f", wall), "< 60"),
-                ("verify peak RSS (MB)", String(format: "%.1f", peak), "< 128"),
-                ("rows/s", String(format: "%.0f", Double(rows) / wall), ""),
-            ], json: json)
+            if status != 0 {
+                FileHandle.standardError.write(Data("verify failed: \(child.child.stderr.suffix(2000))\n".utf8))
+            }
+            Bench.report(
+                [
+                    ("verify exit status", "\(status)", "0"),
+                    ("verify wall time, \(rows) rows (s)", String(format: "%.1f", wall), "< 60"),
+                    ("verify peak RSS (MB)", String(format: "%.1f", peak), "< 128"),
+                    ("rows/s", String(format: "%.0f", Double(rows) / wall), ""),
+                ], json: json)
         }
     }
 }
-
 
 enum Bench {
     static func rate(_ count: Int, _ body: () async throws -> Void) async throws -> Double {
@@ -173,12 +211,17 @@ enum Bench {
 
     static func report(_ rows: [(String, String, String)], json: Bool) {
         if json {
-            print(PHPJSON.encode(.array(rows.map { ["metric": .string($0.0), "value": .string($0.1), "target": .string($0.2)] })))
+            print(
+                PHPJSON.encode(
+                    .array(rows.map { ["metric": .string($0.0), "value": .string($0.1), "target": .string($0.2)] })))
         } else {
             var widths = [6, 5, 6]
-            for r in rows { widths = [max(widths[0], r.0.count), max(widths[1], r.1.count), max(widths[2], r.2.count)] }
+            for r in rows {
+                widths = [max(widths[0], r.0.count), max(widths[1], r.1.count), max(widths[2], r.2.count)]
+            }
             func line(_ a: String, _ b: String, _ c: String) -> String {
-                a.padding(toLength: widths[0], withPad: " ", startingAt: 0) + "  " + String(repeating: " ", count: widths[1] - b.count) + b
+                a.padding(toLength: widths[0], withPad: " ", startingAt: 0) + "  "
+                    + String(repeating: " ", count: widths[1] - b.count) + b
                     + "  " + c
             }
             print(([line("metric", "value", "target")] + rows.map { line($0.0, $0.1, $0.2) }).joined(separator: "\n"))
@@ -195,7 +238,9 @@ enum Bench {
     /// identical files: no bridge, bridge installed with the type off, and
     /// with the type in forward (the trigger claims). Rounds alternate to
     /// spread machine noise evenly; the median round counts.
-    static func insertCost(rows: Int, synchronous: String) async throws -> (baseline: Double, off: Double, forward: Double) {
+    static func insertCost(
+        rows: Int, synchronous: String
+    ) async throws -> (baseline: Double, off: Double, forward: Double) {
         let dir = try TemporaryDirectory(prefix: "bench-insert")
         var rates: [String: [Double]] = [:]
         for round in 0..<3 {
@@ -203,12 +248,15 @@ enum Bench {
                 let path = dir.path("\(scenario)-\(round).db")
                 try LegacyFixture.a.create(at: path)
                 if scenario != "baseline" {
-                    let store = try LegacyQueueStore.open(path: path, table: "task_queue", bridgeID: "taskbridge", createIfMissing: false).store
+                    let store = try LegacyQueueStore.open(
+                        path: path, table: "task_queue", bridgeID: "taskbridge", createIfMissing: false
+                    ).store
                     try await store.install()
                     try await store.setMode(taskType: "t", mode: scenario, reason: nil, host: "bench", actor: "bench")
                     try store.close()
                 }
-                rates[scenario, default: []].append(try producerInsertRate(path: path, rows: rows, synchronous: synchronous))
+                rates[scenario, default: []].append(
+                    try producerInsertRate(path: path, rows: rows, synchronous: synchronous))
             }
         }
         func median(_ s: String) -> Double { percentile(rates[s]!, 0.5) }
@@ -224,9 +272,15 @@ enum Bench {
         let start = ContinuousClock.now
         try q.writeWithoutTransaction { db in
             let stmt = try db.makeStatement(
-                sql: "INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at) VALUES ('t', ?, ?, datetime('now'), datetime('now'))")
+                sql:
+                    """
+                    INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at) VALUES ('t', ?, \
+                    ?, datetime('now'), datetime('now'))
+                    """
+            )
             for i in 0..<rows {
-                try stmt.execute(arguments: [params, 1 + i % 10])  // autocommit: one transaction per row, as producers do
+                // autocommit: one transaction per row, as producers do
+                try stmt.execute(arguments: [params, 1 + i % 10])
             }
         }
         return Double(rows) / ((ContinuousClock.now - start) / .seconds(1))
@@ -241,7 +295,8 @@ enum Bench {
         c.bridge.batchSize = defaults.batchSize
     }
 
-    static let benchType = TypeMapping(legacyType: "bench_type", name: "Bench.Forward", mode: .forward, paramSchema: ["type": "object"])
+    static let benchType = TypeMapping(
+        legacyType: "bench_type", name: "Bench.Forward", mode: .forward, paramSchema: ["type": "object"])
 
     static func idleFootprint() async throws -> (cpuPercent: Double, rssMB: Double) {
         let dir = try TemporaryDirectory(prefix: "bench-idle")
@@ -262,11 +317,16 @@ enum Bench {
             mode = "forward"
             """
         try conf.write(toFile: dir.path("bridge.conf"), atomically: true, encoding: .utf8)
-        let child = try ChildProcess.start(["run", "--config", dir.path("bridge.conf")], environment: ["TASKMANAGER_API_KEY": "idle-bench-key"])
+        let child = try ChildProcess.start(
+            ["run", "--config", dir.path("bridge.conf")], environment: ["TASKMANAGER_API_KEY": "idle-bench-key"])
         defer { child.stop() }
-        _ = try await eventually(timeout: .seconds(20)) { FileManager.default.fileExists(atPath: dir.path("worker_queue.db")) }
+        _ = try await eventually(timeout: .seconds(20)) {
+            FileManager.default.fileExists(atPath: dir.path("worker_queue.db"))
+        }
         try await Task.sleep(for: .seconds(3))
-        guard let c0 = ProcessStats.cpuSeconds(pid: child.pid) else { throw BenchError("cannot read /proc for the child") }
+        guard let c0 = ProcessStats.cpuSeconds(pid: child.pid) else {
+            throw BenchError("cannot read /proc for the child")
+        }
         let t0 = ContinuousClock.now
         try await Task.sleep(for: .seconds(10))
         let c1 = ProcessStats.cpuSeconds(pid: child.pid) ?? c0
@@ -284,7 +344,8 @@ final class ChildProcess: Sendable {
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         env["LOG_LEVEL"] = "error"
-        let c = ChildProcess(child: AsyncProcess(executable: try TaskbridgeBinary.url(), arguments: arguments, environment: env))
+        let c = ChildProcess(
+            child: AsyncProcess(executable: try TaskbridgeBinary.url(), arguments: arguments, environment: env))
         try c.child.start()
         return c
     }
@@ -310,7 +371,9 @@ enum ProcessStats {
     static func status(_ pid: Int32, _ field: String) -> Double? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
-            let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Double($0) }
+            let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap {
+                Double($0)
+            }
             return kb.map { $0 / 1024 }
         }
         return nil

@@ -46,7 +46,8 @@ enum CLI {
         do {
             return try LegacyQueueStore.open(
                 path: config.legacy.database, table: config.legacy.table, bridgeID: config.bridge.id,
-                createIfMissing: config.legacy.createIfMissing, busyTimeoutMilliseconds: config.legacy.busyTimeoutMilliseconds)
+                createIfMissing: config.legacy.createIfMissing,
+                busyTimeoutMilliseconds: config.legacy.busyTimeoutMilliseconds)
         } catch let e as LegacyQueueError {
             throw CLIError.config("\(config.file): \(e.description)")
         } catch {
@@ -67,7 +68,8 @@ enum CLI {
     static func embeddedKey(_ config: BridgeConfiguration, announce: (String) -> Void) throws -> String {
         if let k = config.taskManager.apiKey { return k }
         let path = config.embedded.keyFile
-        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines),
             !existing.isEmpty
         {
             return existing
@@ -77,13 +79,16 @@ enum CLI {
         let key = bytes.map { String(format: "%02x", $0) }.joined()
         try FileManager.default.createDirectory(
             atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
-        guard FileManager.default.createFile(atPath: path, contents: Data((key + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        guard
+            FileManager.default.createFile(
+                atPath: path, contents: Data((key + "\n").utf8), attributes: [.posixPermissions: 0o600])
         else { throw CLIError.runtime("cannot write the generated API key file \(path)") }
         announce("generated an API key for the embedded TaskManager; it is stored in \(path) (mode 0600)")
         return key
     }
 
-    static func clientConfiguration(url: String, key: String, config: BridgeConfiguration) throws -> ClientConfiguration {
+    static func clientConfiguration(url: String, key: String, config: BridgeConfiguration) throws -> ClientConfiguration
+    {
         do {
             var c = try ClientConfiguration(baseURL: url, apiKey: key)
             c.maxConcurrentRequests = config.bridge.maxInFlight
@@ -97,10 +102,14 @@ enum CLI {
 
     /// Where the bridge's client points: the real API, or the embedded server
     /// (started by the caller when `embedded` is returned).
-    static func remoteOrEmbedded(_ config: BridgeConfiguration, announce: (String) -> Void) throws -> (ClientConfiguration, EmbeddedTaskManager?) {
+    static func remoteOrEmbedded(
+        _ config: BridgeConfiguration, announce: (String) -> Void
+    ) throws -> (ClientConfiguration, EmbeddedTaskManager?) {
         if !config.taskManager.isEmbedded {
             guard let key = config.taskManager.apiKey else {
-                throw CLIError.config("\(config.file): TASKMANAGER_API_KEY is not set (environment or .env) for \(config.taskManager.url)")
+                throw CLIError.config(
+                    "\(config.file): TASKMANAGER_API_KEY is not set (environment or .env) for \(config.taskManager.url)"
+                )
             }
             return (try clientConfiguration(url: config.taskManager.url, key: key, config: config), nil)
         }
@@ -110,11 +119,15 @@ enum CLI {
         let server: EmbeddedTaskManager
         do {
             server = try EmbeddedTaskManager(
-                databasePath: config.embedded.database, host: config.embedded.host, port: config.embedded.port, configuration: sc)
+                databasePath: config.embedded.database, host: config.embedded.host, port: config.embedded.port,
+                configuration: sc)
         } catch {
-            throw CLIError.runtime("cannot open the embedded TaskManager database \(config.embedded.database): \(error)")
+            throw CLIError.runtime(
+                "cannot open the embedded TaskManager database \(config.embedded.database): \(error)")
         }
-        let url = "http://\(config.embedded.host == "0.0.0.0" ? "127.0.0.1" : config.embedded.host):\(config.embedded.port)/api"
+        let url =
+            "http://\(config.embedded.host == "0.0.0.0" ? "127.0.0.1" : config.embedded.host):"
+                + "\(config.embedded.port)/api"
         return (try clientConfiguration(url: url, key: key, config: config), server)
     }
 
@@ -134,8 +147,11 @@ enum CLI {
         var widths = header.map(\.count)
         for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in i == 0 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
-                : String(repeating: " ", count: widths[i] - c.count) + c }.joined(separator: "  ")
+            cells.enumerated().map { i, c in
+                i == 0
+                    ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[i] - c.count) + c
+            }.joined(separator: "  ")
         }
         return ([line(header)] + rows.map(line)).joined(separator: "\n")
     }
@@ -149,7 +165,8 @@ enum PrettyJSON {
         case .array(let a) where !a.isEmpty:
             return "[\n" + a.map { pad + format($0, indent: indent + 1) }.joined(separator: ",\n") + "\n\(end)]"
         case .object(let m) where !m.isEmpty:
-            return "{\n" + m.map { pad + PHPJSON.encode(.string($0.key)) + ": " + format($0.value, indent: indent + 1) }
+            return "{\n"
+                + m.map { pad + PHPJSON.encode(.string($0.key)) + ": " + format($0.value, indent: indent + 1) }
                 .joined(separator: ",\n") + "\n\(end)}"
         case .object: return "{}"
         default: return PHPJSON.encode(v)

@@ -14,7 +14,8 @@ struct CutoverCommand: AsyncParsableCommand {
     @Argument(help: "off | dry-run | forward | retired") var mode: String
     @Option(help: "Why (recorded in the audit trail).") var reason: String?
     @Flag(help: "Allow an unmapped type, or retire without passing retire-check (needs --reason).") var force = false
-    @Option(name: .customLong("quiet-period"), help: "Quiet period the retirement gate requires (as retire-check).") var quietPeriod: String = "24h"
+    @Option(name: .customLong("quiet-period"), help: "Quiet period the retirement gate requires (as retire-check).")
+    var quietPeriod: String = "24h"
 
     func run() async throws {
         let config = try options.load()
@@ -26,22 +27,31 @@ struct CutoverCommand: AsyncParsableCommand {
         }
         if target == .retired {
             if force {
-                guard let reason, !reason.isEmpty else { throw CLIError.config("--force needs --reason to retire without the gate") }
+                guard let reason, !reason.isEmpty else {
+                    throw CLIError.config("--force needs --reason to retire without the gate")
+                }
             } else {
                 let session = try await APISession.open(config)
-                guard let quiet = Duration.parse(quietPeriod) else { throw CLIError.config("--quiet-period must look like 90s, 30m, 24h or 7d") }
-                let result = try await RetireCheckCommand.check(config: config, session: session, only: type, quiet: quiet, grace: 60)
+                guard let quiet = Duration.parse(quietPeriod) else {
+                    throw CLIError.config("--quiet-period must look like 90s, 30m, 24h or 7d")
+                }
+                let result = try await RetireCheckCommand.check(
+                    config: config, session: session, only: type, quiet: quiet, grace: 60)
                 await session.close()
                 guard result.passes else {
                     print(result.text)
-                    throw CLIError(code: .problems, message: "\(type) does not pass retire-check; fix the failing checks or use --force --reason TEXT")
+                    throw CLIError(
+                        code: .problems,
+                        message:
+                            "\(type) does not pass retire-check; fix the failing checks or use --force --reason TEXT")
                 }
             }
         }
         let store = try CLI.openExisting(config)
         if case .notInstalled = try await store.objectsHealth() { try await store.install() }
-        let old = try await store.setMode(taskType: type, mode: target.rawValue, reason: reason, host: CLI.hostName,
-                                          actor: ProcessInfo.processInfo.environment["USER"] ?? "unknown")
+        let old = try await store.setMode(
+            taskType: type, mode: target.rawValue, reason: reason, host: CLI.hostName,
+            actor: ProcessInfo.processInfo.environment["USER"] ?? "unknown")
         print("\(type): \(old ?? "off") -> \(target.rawValue)" + (reason.map { " (\($0))" } ?? ""))
         if old == BridgeMode.forward.rawValue && target == .off {
             print("rows already forwarded stay with TaskManager and keep being mirrored; new rows go to legacy workers")

@@ -15,16 +15,21 @@ import TaskManagerServer
 /// the unchanged BaseWorker claim SQL, TaskManager workers, the bridge, and
 /// a live cutover. Ends with a summary whose double-execution count must be 0.
 struct DemoCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "demo", abstract: "Rehearse a migration end to end on fresh files.")
+    static let configuration = CommandConfiguration(
+        commandName: "demo", abstract: "Rehearse a migration end to end on fresh files.")
 
     @Option(help: "How long producers insert.") var seconds: Double = 20
     @Option(help: "Rows inserted per second (all producers together).") var rate: Double = 40
     @Option(help: "Directory for the demo's files (a fresh subdirectory is created).") var dir: String = "data/demo"
-    @Flag(help: "Insert no deliberately broken rows (nothing ends in quarantine), e.g. to walk the runbook on the result.") var clean = false
+    @Flag(
+        help: "Insert no deliberately broken rows (nothing ends in quarantine), e.g. to walk the runbook on the result."
+    ) var clean = false
 
     func run() async throws {
         let clean = self.clean
-        guard seconds > 0, rate > 0, rate <= 5000 else { throw CLIError.config("--seconds must be > 0 and --rate in (0, 5000]") }
+        guard seconds > 0, rate > 0, rate <= 5000 else {
+            throw CLIError.config("--seconds must be > 0 and --rate in (0, 5000]")
+        }
         let stamp = LegacyTimestamp.format(Date()).prefix(19).replacingOccurrences(of: ":", with: "")
         let root = URL(fileURLWithPath: dir).appendingPathComponent("run-\(stamp)").standardizedFileURL.path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -35,17 +40,23 @@ struct DemoCommand: AsyncParsableCommand {
         var key = [UInt8](repeating: 0, count: 16)
         for i in key.indices { key[i] = .random(in: 0...255) }
         let apiKey = key.map { String(format: "%02x", $0) }.joined()
-        let server = try EmbeddedTaskManager(databasePath: root + "/taskmanager.db", configuration: ServerConfiguration(apiKey: apiKey))
+        let server = try EmbeddedTaskManager(
+            databasePath: root + "/taskmanager.db", configuration: ServerConfiguration(apiKey: apiKey))
         let port = try await server.start()
         let baseURL = "http://127.0.0.1:\(port)/api"
         print("embedded TaskManager: \(baseURL)")
 
-        let channel = TypeMapping(legacyType: "youtube_channel_scrape", name: "PrismQ.YouTube.Channel.Scrape", mode: .forward,
-                                  paramSchema: ["type": "object", "properties": ["channel_url": ["type": "string"]], "required": ["channel_url"]])
-        let video = TypeMapping(legacyType: "youtube_video_scrape", name: "PrismQ.YouTube.Video.Scrape", mode: .off,
-                                paramSchema: ["type": "object", "properties": ["video_url": ["type": "string"]], "required": ["video_url"]])
-        var config = BridgeConfiguration(file: root + "/bridge.conf", legacy: .init(database: legacyPath),
-                                         embedded: .init(database: root + "/taskmanager.db", keyFile: root + "/taskmanager.key"))
+        let channel = TypeMapping(
+            legacyType: "youtube_channel_scrape", name: "PrismQ.YouTube.Channel.Scrape", mode: .forward,
+            paramSchema: [
+                "type": "object", "properties": ["channel_url": ["type": "string"]], "required": ["channel_url"],
+            ])
+        let video = TypeMapping(
+            legacyType: "youtube_video_scrape", name: "PrismQ.YouTube.Video.Scrape", mode: .off,
+            paramSchema: ["type": "object", "properties": ["video_url": ["type": "string"]], "required": ["video_url"]])
+        var config = BridgeConfiguration(
+            file: root + "/bridge.conf", legacy: .init(database: legacyPath),
+            embedded: .init(database: root + "/taskmanager.db", keyFile: root + "/taskmanager.key"))
         config.taskManager.url = baseURL
         config.taskManager.apiKey = apiKey
         config.bridge.metricsListen = nil
@@ -53,13 +64,16 @@ struct DemoCommand: AsyncParsableCommand {
         config.bridge.mirrorIntervalSeconds = 0.2
         config.types = [channel, video]
 
-        let store = try LegacyQueueStore.open(path: legacyPath, table: "task_queue", bridgeID: config.bridge.id, createIfMissing: false).store
+        let store = try LegacyQueueStore.open(
+            path: legacyPath, table: "task_queue", bridgeID: config.bridge.id, createIfMissing: false
+        ).store
         var cc = try ClientConfiguration(baseURL: baseURL, apiKey: apiKey)
         cc.maxAttempts = 1
         let bridgeClient = TaskManagerClient(configuration: cc)
         var logger = Logger(label: "demo.bridge")
         logger.logLevel = .error
-        let engine = BridgeEngine(config: config, store: store, client: bridgeClient, logger: logger, host: CLI.hostName)
+        let engine = BridgeEngine(
+            config: config, store: store, client: bridgeClient, logger: logger, host: CLI.hostName)
         let engineTask = Task { try? await engine.run() }
         let workerClient = TaskManagerClient(configuration: try ClientConfiguration(baseURL: baseURL, apiKey: apiKey))
 
@@ -87,11 +101,15 @@ struct DemoCommand: AsyncParsableCommand {
                 let start = ContinuousClock.now
                 while !producing.passed {
                     let video = i % 2 == 1
-                    var params = video ? #"{"video_url": "https://youtube.com/watch?v=v\#(i)"}"# : #"{"channel_url": "https://youtube.com/@c\#(i)"}"#
+                    var params =
+                        video
+                        ? #"{"video_url": "https://youtube.com/watch?v=v\#(i)"}"#
+                        : #"{"channel_url": "https://youtube.com/@c\#(i)"}"#
                     if i % 50 == 8 { params = #"{"channel_url": "https://youtube.com/@popular"}"# }
                     if i % 97 == 14 && !clean { params = "{'channel_url': " }
-                    try producer.insert(type: video ? "youtube_video_scrape" : "youtube_channel_scrape", parameters: params,
-                                        priority: 1 + i % 10, style: LegacyProducer.Style.allCases[i % 3])
+                    try producer.insert(
+                        type: video ? "youtube_video_scrape" : "youtube_channel_scrape", parameters: params,
+                        priority: 1 + i % 10, style: LegacyProducer.Style.allCases[i % 3])
                     counters.add()
                     i += 1
                     let next = start + .milliseconds(Int(Double(i) * interval * 1000))
@@ -102,7 +120,8 @@ struct DemoCommand: AsyncParsableCommand {
             // Legacy workers: BaseWorker's claim SQL, no task_type filter.
             for w in 0..<2 {
                 group.addTask {
-                    let worker = try LegacyWorker(path: legacyPath, workerID: "legacy-worker-\(w)", strategy: w == 0 ? "LIFO" : "FIFO")
+                    let worker = try LegacyWorker(
+                        path: legacyPath, workerID: "legacy-worker-\(w)", strategy: w == 0 ? "LIFO" : "FIFO")
                     while running.on {
                         if let c = try worker.claim() {
                             await log.legacyExecuted(c.id)
@@ -124,7 +143,9 @@ struct DemoCommand: AsyncParsableCommand {
                     }
                     if ids.count < 2 { try await Task.sleep(for: .milliseconds(100)) }
                 }
-                let workers = (0..<2).map { APIWorker(client: workerClient, workerID: "api-worker-\($0)", typeIDs: ids) }
+                let workers = (0..<2).map {
+                    APIWorker(client: workerClient, workerID: "api-worker-\($0)", typeIDs: ids)
+                }
                 while running.on {
                     var any = false
                     for w in workers where try await w.runOnce(log: log) != nil { any = true }
@@ -139,15 +160,24 @@ struct DemoCommand: AsyncParsableCommand {
                     let t = (ContinuousClock.now - start) / .seconds(1)
                     if !cut && t >= cutoverAt {
                         cut = true
-                        try await store.setMode(taskType: "youtube_video_scrape", mode: "forward", reason: "demo cutover", host: CLI.hostName, actor: "demo")
-                        print((isTTY ? "\r\u{1B}[K" : "") + String(format: "t=%4.1fs  cutover youtube_video_scrape: off -> forward", t))
+                        try await store.setMode(
+                            taskType: "youtube_video_scrape", mode: "forward", reason: "demo cutover",
+                            host: CLI.hostName, actor: "demo")
+                        print(
+                            (isTTY ? "\r\u{1B}[K" : "")
+                                + String(format: "t=%4.1fs  cutover youtube_video_scrape: off -> forward", t))
                     }
                     let s = try await store.statusReport()
                     let fwd = s.reduce(0) { $0 + $1.forwarded }, mir = s.reduce(0) { $0 + $1.mirrored }
                     let q = s.reduce(0) { $0 + $1.quarantined }, col = s.reduce(0) { $0 + $1.collapsed }
                     let legacyDone = await log.legacy.count
-                    let line = String(format: "t=%4.1fs  inserted=%d  legacy-executed=%d  forwarded=%d  mirrored=%d  quarantined=%d  collapsed=%d",
-                                      t, counters.value, legacyDone, fwd, mir, q, col)
+                    let line = String(
+                        format:
+                            """
+                            t=%4.1fs  inserted=%d  legacy-executed=%d  forwarded=%d  mirrored=%d  quarantined=%d  \
+                            collapsed=%d
+                            """,
+                        t, counters.value, legacyDone, fwd, mir, q, col)
                     if isTTY {
                         FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
                     } else if Int(t * 10) % 20 == 0 {
@@ -163,7 +193,8 @@ struct DemoCommand: AsyncParsableCommand {
                 defer { running.off() }
                 while !producing.passed { try await Task.sleep(for: .milliseconds(50)) }
                 _ = try await eventually(timeout: .seconds(60), interval: .milliseconds(100)) {
-                    let open = try? scalar("SELECT COUNT(*) FROM task_queue WHERE status NOT IN ('completed','failed','cancelled')")
+                    let open = try? scalar(
+                        "SELECT COUNT(*) FROM task_queue WHERE status NOT IN ('completed','failed','cancelled')")
                     let quarantined = try? scalar("SELECT COUNT(*) FROM _taskbridge_quarantine")
                     return open != nil && open == quarantined
                 }
@@ -181,15 +212,17 @@ struct DemoCommand: AsyncParsableCommand {
         let quarantined = try scalar("SELECT COUNT(*) FROM _taskbridge_quarantine")
         let collapsed = try scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE collapsed = 1")
         let legacyRows = Set(await log.legacy.keys)
-        let bridged = Set(try {
-            let q = try observerConnection(legacyPath)
-            defer { try? q.close() }
-            return try q.read { db in try Int64.fetchAll(db, sql: "SELECT legacy_id FROM _taskbridge_ledger") }
-        }())
+        let bridged = Set(
+            try {
+                let q = try observerConnection(legacyPath)
+                defer { try? q.close() }
+                return try q.read { db in try Int64.fetchAll(db, sql: "SELECT legacy_id FROM _taskbridge_ledger") }
+            }())
         let both = legacyRows.intersection(bridged).count
         let doubles = both + (await log.legacyDoubles) + (await log.apiDoubles)
         let lost = total - terminal - quarantined
-        print("""
+        print(
+            """
 
             summary
               rows inserted          \(total)
@@ -205,7 +238,10 @@ struct DemoCommand: AsyncParsableCommand {
         await workerClient.shutdown()
         try? store.close()
         await server.stop()
-        if doubles > 0 || lost > 0 { throw CLIError(code: .problems, message: "the rehearsal found \(doubles) double execution(s) and \(lost) lost row(s)") }
+        if doubles > 0 || lost > 0 {
+            throw CLIError(
+                code: .problems, message: "the rehearsal found \(doubles) double execution(s) and \(lost) lost row(s)")
+        }
     }
 
     /// A bridge.conf next to the demo files so status/verify/quarantine can be
@@ -226,22 +262,22 @@ struct DemoCommand: AsyncParsableCommand {
             [types.youtube_channel_scrape]
             name = "PrismQ.YouTube.Channel.Scrape"
             mode = "forward"
-            param_schema = { type = "object", properties = { channel_url = { type = "string" } }, required = ["channel_url"] }
+            param_schema = { type = "object", properties = { channel_url = { type = "string" } }, required = \
+            ["channel_url"] }
             [types.youtube_video_scrape]
             name = "PrismQ.YouTube.Video.Scrape"
             mode = "forward"
-            param_schema = { type = "object", properties = { video_url = { type = "string" } }, required = ["video_url"] }
+            param_schema = { type = "object", properties = { video_url = { type = "string" } }, required = \
+            ["video_url"] }
             """
         try text.write(toFile: root + "/bridge.conf", atomically: true, encoding: .utf8)
     }
 }
-
 
 final class DemoFlag: Sendable {
     private let v = Mutex(true)
     var on: Bool { v.withLock { $0 } }
     func off() { v.withLock { $0 = false } }
 }
-
 
 import Synchronization

@@ -28,7 +28,10 @@ struct DoctorCommand: AsyncParsableCommand {
         var store: LegacyQueueStore?
         do {
             store = try CLI.openLegacy(c).store
-            checks.append(Check(name: "legacy schema", ok: true, detail: "\(config.legacy.database): variant \(store!.schema.variant.rawValue)"))
+            checks.append(
+                Check(
+                    name: "legacy schema", ok: true,
+                    detail: "\(config.legacy.database): variant \(store!.schema.variant.rawValue)"))
         } catch let e as CLIError {
             checks.append(Check(name: "legacy schema", ok: false, detail: e.message))
         }
@@ -40,9 +43,18 @@ struct DoctorCommand: AsyncParsableCommand {
             try store.close()
         }
         if config.taskManager.isEmbedded {
-            checks.append(Check(name: "TaskManager", ok: true, detail: "embedded (started by run at \(config.embedded.host):\(config.embedded.port); database \(config.embedded.database))"))
+            checks.append(
+                Check(
+                    name: "TaskManager", ok: true,
+                    detail:
+                        """
+                        embedded (started by run at \(config.embedded.host):\(config.embedded.port); database \
+                        \(config.embedded.database))
+                        """
+                ))
         } else if let key = config.taskManager.apiKey {
-            let client = TaskManagerClient(configuration: try CLI.clientConfiguration(url: config.taskManager.url, key: key, config: config))
+            let client = TaskManagerClient(
+                configuration: try CLI.clientConfiguration(url: config.taskManager.url, key: key, config: config))
             do {
                 _ = try await client.health()
                 checks.append(Check(name: "API reachable", ok: true, detail: config.taskManager.url))
@@ -52,9 +64,15 @@ struct DoctorCommand: AsyncParsableCommand {
                     for m in config.types {
                         do {
                             let t = try await client.getTaskType(name: m.name)
-                            checks.append(Check(name: "type \(m.legacyType)", ok: true, detail: "registered as \(m.name) \(t.version) (id \(t.id))"))
+                            checks.append(
+                                Check(
+                                    name: "type \(m.legacyType)", ok: true,
+                                    detail: "registered as \(m.name) \(t.version) (id \(t.id))"))
                         } catch .notFound {
-                            checks.append(Check(name: "type \(m.legacyType)", ok: m.mode == .off, detail: "\(m.name) not registered yet (run registers it)"))
+                            checks.append(
+                                Check(
+                                    name: "type \(m.legacyType)", ok: m.mode == .off,
+                                    detail: "\(m.name) not registered yet (run registers it)"))
                         }
                     }
                 } catch {
@@ -65,13 +83,17 @@ struct DoctorCommand: AsyncParsableCommand {
             }
             await client.shutdown()
         } else {
-            checks.append(Check(name: "API key", ok: false, detail: "TASKMANAGER_API_KEY is not set (environment or .env)"))
+            checks.append(
+                Check(name: "API key", ok: false, detail: "TASKMANAGER_API_KEY is not set (environment or .env)"))
         }
         if json {
-            CLI.printJSON(.array(checks.map { ["check": .string($0.name), "ok": .bool($0.ok), "detail": .string($0.detail)] }))
+            CLI.printJSON(
+                .array(checks.map { ["check": .string($0.name), "ok": .bool($0.ok), "detail": .string($0.detail)] }))
         } else {
             for ch in checks { print("\(ch.ok ? "ok  " : "FAIL") \(ch.name): \(ch.detail)") }
         }
-        if checks.contains(where: { !$0.ok }) { throw CLIError(code: .problems, message: "\(checks.filter { !$0.ok }.count) check(s) failed") }
+        if checks.contains(where: { !$0.ok }) {
+            throw CLIError(code: .problems, message: "\(checks.filter { !$0.ok }.count) check(s) failed")
+        }
     }
 }

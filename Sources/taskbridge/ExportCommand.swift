@@ -8,14 +8,17 @@ import TaskManagerModel
 /// archive of the legacy table and the bridge's records.
 struct ExportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "export", abstract: "Write (or check) a JSON Lines archive of task_queue and the ledger, with counts and a SHA-256.")
+        commandName: "export",
+        abstract: "Write (or check) a JSON Lines archive of task_queue and the ledger, with counts and a SHA-256.")
 
     @OptionGroup var options: ConfigOption
     @Option(help: "Archive to write.") var out: String?
     @Option(help: "Archive to verify.") var check: String?
 
     func validate() throws {
-        guard (out == nil) != (check == nil) else { throw ValidationError("give exactly one of --out FILE or --check FILE") }
+        guard (out == nil) != (check == nil) else {
+            throw ValidationError("give exactly one of --out FILE or --check FILE")
+        }
     }
 
     func run() async throws {
@@ -27,7 +30,8 @@ struct ExportCommand: AsyncParsableCommand {
         }
         let config = try options.load()
         let store = try CLI.openExisting(config)
-        let counts = try await ArchiveWriter.write(store: store, to: out!, database: config.legacy.database, progress: ProgressBar(enabled: true))
+        let counts = try await ArchiveWriter.write(
+            store: store, to: out!, database: config.legacy.database, progress: ProgressBar(enabled: true))
         print("wrote \(out!): " + counts.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
         try store.close()
     }
@@ -56,7 +60,9 @@ enum ArchiveWriter {
 
     /// Streams every row in one read transaction (a consistent snapshot);
     /// the hash covers every byte before the trailer line.
-    static func write(store: LegacyQueueStore, to path: String, database: String, progress: ProgressBar) async throws -> [(String, Int)] {
+    static func write(
+        store: LegacyQueueStore, to path: String, database: String, progress: ProgressBar
+    ) async throws -> [(String, Int)] {
         guard FileManager.default.createFile(atPath: path + ".partial", contents: nil) else {
             throw CLIError.runtime("cannot create \(path)")
         }
@@ -74,8 +80,10 @@ enum ArchiveWriter {
                     buffer.removeAll(keepingCapacity: true)
                 }
             }
-            try emit(["kind": "header", "format": "taskbridge-export", "version": 1, "database": .string(database),
-                      "table": .string(table), "exported_at": .string(LegacyTimestamp.format(Date()))])
+            try emit([
+                "kind": "header", "format": "taskbridge-export", "version": 1, "database": .string(database),
+                "table": .string(table), "exported_at": .string(LegacyTimestamp.format(Date())),
+            ])
             var counts: [(String, Int)] = []
             let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \"\(table)\"") ?? 0
             for name in [table] + bridgeTables where try db.tableExists(name) {
@@ -98,7 +106,10 @@ enum ArchiveWriter {
             progress.finish()
             try handle.write(contentsOf: buffer)
             let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-            let trailer: JSONValue = ["kind": "trailer", "counts": .object(counts.map { JSONMember($0.0, .int(Int64($0.1))) }), "sha256": .string(digest)]
+            let trailer: JSONValue = [
+                "kind": "trailer", "counts": .object(counts.map { JSONMember($0.0, .int(Int64($0.1))) }),
+                "sha256": .string(digest),
+            ]
             try handle.write(contentsOf: Data((PHPJSON.encode(trailer) + "\n").utf8))
             return counts
         }
@@ -124,7 +135,9 @@ enum ArchiveChecker {
         var lineNo = 0
         func take(_ line: Data) -> Result? {
             lineNo += 1
-            guard let v = try? JSONParser.parse([UInt8](line.dropLast())) else { return Result(ok: false, message: "line \(lineNo) is not JSON") }
+            guard let v = try? JSONParser.parse([UInt8](line.dropLast())) else {
+                return Result(ok: false, message: "line \(lineNo) is not JSON")
+            }
             if trailer != nil { return Result(ok: false, message: "line \(lineNo) follows the trailer") }
             if v["kind"] == .string("trailer") {
                 trailer = v
@@ -151,8 +164,14 @@ enum ArchiveChecker {
             return Result(ok: false, message: "SHA-256 mismatch: the archive was modified (computed \(digest))")
         }
         for m in trailer["counts"]?.objectMembers ?? [] where Int64(counts[m.key] ?? 0) != m.value.intValue {
-            return Result(ok: false, message: "count mismatch for \(m.key): trailer \(m.value.intValue ?? -1), found \(counts[m.key] ?? 0)")
+            return Result(
+                ok: false,
+                message: "count mismatch for \(m.key): trailer \(m.value.intValue ?? -1), found \(counts[m.key] ?? 0)")
         }
-        return Result(ok: true, message: "archive verifies: " + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ", sha256 \(digest)")
+        return Result(
+            ok: true,
+            message: "archive verifies: "
+                + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                + ", sha256 \(digest)")
     }
 }

@@ -4,7 +4,8 @@ import Foundation
 /// `taskbridge install`: add the `_taskbridge_*` objects (run does this too).
 struct InstallCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "install", abstract: "Create or repair the _taskbridge_* objects in the legacy database (one transaction).")
+        commandName: "install",
+        abstract: "Create or repair the _taskbridge_* objects in the legacy database (one transaction).")
 
     @OptionGroup var options: ConfigOption
 
@@ -18,7 +19,12 @@ struct InstallCommand: AsyncParsableCommand {
         for m in config.types {
             _ = try await store.seedMode(taskType: m.legacyType, mode: m.mode.rawValue, host: CLI.hostName)
         }
-        print("installed _taskbridge_* objects in \(config.legacy.database) (\(store.schema.variant.rawValue) schema; was: \(before))")
+        print(
+            """
+            installed _taskbridge_* objects in \(config.legacy.database) (\(store.schema.variant.rawValue) schema; \
+            was: \(before))
+            """
+        )
         try store.close()
     }
 }

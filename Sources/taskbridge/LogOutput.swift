@@ -33,22 +33,27 @@ struct LineLogHandler: LogHandler {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
         if let m = event.metadata { all.merge(m) { _, new in new } }
-        let line = Self.render(format: format, label: label, level: event.level, message: event.message.description,
-                               metadata: all, date: Date())
+        let line = Self.render(
+            format: format, label: label, level: event.level, message: event.message.description,
+            metadata: all, date: Date())
         Self.output.withLock { _ in FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
 
-    static func render(format: Format, label: String, level: Logger.Level, message: String, metadata: Logger.Metadata,
-                       date: Date) -> String {
+    static func render(
+        format: Format, label: String, level: Logger.Level, message: String, metadata: Logger.Metadata,
+        date: Date
+    ) -> String {
         let time = timestamp(date)
         let keys = metadata.keys.sorted()
         switch format {
         case .human:
-            let fields = keys.map { "\(LogSafe.escape($0))=\(LogSafe.escape(text(metadata[$0]!)))" }.joined(separator: " ")
+            let fields = keys.map { "\(LogSafe.escape($0))=\(LogSafe.escape(text(metadata[$0]!)))" }.joined(
+                separator: " ")
             return "\(time) \(level) \(label) :" + (fields.isEmpty ? "" : " \(fields)") + " \(LogSafe.escape(message))"
         case .json:
             var members = [
-                JSONMember("ts", .string(time)), JSONMember("level", .string(level.rawValue)), JSONMember("logger", .string(label)),
+                JSONMember("ts", .string(time)), JSONMember("level", .string(level.rawValue)),
+                JSONMember("logger", .string(label)),
                 JSONMember("message", .string(message)),
             ]
             for k in keys where !["ts", "level", "logger", "message"].contains(k) {
@@ -64,7 +69,8 @@ struct LineLogHandler: LogHandler {
         case .string(let s): return s
         case .stringConvertible(let c): return c.description
         case .array(let a): return "[" + a.map(text).joined(separator: ", ") + "]"
-        case .dictionary(let d): return "[" + d.keys.sorted().map { "\($0): \(text(d[$0]!))" }.joined(separator: ", ") + "]"
+        case .dictionary(let d):
+            return "[" + d.keys.sorted().map { "\($0): \(text(d[$0]!))" }.joined(separator: ", ") + "]"
         }
     }
 

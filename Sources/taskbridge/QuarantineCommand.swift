@@ -9,7 +9,8 @@ struct QuarantineCommand: AsyncParsableCommand {
         subcommands: [List.self, Retry.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List quarantined rows with their reason.")
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "List quarantined rows with their reason.")
         @OptionGroup var options: ConfigOption
         @Option(help: "Only this legacy task_type.") var type: String?
         @Flag(help: "Machine-readable output.") var json = false
@@ -19,16 +20,28 @@ struct QuarantineCommand: AsyncParsableCommand {
             let store = try CLI.openExisting(config)
             let entries = try await store.quarantineList(taskType: type)
             if json {
-                CLI.printJSON(.array(entries.map {
-                    ["id": .int($0.legacyID), "task_type": .string($0.taskType), "reason": .string($0.reason), "detail": .string($0.detail),
-                     "attempts": .int($0.attempts), "first_at": .string($0.firstAt), "last_at": .string($0.lastAt)]
-                }))
+                CLI.printJSON(
+                    .array(
+                        entries.map {
+                            [
+                                "id": .int($0.legacyID), "task_type": .string($0.taskType),
+                                "reason": .string($0.reason), "detail": .string($0.detail),
+                                "attempts": .int($0.attempts), "first_at": .string($0.firstAt),
+                                "last_at": .string($0.lastAt),
+                            ]
+                        }))
             } else if entries.isEmpty {
                 print("quarantine is empty")
             } else {
-                print(CLI.table(["id", "type", "reason", "attempts", "last", "detail"], entries.map {
-                    ["\($0.legacyID)", $0.taskType, $0.reason, "\($0.attempts)", $0.lastAt, String($0.detail.prefix(100))]
-                }))
+                print(
+                    CLI.table(
+                        ["id", "type", "reason", "attempts", "last", "detail"],
+                        entries.map {
+                            [
+                                "\($0.legacyID)", $0.taskType, $0.reason, "\($0.attempts)", $0.lastAt,
+                                String($0.detail.prefix(100)),
+                            ]
+                        }))
             }
             try store.close()
         }
@@ -36,7 +49,8 @@ struct QuarantineCommand: AsyncParsableCommand {
 
     struct Retry: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "retry", abstract: "Release quarantined rows so the bridge tries them again (fix the cause first).")
+            commandName: "retry",
+            abstract: "Release quarantined rows so the bridge tries them again (fix the cause first).")
         @OptionGroup var options: ConfigOption
         @Argument(help: "Legacy row ids.") var ids: [Int64] = []
         @Option(help: "All quarantined rows of this task_type.") var type: String?
@@ -51,10 +65,13 @@ struct QuarantineCommand: AsyncParsableCommand {
             let config = try options.load()
             let store = try CLI.openExisting(config)
             let released = try await store.quarantineRetry(ids: ids.isEmpty ? nil : ids, taskType: type)
-            print("released \(released.count) row(s) for another attempt" + (released.isEmpty ? "" : ": \(released.map(String.init).joined(separator: " "))"))
+            print(
+                "released \(released.count) row(s) for another attempt"
+                    + (released.isEmpty ? "" : ": \(released.map(String.init).joined(separator: " "))"))
             try store.close()
             if !ids.isEmpty && released.count < ids.count {
-                throw CLIError(code: .problems, message: "\(ids.count - released.count) of the given ids were not in quarantine")
+                throw CLIError(
+                    code: .problems, message: "\(ids.count - released.count) of the given ids were not in quarantine")
             }
         }
     }

@@ -24,7 +24,8 @@ struct RunCommand: AsyncParsableCommand {
         let logger = CLI.makeLogger("taskbridge")
         let stack = try await BridgeStack.start(config: config, logger: logger, announce: { logger.notice("\($0)") })
         let group = ServiceGroup(
-            services: stack.services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
+            services: stack.services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [],
+            logger: logger)
         do {
             try await group.run()
         } catch {
@@ -46,7 +47,9 @@ struct BridgeStack {
     let lock: BridgeLock
     let services: [any Service]
 
-    static func start(config: BridgeConfiguration, logger: Logger, announce: (String) -> Void, metrics: Bool = true) async throws -> BridgeStack {
+    static func start(
+        config: BridgeConfiguration, logger: Logger, announce: (String) -> Void, metrics: Bool = true
+    ) async throws -> BridgeStack {
         let opened = try CLI.openLegacy(config)
         if opened.created {
             announce("created an empty variant A task_queue at \(config.legacy.database) (create_if_missing = true)")
@@ -62,21 +65,28 @@ struct BridgeStack {
         if let server {
             // Bound before the engine starts so its first requests connect.
             let app = server.application(onRunning: { port in
-                logger.info("embedded TaskManager listening", metadata: ["url": "http://\(config.embedded.host):\(port)/api"])
+                logger.info(
+                    "embedded TaskManager listening", metadata: ["url": "http://\(config.embedded.host):\(port)/api"])
             })
             services.append(app)
         }
         let client = TaskManagerClient(configuration: clientConfig, logger: logger)
-        let engine = BridgeEngine(config: config, store: opened.store, client: client, logger: logger, host: CLI.hostName)
+        let engine = BridgeEngine(
+            config: config, store: opened.store, client: client, logger: logger, host: CLI.hostName)
         if metrics, let listen = config.bridge.metricsListen {
             services.append(try MetricsEndpoint.make(listen: listen, engine: engine, logger: logger))
         }
         services.append(EngineService(engine: engine))
-        logger.info("bridge starting", metadata: [
-            "legacy": "\(config.legacy.database)", "variant": "\(opened.store.schema.variant.rawValue)",
-            "taskmanager": "\(config.taskManager.isEmbedded ? "embedded" : config.taskManager.url)", "bridge_id": "\(config.bridge.id)",
-        ])
-        return BridgeStack(config: config, store: opened.store, client: client, engine: engine, server: server, lock: lock, services: services)
+        logger.info(
+            "bridge starting",
+            metadata: [
+                "legacy": "\(config.legacy.database)", "variant": "\(opened.store.schema.variant.rawValue)",
+                "taskmanager": "\(config.taskManager.isEmbedded ? "embedded" : config.taskManager.url)",
+                "bridge_id": "\(config.bridge.id)",
+            ])
+        return BridgeStack(
+            config: config, store: opened.store, client: client, engine: engine, server: server, lock: lock,
+            services: services)
     }
 
     func shutdown() async {
@@ -107,20 +117,24 @@ enum MetricsEndpoint {
 
     /// `/metrics` (Prometheus text) and `/health` (200 or 503 with details).
     static func make(listen: String, engine: BridgeEngine, logger: Logger) throws -> any Service {
-        guard let (host, port) = ConfigLoader.parseHostPort(listen) else { throw CLIError.config("[bridge] metrics_listen must be HOST:PORT") }
+        guard let (host, port) = ConfigLoader.parseHostPort(listen) else {
+            throw CLIError.config("[bridge] metrics_listen must be HOST:PORT")
+        }
         let registry = Self.registry
         let router = Router()
         router.get("/metrics") { _, _ -> Response in
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+            return Response(
+                status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
         router.get("/health") { _, _ -> Response in
             let h = await engine.health()
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
-            return Response(status: h.healthy ? .ok : .serviceUnavailable, headers: headers,
-                            body: .init(byteBuffer: ByteBuffer(string: PHPJSON.encode(h.details))))
+            return Response(
+                status: h.healthy ? .ok : .serviceUnavailable, headers: headers,
+                body: .init(byteBuffer: ByteBuffer(string: PHPJSON.encode(h.details))))
         }
         var quiet = logger
         quiet.logLevel = .warning

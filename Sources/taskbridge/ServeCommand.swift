@@ -21,7 +21,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("api-key-file"), help: "File holding the API key (first line); preferred to --api-key.")
     var apiKeyFile: String?
 
-    @Option(name: .customLong("api-key"), help: "API key on the command line: visible in ps; use TASKMANAGER_API_KEY or --api-key-file.")
+    @Option(
+        name: .customLong("api-key"),
+        help: "API key on the command line: visible in ps; use TASKMANAGER_API_KEY or --api-key-file.")
     var apiKey: String?
 
     @Option(name: .long, help: "Path to bridge.conf, read for [embedded] defaults when it exists.")
@@ -33,7 +35,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-attempts"), help: "Attempts before a failed task stays failed (MAX_TASK_ATTEMPTS).")
     var maxAttempts: Int64?
 
-    @Option(name: .customLong("max-params-bytes"), help: "Refuse (400) params whose encoding is larger (MAX_PARAMS_BYTES; the PHP server's column holds 65535).")
+    @Option(
+        name: .customLong("max-params-bytes"),
+        help: "Refuse (400) params whose encoding is larger (MAX_PARAMS_BYTES; the PHP server's column holds 65535).")
     var maxParamsBytes: Int?
 
     @Option(name: .customLong("rate-limit"), help: "Requests per client and path per window (enables the limiter).")
@@ -58,14 +62,19 @@ struct ServeCommand: AsyncParsableCommand {
             logger.warning("--api-key puts the key where ps shows it; prefer TASKMANAGER_API_KEY or --api-key-file")
         }
         // The environment first (PrismQ's convention), then a key file, then .env and the flag.
-        let candidates = [env["TASKMANAGER_API_KEY"], fromFile, dotEnv["TASKMANAGER_API_KEY"], file?.taskManager.apiKey, apiKey]
+        let candidates = [
+            env["TASKMANAGER_API_KEY"], fromFile, dotEnv["TASKMANAGER_API_KEY"], file?.taskManager.apiKey, apiKey,
+        ]
         guard let key = candidates.compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
-            throw CLIError.config("no API key: set TASKMANAGER_API_KEY (environment or .env) or pass --api-key-file; "
-                                  + "the server refuses to run open")
+            throw CLIError.config(
+                "no API key: set TASKMANAGER_API_KEY (environment or .env) or pass --api-key-file; "
+                    + "the server refuses to run open")
         }
         var host = file?.embedded.host ?? "127.0.0.1", port = file?.embedded.port ?? 8787
         if let listen {
-            guard let hp = ConfigLoader.parseHostPort(listen) else { throw CLIError.config("--listen must be HOST:PORT, got \(listen)") }
+            guard let hp = ConfigLoader.parseHostPort(listen) else {
+                throw CLIError.config("--listen must be HOST:PORT, got \(listen)")
+            }
             (host, port) = hp
         }
         let db = database ?? file?.embedded.database ?? "data/taskmanager.db"
@@ -77,13 +86,15 @@ struct ServeCommand: AsyncParsableCommand {
         if let rateLimit { sc.rateLimit = .init(maxRequests: rateLimit, window: rateWindow) }
         let server: EmbeddedTaskManager
         do {
-            server = try EmbeddedTaskManager(databasePath: db, host: host, port: port, configuration: sc, logger: logger)
+            server = try EmbeddedTaskManager(
+                databasePath: db, host: host, port: port, configuration: sc, logger: logger)
         } catch {
             throw CLIError.runtime("cannot open \(db): \(error)")
         }
         let boundHost = host
         let app = server.application(onRunning: { bound in
-            logger.info("TaskManager API listening", metadata: ["url": "http://\(boundHost):\(bound)/api", "database": "\(db)"])
+            logger.info(
+                "TaskManager API listening", metadata: ["url": "http://\(boundHost):\(bound)/api", "database": "\(db)"])
             // One machine-readable line, for scripts that start it on port 0.
             FileHandle.standardOutput.write(Data("listening http://\(boundHost):\(bound)/api\n".utf8))
         })

@@ -23,11 +23,15 @@ struct StatusCommand: AsyncParsableCommand {
             let mode = s.mode ?? "off"
             let differs = fileMode != nil && fileMode != mode
             rows.append([
-                "task_type": .string(s.taskType), "mode": .string(mode), "file_mode": fileMode.map { .string($0) } ?? .null,
-                "mapped": .bool(fileMode != nil), "queued": .int(Int64(s.queued)), "legacy_in_flight": .int(Int64(s.legacyInFlight)),
-                "in_flight": .int(Int64(s.inFlight)), "forwarded": .int(Int64(s.forwarded)), "mirrored": .int(Int64(s.mirrored)),
+                "task_type": .string(s.taskType), "mode": .string(mode),
+                "file_mode": fileMode.map { .string($0) } ?? .null,
+                "mapped": .bool(fileMode != nil), "queued": .int(Int64(s.queued)),
+                "legacy_in_flight": .int(Int64(s.legacyInFlight)),
+                "in_flight": .int(Int64(s.inFlight)), "forwarded": .int(Int64(s.forwarded)),
+                "mirrored": .int(Int64(s.mirrored)),
                 "quarantined": .int(Int64(s.quarantined)), "collapsed": .int(Int64(s.collapsed)),
-                "dry_run_would_forward": .int(Int64(s.dryRunForward)), "dry_run_would_reject": .int(Int64(s.dryRunReject)),
+                "dry_run_would_forward": .int(Int64(s.dryRunForward)),
+                "dry_run_would_reject": .int(Int64(s.dryRunReject)),
                 "oldest_unforwarded_age_seconds": s.oldestUnforwardedAge.map { .double($0) } ?? .null,
                 "live_parity_findings": .int(Int64(s.parityFindings)),
             ])
@@ -44,7 +48,12 @@ struct StatusCommand: AsyncParsableCommand {
             ])
         } else {
             print("legacy: \(config.legacy.database) (\(store.schema.variant.rawValue)), objects: \(health)")
-            print(CLI.table(["type", "mode", "queued", "in-flight", "forwarded", "mirrored", "quarantined", "collapsed", "lag", "drift"], table))
+            print(
+                CLI.table(
+                    [
+                        "type", "mode", "queued", "in-flight", "forwarded", "mirrored", "quarantined", "collapsed",
+                        "lag", "drift",
+                    ], table))
         }
         try store.close()
     }

@@ -11,7 +11,8 @@ struct TaskBridge: AsyncParsableCommand {
         discussion: "Exit codes: 0 ok, 1 a check found problems, 2 usage or configuration error, 3 runtime failure.",
         subcommands: [
             RunCommand.self, DemoCommand.self, InstallCommand.self, UninstallCommand.self, StatusCommand.self,
-            CutoverCommand.self, QuarantineCommand.self, DoctorCommand.self, VerifyCommand.self, RetireCheckCommand.self,
+            CutoverCommand.self, QuarantineCommand.self, DoctorCommand.self, VerifyCommand.self,
+            RetireCheckCommand.self,
             ExportCommand.self, ServeCommand.self,
         ]
     )
@@ -39,7 +40,8 @@ enum Main {
             let code = TaskBridge.exitCode(for: error)
             let message = TaskBridge.fullMessage(for: error)
             if !message.isEmpty {
-                (code == .success ? FileHandle.standardOutput : FileHandle.standardError).write(Data((message + "\n").utf8))
+                (code == .success ? FileHandle.standardOutput : FileHandle.standardError).write(
+                    Data((message + "\n").utf8))
             }
             // ArgumentParser says 64 for usage errors; the contract says 2.
             exit(code == .success ? 0 : (code == .validationFailure ? ExitStatus.usage.rawValue : code.rawValue))

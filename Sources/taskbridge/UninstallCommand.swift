@@ -6,7 +6,8 @@ import LegacyQueue
 /// legacy table exactly as producers know it.
 struct UninstallCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "uninstall", abstract: "Remove every _taskbridge_* object from the legacy database (one transaction).")
+        commandName: "uninstall",
+        abstract: "Remove every _taskbridge_* object from the legacy database (one transaction).")
 
     @OptionGroup var options: ConfigOption
 
@@ -21,7 +22,14 @@ struct UninstallCommand: AsyncParsableCommand {
         defer { _ = lock }
         let held = try await store.statusReport().reduce(0) { $0 + $1.inFlight + $1.quarantined }
         if held > 0 && !force {
-            throw CLIError(code: .problems, message: "\(held) row(s) are still in flight or quarantined through the bridge; finish or retire them first (or pass --force)")
+            throw CLIError(
+                code: .problems,
+                message:
+                    """
+                    \(held) row(s) are still in flight or quarantined through the bridge; finish or retire them first \
+                    (or pass --force)
+                    """
+            )
         }
         try await store.uninstall()
         print("removed all _taskbridge_* objects from \(config.legacy.database)")

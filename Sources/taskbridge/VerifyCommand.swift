@@ -11,8 +11,10 @@ import TaskManagerServer
 /// `taskbridge verify`: parity between SQLite and TaskManager.
 struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "verify", abstract: "Compare SQLite and TaskManager for the bridged types and classify every difference.",
-        discussion: "Exit codes: 0 parity holds, 1 findings, 2 usage or configuration error, 3 a side could not be read.")
+        commandName: "verify",
+        abstract: "Compare SQLite and TaskManager for the bridged types and classify every difference.",
+        discussion:
+            "Exit codes: 0 parity holds, 1 findings, 2 usage or configuration error, 3 a side could not be read.")
 
     @OptionGroup var options: ConfigOption
     @Option(help: "Only this legacy task_type.") var type: String?
@@ -24,14 +26,19 @@ struct VerifyCommand: AsyncParsableCommand {
         let config = try options.load()
         let session = try await APISession.open(config)
         defer { Task { await session.close() } }
-        let outcome = try await Self.verify(config: config, session: session, type: type, grace: grace, repair: repair, quiet: json)
+        let outcome = try await Self.verify(
+            config: config, session: session, type: type, grace: grace, repair: repair, quiet: json)
         if json {
             CLI.printJSON(outcome.json)
         } else {
             print(outcome.text)
         }
-        if !outcome.report.readErrors.isEmpty { throw CLIError(code: .runtime, message: "a side could not be read: \(outcome.report.readErrors.first!)") }
-        if !outcome.report.parityHolds { throw CLIError(code: .problems, message: "parity does not hold: \(outcome.report.breaking) finding(s)") }
+        if !outcome.report.readErrors.isEmpty {
+            throw CLIError(code: .runtime, message: "a side could not be read: \(outcome.report.readErrors.first!)")
+        }
+        if !outcome.report.parityHolds {
+            throw CLIError(code: .problems, message: "parity does not hold: \(outcome.report.breaking) finding(s)")
+        }
     }
 
     struct Outcome {
@@ -41,15 +48,20 @@ struct VerifyCommand: AsyncParsableCommand {
         var text: String
     }
 
-    static func verify(config: BridgeConfiguration, session: APISession, type: String?, grace: Double, repair: Bool, quiet: Bool) async throws -> Outcome {
+    static func verify(
+        config: BridgeConfiguration, session: APISession, type: String?, grace: Double, repair: Bool, quiet: Bool
+    ) async throws -> Outcome {
         var types = config.types
         if let type {
-            guard let m = config.mapping(forLegacyType: type) else { throw CLIError.config("\(config.file): task_type \"\(type)\" is not mapped") }
+            guard let m = config.mapping(forLegacyType: type) else {
+                throw CLIError.config("\(config.file): task_type \"\(type)\" is not mapped")
+            }
             types = [m]
         }
         var options = Verifier.Options(types: types)
         options.grace = grace
-        let verifier = Verifier(store: session.store, client: session.client, bridgeID: config.bridge.id, options: options)
+        let verifier = Verifier(
+            store: session.store, client: session.client, bridgeID: config.bridge.id, options: options)
         let bar = ProgressBar(enabled: !quiet)
         var report = try await verifier.run(progress: bar.update)
         bar.finish()
@@ -62,25 +74,33 @@ struct VerifyCommand: AsyncParsableCommand {
             // running bridge re-drives the rows itself (two senders at once
             // would only lean on the API's dedupe).
             if let lock = try? BridgeLock(databasePath: config.legacy.database) {
-                let engine = BridgeEngine(config: config, store: session.store, client: session.client, logger: CLI.makeLogger("verify", level: .error))
+                let engine = BridgeEngine(
+                    config: config, store: session.store, client: session.client,
+                    logger: CLI.makeLogger("verify", level: .error))
                 try await engine.driveOnce()
                 _ = lock
             } else {
-                done.append("a running bridge holds this file: it sends and mirrors the re-driven rows; verify again shortly")
+                done.append(
+                    "a running bridge holds this file: it sends and mirrors the re-driven rows; verify again shortly")
             }
             report = try await verifier.run(progress: bar.update)
             bar.finish()
             report.repaired = done
             report.notRepaired = notDone
         }
-        return Outcome(report: report, before: before, json: Self.json(report, before: before, types: types), text: Self.text(report, before: before, types: types))
+        return Outcome(
+            report: report, before: before, json: Self.json(report, before: before, types: types),
+            text: Self.text(report, before: before, types: types))
     }
 
     static func json(_ r: Verifier.Report, before: Verifier.Report?, types: [TypeMapping]) -> JSONValue {
         var summary: [JSONMember] = []
         for t in types {
             let c = r.counts[t.legacyType] ?? [:]
-            summary.append(JSONMember(t.legacyType, .object(ParityClass.allCases.map { JSONMember($0.rawValue, .int(Int64(c[$0] ?? 0))) })))
+            summary.append(
+                JSONMember(
+                    t.legacyType, .object(ParityClass.allCases.map { JSONMember($0.rawValue, .int(Int64(c[$0] ?? 0))) })
+                ))
         }
         var m: [JSONMember] = [
             JSONMember("parity", .bool(r.parityHolds)), JSONMember("checked_rows", .int(Int64(r.checkedRows))),
@@ -89,9 +109,13 @@ struct VerifyCommand: AsyncParsableCommand {
             JSONMember("read_errors", .array(r.readErrors.map { .string($0) })),
         ]
         if let before {
-            m.append(JSONMember("before_repair", .object([
-                JSONMember("breaking_findings", .int(Int64(before.breaking))), JSONMember("findings", .array(before.findings.map(\.json))),
-            ])))
+            m.append(
+                JSONMember(
+                    "before_repair",
+                    .object([
+                        JSONMember("breaking_findings", .int(Int64(before.breaking))),
+                        JSONMember("findings", .array(before.findings.map(\.json))),
+                    ])))
             m.append(JSONMember("repaired", .array(r.repaired.map { .string($0) })))
             m.append(JSONMember("not_repaired", .array(r.notRepaired.map { .string($0) })))
         }
@@ -109,9 +133,15 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         rows.append(["total"] + classes.map { "\(totals[$0] ?? 0)" })
         var out = CLI.table(["type"] + classes.map(\.rawValue), rows)
-        out += "\nchecked \(r.checkedRows) row(s): " + (r.parityHolds ? "parity holds" : "\(r.breaking) finding(s) break parity")
+        out +=
+            "\nchecked \(r.checkedRows) row(s): "
+            + (r.parityHolds ? "parity holds" : "\(r.breaking) finding(s) break parity")
         if let before {
-            out += "\nrepair: \(before.breaking) finding(s) before; re-driven: \(r.repaired.count); not repairable: \(r.notRepaired.count)"
+            out +=
+                """
+                \nrepair: \(before.breaking) finding(s) before; re-driven: \(r.repaired.count); not repairable: \
+                \(r.notRepaired.count)
+                """
             for line in r.notRepaired.prefix(20) { out += "\n  - \(line)" }
         }
         for e in r.readErrors.prefix(5) { out += "\nread error: \(e)" }
@@ -126,7 +156,8 @@ final class ProgressBar: Sendable {
     @Sendable func update(_ done: Int, _ total: Int) {
         guard enabled, total > 0 else { return }
         let width = 30, filled = min(width, done * width / total)
-        FileHandle.standardError.write(Data("\r[\(String(repeating: "#", count: filled))\(String(repeating: " ", count: width - filled))] \(done)/\(total)".utf8))
+        let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
+        FileHandle.standardError.write(Data("\r[\(bar)] \(done)/\(total)".utf8))
     }
     func finish() { if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
 }
@@ -145,7 +176,10 @@ struct APISession: Sendable {
             guard let key = config.taskManager.apiKey else {
                 throw CLIError.config("\(config.file): TASKMANAGER_API_KEY is not set (environment or .env)")
             }
-            return APISession(store: store, client: TaskManagerClient(configuration: try readClient(config.taskManager.url, key, config)), server: nil)
+            return APISession(
+                store: store,
+                client: TaskManagerClient(configuration: try readClient(config.taskManager.url, key, config)),
+                server: nil)
         }
         let key = try CLI.embeddedKey(config, announce: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
         let running = "http://\(config.embedded.host):\(config.embedded.port)/api"
@@ -156,9 +190,13 @@ struct APISession: Sendable {
         await probe.shutdown()
         var quiet = Logger(label: "taskmanager")
         quiet.logLevel = .error
-        let server = try EmbeddedTaskManager(databasePath: config.embedded.database, configuration: ServerConfiguration(apiKey: key), logger: quiet)
+        let server = try EmbeddedTaskManager(
+            databasePath: config.embedded.database, configuration: ServerConfiguration(apiKey: key), logger: quiet)
         let port = try await server.start()
-        return APISession(store: store, client: TaskManagerClient(configuration: try readClient("http://127.0.0.1:\(port)/api", key, config)), server: server)
+        return APISession(
+            store: store,
+            client: TaskManagerClient(configuration: try readClient("http://127.0.0.1:\(port)/api", key, config)),
+            server: server)
     }
 
     static func readClient(_ url: String, _ key: String, _ config: BridgeConfiguration) throws -> ClientConfiguration {

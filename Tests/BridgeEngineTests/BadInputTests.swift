@@ -17,21 +17,51 @@ import Testing
         var description: String { name }
     }
 
-    static let insert = "INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at, run_after_utc) VALUES (?, ?, ?, datetime('now'), datetime('now'), ?)"
+    static let insert =
+        """
+        INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at, run_after_utc) VALUES (?, ?, \
+        ?, datetime('now'), datetime('now'), ?)
+        """
 
     static let cases: [Case] = [
-        Case(name: "not JSON", sql: insert, arguments: ["youtube_channel_scrape", "{channel_url: nope", 5, nil], reason: "params_unparseable"),
+        Case(
+            name: "not JSON", sql: insert, arguments: ["youtube_channel_scrape", "{channel_url: nope", 5, nil],
+            reason: "params_unparseable"),
         Case(name: "empty", sql: insert, arguments: ["youtube_channel_scrape", "   ", 5, nil], reason: "params_empty"),
-        Case(name: "not an object", sql: insert, arguments: ["youtube_channel_scrape", #"["https://youtube.com/@a"]"#, 5, nil], reason: "params_not_object"),
-        Case(name: "scalar", sql: insert, arguments: ["youtube_channel_scrape", "42", 5, nil], reason: "params_not_object"),
-        Case(name: "empty object", sql: insert, arguments: ["youtube_channel_scrape", "{}", 5, nil], reason: "params_empty_object"),
-        Case(name: "huge", sql: insert, arguments: ["youtube_channel_scrape", #"{"channel_url": "\#(String(repeating: "x", count: 1_100_000))"}"#, 5, nil], reason: "params_too_large"),
-        Case(name: "invalid UTF-8",
-             sql: "INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at) VALUES ('youtube_channel_scrape', CAST(X'7B226368616E6E656C5F75726C223A2022C328227D' AS TEXT), 5, datetime('now'), datetime('now'))",
-             arguments: [], reason: "params_invalid_utf8"),
-        Case(name: "fails param_schema", sql: insert, arguments: ["youtube_channel_scrape", #"{"channel": "https://youtube.com/@a"}"#, 5, nil], reason: "param_schema"),
-        Case(name: "wrong type in param_schema", sql: insert, arguments: ["youtube_channel_scrape", #"{"channel_url": 7}"#, 5, nil], reason: "param_schema"),
-        Case(name: "garbage run_after_utc", sql: insert, arguments: ["youtube_channel_scrape", #"{"channel_url": "x"}"#, 5, "next tuesday"], reason: "run_after_unparseable"),
+        Case(
+            name: "not an object", sql: insert,
+            arguments: ["youtube_channel_scrape", #"["https://youtube.com/@a"]"#, 5, nil], reason: "params_not_object"),
+        Case(
+            name: "scalar", sql: insert, arguments: ["youtube_channel_scrape", "42", 5, nil],
+            reason: "params_not_object"),
+        Case(
+            name: "empty object", sql: insert, arguments: ["youtube_channel_scrape", "{}", 5, nil],
+            reason: "params_empty_object"),
+        Case(
+            name: "huge", sql: insert,
+            arguments: [
+                "youtube_channel_scrape", #"{"channel_url": "\#(String(repeating: "x", count: 1_100_000))"}"#, 5, nil,
+            ], reason: "params_too_large"),
+        Case(
+            name: "invalid UTF-8",
+            sql:
+                """
+                INSERT INTO task_queue (task_type, parameters, priority, created_at, updated_at) VALUES \
+                ('youtube_channel_scrape', CAST(X'7B226368616E6E656C5F75726C223A2022C328227D' AS TEXT), 5, \
+                datetime('now'), datetime('now'))
+                """,
+            arguments: [], reason: "params_invalid_utf8"),
+        Case(
+            name: "fails param_schema", sql: insert,
+            arguments: ["youtube_channel_scrape", #"{"channel": "https://youtube.com/@a"}"#, 5, nil],
+            reason: "param_schema"),
+        Case(
+            name: "wrong type in param_schema", sql: insert,
+            arguments: ["youtube_channel_scrape", #"{"channel_url": 7}"#, 5, nil], reason: "param_schema"),
+        Case(
+            name: "garbage run_after_utc", sql: insert,
+            arguments: ["youtube_channel_scrape", #"{"channel_url": "x"}"#, 5, "next tuesday"],
+            reason: "run_after_unparseable"),
     ]
 
     @Test func eachBadRowIsQuarantinedWithItsReasonWhileGoodRowsFlow() async throws {
@@ -45,9 +75,12 @@ import Testing
                 try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "good-\#(id)"}"#)
             }
             // Python repr is data, not a bad row: forwarded through the literal parser.
-            let repr = try producer.insert(type: "youtube_channel_scrape", parameters: "{'channel_url': 'https://youtube.com/@py', 'top_n': 50, 'deep': True, 'x': None}")
+            let repr = try producer.insert(
+                type: "youtube_channel_scrape",
+                parameters: "{'channel_url': 'https://youtube.com/@py', 'top_n': 50, 'deep': True, 'x': None}")
             // NULL / out-of-range priority rows can be forwarded (PRODUCT.md: nothing lost).
-            let oddPriority = try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "prio"}"#, priority: 7)
+            let oddPriority = try producer.insert(
+                type: "youtube_channel_scrape", parameters: #"{"channel_url": "prio"}"#, priority: 7)
             let quarantined = try await eventually(timeout: .seconds(15)) {
                 try await h.store.quarantineList().count == expected.count
             }
@@ -67,7 +100,8 @@ import Testing
                 try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state IN ('sent','done')") == goodCount
             }
             #expect(forwarded)
-            let reprTask = try #require(try h.scalar("SELECT tm_task_id FROM _taskbridge_ledger WHERE legacy_id = ?", [repr]))
+            let reprTask = try #require(
+                try h.scalar("SELECT tm_task_id FROM _taskbridge_ledger WHERE legacy_id = ?", [repr]))
             let task = try await h.tm.client.getTask(id: Int64(reprTask))
             #expect(task.params == ["channel_url": "https://youtube.com/@py", "top_n": 50, "deep": true, "x": nil])
             #expect(try h.scalar("SELECT priority FROM _taskbridge_ledger WHERE legacy_id = ?", [oddPriority]) == 7)
@@ -82,10 +116,16 @@ import Testing
             // Retrying without a fix quarantines it again.
             _ = try await h.store.quarantineRetry(ids: [id], taskType: nil)
             #expect(try await eventually { try await h.store.quarantineList().first?.legacyID == id })
-            try producer.execute("UPDATE task_queue SET parameters = ? WHERE id = ?", [#"{"channel_url": "fixed"}"#, id])
+            try producer.execute(
+                "UPDATE task_queue SET parameters = ? WHERE id = ?", [#"{"channel_url": "fixed"}"#, id])
             let released = try await h.store.quarantineRetry(ids: nil, taskType: "youtube_channel_scrape")
             #expect(released == [id])
-            #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state IN ('sent','done')", [id]) == 1 })
+            #expect(
+                try await eventually {
+                    try h.scalar(
+                        "SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state IN ('sent','done')", [id]
+                    ) == 1
+                })
             #expect(try await h.store.quarantineList().isEmpty)
             let row = try #require(try h.rows(where: "id = ?", [id]).first)
             #expect(row["error_message"] as String? == nil)
@@ -97,7 +137,11 @@ import Testing
             let producer = try h.producer()
             let id = try producer.insert(type: "subreddit_scrape", parameters: #"{"subreddit": "python"}"#)
             let good = try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "c"}"#)
-            #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'sent'", [good]) == 1 })
+            #expect(
+                try await eventually {
+                    try h.scalar(
+                        "SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'sent'", [good]) == 1
+                })
             let row = try #require(try h.rows(where: "id = ?", [id]).first)
             #expect(row["status"] as String == "queued")
             let report = try await h.store.statusReport()
@@ -106,7 +150,9 @@ import Testing
     }
 
     @Test func wrongAPIKeyQuarantinesNothingAndReportsUnhealthy() async throws {
-        try await BridgeHarness.with(types: [channel], configure: { $0.taskManager.apiKey = "wrong" }, startEngine: false) { h in
+        try await BridgeHarness.with(
+            types: [channel], configure: { $0.taskManager.apiKey = "wrong" }, startEngine: false
+        ) { h in
             // The harness's bridge client carries the right key; use a bridge
             // with a wrong one to see what an operator would see.
             var cfg = h.config
@@ -124,7 +170,11 @@ import Testing
                 return !health.healthy && health.details["api_key_accepted"] == .bool(false)
             }
             #expect(unhealthy)
-            #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'intent'", [id]) == 1 })
+            #expect(
+                try await eventually {
+                    try h.scalar(
+                        "SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'intent'", [id]) == 1
+                })
             #expect(try await h.store.quarantineList().isEmpty)
             let text = PHPJSON.encode(await engine.health().details)
             #expect(!text.contains("definitely-wrong"), "the key leaked into health output")

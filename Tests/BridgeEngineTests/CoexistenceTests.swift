@@ -27,8 +27,9 @@ import Testing
                         while !stop.passed {
                             let type = i % 2 == 0 ? "youtube_channel_scrape" : "youtube_video_scrape"
                             let key = type == "youtube_channel_scrape" ? "channel_url" : "video_url"
-                            try producer.insert(type: type, parameters: #"{"\#(key)": "https://youtube.com/p\#(p)-\#(i)"}"#,
-                                                style: LegacyProducer.Style.allCases[i % 3])
+                            try producer.insert(
+                                type: type, parameters: #"{"\#(key)": "https://youtube.com/p\#(p)-\#(i)"}"#,
+                                style: LegacyProducer.Style.allCases[i % 3])
                             i += 1
                             try await Task.sleep(for: .milliseconds(5))
                         }
@@ -37,7 +38,8 @@ import Testing
                 }
                 for w in 0..<3 {
                     group.addTask {
-                        let worker = try LegacyWorker(path: h.legacyPath, workerID: "legacy-\(w)", strategy: ["LIFO", "FIFO", "PRIORITY"][w])
+                        let worker = try LegacyWorker(
+                            path: h.legacyPath, workerID: "legacy-\(w)", strategy: ["LIFO", "FIFO", "PRIORITY"][w])
                         while !stop.passed {
                             if let c = try worker.claim() {
                                 await log.legacyExecuted(c.id)
@@ -81,7 +83,13 @@ import Testing
             #expect(await log.apiDoubles == 0)
             // Every off row was executed by a legacy worker, every forward row through TaskManager.
             #expect(await log.legacy.count == offRows)
-            #expect(try h.scalar("SELECT COUNT(*) FROM task_queue WHERE task_type = 'youtube_video_scrape' AND claimed_by LIKE 'legacy-%'") == offRows)
+            #expect(
+                try h.scalar(
+                    """
+                    SELECT COUNT(*) FROM task_queue WHERE task_type = 'youtube_video_scrape' AND claimed_by LIKE \
+                    'legacy-%'
+                    """
+                ) == offRows)
             #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'done'") == forwardRows)
             #expect(await log.api.count == forwardRows)
         }
@@ -94,7 +102,9 @@ import Testing
         off.mode = .off
         try await BridgeHarness.with(types: [off]) { h in
             let producer = try h.producer()
-            for i in 0..<300 { try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "b\#(i)"}"#) }
+            for i in 0..<300 {
+                try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "b\#(i)"}"#)
+            }
             let log = ExecutionLog()
             // Ordered by state, not by time: the workers take 10 rows, wait
             // until the type is forward and the bridge has claimed some of the
@@ -122,8 +132,11 @@ import Testing
                 }
                 group.addTask {
                     _ = try await eventually(timeout: .seconds(60)) { await log.legacy.count >= 10 }
-                    try await h.store.setMode(taskType: "youtube_channel_scrape", mode: "forward", reason: "test", host: "t", actor: "test")
-                    _ = try await eventually(timeout: .seconds(60)) { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger") >= 1 }
+                    try await h.store.setMode(
+                        taskType: "youtube_channel_scrape", mode: "forward", reason: "test", host: "t", actor: "test")
+                    _ = try await eventually(timeout: .seconds(60)) {
+                        try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger") >= 1
+                    }
                     resumed.set()
                 }
                 try await group.waitForAll()
@@ -146,7 +159,6 @@ import Testing
         }
     }
 }
-
 
 final class SharedFlag: Sendable {
     private let value = Mutex(false)

@@ -8,7 +8,8 @@ import Testing
     let file = "/etc/taskbridge/bridge.conf"
 
     @Test func shippedConfigLoads() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let c = try ConfigLoader.load(path: root.appendingPathComponent("bridge.conf").path, environment: [:])
         #expect(c.legacy.database == root.appendingPathComponent("data/worker_queue.db").path)
         #expect(c.legacy.createIfMissing)
@@ -27,7 +28,10 @@ import Testing
         ("[taskmanager]\nurl = \"http://localhost:8000\"", "must include the /api base path"),
         ("[types.x]\nname = \"X\"\nmode = \"foward\"", "[types.x] mode = \"foward\" is not one of"),
         ("[types.x]\nversion = \"1\"", "[types.x] name is required"),
-        ("[types.x]\nname = \"X\"\nparam_schema = { properties = {} }", "param_schema must be a table with a \"type\" key"),
+        (
+            "[types.x]\nname = \"X\"\nparam_schema = { properties = {} }",
+            "param_schema must be a table with a \"type\" key"
+        ),
         ("[unknown]\na = 1", "unknown key unknown"),
         ("[legacy\n", "TOML syntax error"),
     ])
@@ -48,13 +52,18 @@ import Testing
 
     @Test func environmentAndDotEnvOverrides() throws {
         let dir = try TemporaryDirectory()
-        try "TASKMANAGER_API_URL=http://from-dotenv:8000/api\nTASKMANAGER_API_KEY='dotenv-key'\n".write(toFile: dir.path(".env"), atomically: true, encoding: .utf8)
+        try "TASKMANAGER_API_URL=http://from-dotenv:8000/api\nTASKMANAGER_API_KEY='dotenv-key'\n".write(
+            toFile: dir.path(".env"), atomically: true, encoding: .utf8)
         let path = dir.path("bridge.conf")
         try "[legacy]\ndatabase = \"q.db\"\n".write(toFile: path, atomically: true, encoding: .utf8)
         let fromDotEnv = try ConfigLoader.load(path: path, environment: [:])
-        #expect(fromDotEnv.taskManager.url == "http://from-dotenv:8000/api" && fromDotEnv.taskManager.apiKey == "dotenv-key")
+        #expect(
+            fromDotEnv.taskManager.url == "http://from-dotenv:8000/api" && fromDotEnv.taskManager.apiKey == "dotenv-key"
+        )
         #expect(fromDotEnv.legacy.database == dir.path("q.db"), "relative to the config file")
-        let fromEnv = try ConfigLoader.load(path: path, environment: ["TASKMANAGER_API_URL": "https://env.example/api", "TASKMANAGER_API_KEY": "env-key"])
+        let fromEnv = try ConfigLoader.load(
+            path: path,
+            environment: ["TASKMANAGER_API_URL": "https://env.example/api", "TASKMANAGER_API_KEY": "env-key"])
         #expect(fromEnv.taskManager.url == "https://env.example/api" && fromEnv.taskManager.apiKey == "env-key")
     }
 }

@@ -18,15 +18,23 @@ import Testing
             try child.start()
             let producer = try h.producer()
             #expect(try await eventually { (try? h.scalar("SELECT COUNT(*) FROM _taskbridge_mode")) == 1 })
-            for i in 0..<20 { try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "k\#(i)"}"#) }
-            #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'intent'") == 20 })
+            for i in 0..<20 {
+                try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "k\#(i)"}"#)
+            }
+            #expect(
+                try await eventually {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'intent'") == 20
+                })
             await child.kill()
             #expect(try await h.tm.client.listTasks(limit: 100).isEmpty)
             proxy.set(.pass)
             let again = try BridgeProcess(harness: h)
             try again.start()
             defer { Task { await again.kill() } }
-            #expect(try await eventually(timeout: .seconds(30)) { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 20 })
+            #expect(
+                try await eventually(timeout: .seconds(30)) {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 20
+                })
             #expect(try await h.tm.client.listTasks(limit: 100).count == 20)
             #expect(try h.scalar("SELECT COUNT(*) FROM task_queue WHERE status = 'queued'") == 0)
         }
@@ -40,17 +48,25 @@ import Testing
             _ = try await h.typeID(channel.name)
             proxy.set(.swallowResponse)
             let producer = try h.producer()
-            for i in 0..<20 { try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "s\#(i)"}"#) }
+            for i in 0..<20 {
+                try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "s\#(i)"}"#)
+            }
             // The server has every task; the bridge heard back about none.
-            let reached = try await eventually(timeout: .seconds(20)) { try await h.tm.client.listTasks(limit: 100).count == 20 }
-            #expect(reached, "proxy saw \(proxy.count("POST /api/tasks")) creates; child: \(child.stderrText.suffix(3000))")
+            let reached = try await eventually(timeout: .seconds(20)) {
+                try await h.tm.client.listTasks(limit: 100).count == 20
+            }
+            #expect(
+                reached, "proxy saw \(proxy.count("POST /api/tasks")) creates; child: \(child.stderrText.suffix(3000))")
             #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'intent'") == 20)
             await child.kill()
             proxy.set(.pass)
             let again = try BridgeProcess(harness: h)
             try again.start()
             defer { Task { await again.kill() } }
-            #expect(try await eventually(timeout: .seconds(30)) { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 20 })
+            #expect(
+                try await eventually(timeout: .seconds(30)) {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 20
+                })
             let tasks = try await h.tm.client.listTasks(limit: 100)
             #expect(tasks.count == 20, "a re-send after the crash created a duplicate")
             #expect(try h.scalar("SELECT COUNT(DISTINCT tm_task_id) FROM _taskbridge_ledger") == 20)
@@ -60,10 +76,11 @@ import Testing
             // Everything still completes and mirrors.
             let typeID = try await h.typeID(channel.name)
             let api = APIWorker(client: h.tm.client, workerID: "api", typeIDs: [typeID])
-            #expect(try await eventually(timeout: .seconds(30)) {
-                while try await api.runOnce() != nil {}
-                return try h.scalar("SELECT COUNT(*) FROM task_queue WHERE status = 'completed'") == 20
-            })
+            #expect(
+                try await eventually(timeout: .seconds(30)) {
+                    while try await api.runOnce() != nil {}
+                    return try h.scalar("SELECT COUNT(*) FROM task_queue WHERE status = 'completed'") == 20
+                })
         }
     }
 
@@ -92,4 +109,3 @@ import Testing
         }
     }
 }
-

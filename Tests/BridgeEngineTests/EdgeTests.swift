@@ -24,24 +24,29 @@ import Testing
 
     @Test func pythonFalseIsALiteralNotAnFString() async throws {
         try await BridgeHarness.with(types: [channel]) { h in
-            let id = try h.producer().insert(type: channel.legacyType, parameters: "{'channel_url': 'https://y/c', 'enabled': False}")
+            let id = try h.producer().insert(
+                type: channel.legacyType, parameters: "{'channel_url': 'https://y/c', 'enabled': False}")
             #expect(try await eventually { try Self.ledgerState(h, id) == "sent" })
-            let taskID = try #require(try h.scalarInt("SELECT tm_task_id FROM _taskbridge_ledger WHERE legacy_id = ?", [id]))
-            #expect(try await h.tm.client.getTask(id: taskID).params == ["channel_url": "https://y/c", "enabled": false])
+            let taskID = try #require(
+                try h.scalarInt("SELECT tm_task_id FROM _taskbridge_ledger WHERE legacy_id = ?", [id]))
+            #expect(
+                try await h.tm.client.getTask(id: taskID).params == ["channel_url": "https://y/c", "enabled": false])
         }
     }
 
     /// PHP accepts 5.0 for "number" and keys it as 5 (spec 17.3): the bridge
     /// sends what it validated and predicts PHP's key.
     @Test func wholeFloatIsSentAsAFloatAndKeyedLikePHP() async throws {
-        let scored = TypeMapping(legacyType: "score_job", name: "PrismQ.Score", mode: .forward,
-                                 paramSchema: ["type": "object", "properties": ["score": ["type": "number"]], "required": ["score"]])
+        let scored = TypeMapping(
+            legacyType: "score_job", name: "PrismQ.Score", mode: .forward,
+            paramSchema: ["type": "object", "properties": ["score": ["type": "number"]], "required": ["score"]])
         try await BridgeHarness.with(types: [scored]) { h in
             let id = try h.producer().insert(type: "score_job", parameters: #"{"score": 5.0}"#)
             #expect(try await eventually { try Self.ledgerState(h, id) == "sent" })
             let key = try h.scalarText("SELECT dedupe_key FROM _taskbridge_ledger WHERE legacy_id = ?", [id])
             #expect(key == DedupeKey.compute(type: "PrismQ.Score", paramsJSON: #"{"score":5}"#))
-            let taskID = try #require(try h.scalarInt("SELECT tm_task_id FROM _taskbridge_ledger WHERE legacy_id = ?", [id]))
+            let taskID = try #require(
+                try h.scalarInt("SELECT tm_task_id FROM _taskbridge_ledger WHERE legacy_id = ?", [id]))
             #expect(try await h.tm.client.getTask(id: taskID).params == ["score": 5])
         }
     }
@@ -61,8 +66,9 @@ import Testing
             let id = try h.producer().insert(type: channel.legacyType, parameters: #"{"channel_url": "\#(long)"}"#)
             #expect(try await eventually { try Self.ledgerState(h, id) == "quarantined" })
             #expect(try h.quarantineReasons()[id] == "params_too_large")
-            #expect(try h.scalarText("SELECT detail FROM _taskbridge_quarantine WHERE legacy_id = ?", [id])?
-                .contains("max_params_bytes = 64") == true)
+            #expect(
+                try h.scalarText("SELECT detail FROM _taskbridge_quarantine WHERE legacy_id = ?", [id])?
+                    .contains("max_params_bytes = 64") == true)
         }
     }
 
@@ -92,11 +98,18 @@ import Testing
         try await BridgeHarness.with(types: [channel], withProxy: true) { h in
             let proxy = try #require(h.proxy)
             _ = try await h.typeID(channel.name)
-            proxy.set(.status(400, body: "<html><body><h1>400 Bad Request</h1>nginx</body></html>", contentType: "text/html"))
+            proxy.set(
+                .status(400, body: "<html><body><h1>400 Bad Request</h1>nginx</body></html>", contentType: "text/html"))
             let id = try h.producer().insert(type: channel.legacyType, parameters: #"{"channel_url": "html"}"#)
-            #expect(try await eventually {
-                try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'intent' AND attempts > 0", [id]) == 1
-            })
+            #expect(
+                try await eventually {
+                    try h.scalar(
+                        """
+                        SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'intent' AND attempts \
+                        > 0
+                        """,
+                        [id]) == 1
+                })
             #expect(try h.quarantineReasons().isEmpty)
             proxy.set(.pass)
             #expect(try await eventually(timeout: .seconds(30)) { try Self.ledgerState(h, id) == "sent" })
@@ -112,9 +125,11 @@ import Testing
             proxy.set(.trickle(interval: .seconds(1)))
             let id = try h.producer().insert(type: channel.legacyType, parameters: #"{"channel_url": "slow"}"#)
             // The answer is about 200 bytes: 200 s at 1 byte/s. The deadline ends it well before.
-            #expect(try await eventually(timeout: .seconds(60)) {
-                (try h.scalarText("SELECT last_error FROM _taskbridge_ledger WHERE legacy_id = ?", [id]) ?? "").contains("timed out")
-            })
+            #expect(
+                try await eventually(timeout: .seconds(60)) {
+                    (try h.scalarText("SELECT last_error FROM _taskbridge_ledger WHERE legacy_id = ?", [id]) ?? "")
+                        .contains("timed out")
+                })
             proxy.set(.pass)
             #expect(try await eventually(timeout: .seconds(60)) { try Self.ledgerState(h, id) == "sent" })
         }
@@ -124,19 +139,25 @@ import Testing
     /// store (spec 17.1). Such a row is quarantined once the thresholds pass
     /// while the type's other rows get through.
     @Test func persistentServerErrorQuarantinesOnlyTheRefusedRow() async throws {
-        try await BridgeHarness.with(types: [channel], withProxy: true, configure: {
-            $0.bridge.persistentErrorAttempts = 3
-            $0.bridge.persistentErrorSeconds = 0
-        }) { h in
+        try await BridgeHarness.with(
+            types: [channel], withProxy: true,
+            configure: {
+                $0.bridge.persistentErrorAttempts = 3
+                $0.bridge.persistentErrorSeconds = 0
+            }
+        ) { h in
             let proxy = try #require(h.proxy)
             _ = try await h.typeID(channel.name)
-            let tooLong = "SQLSTATE[22001]: String data, right truncated: 1406 Data too long for column 'params_json' at row 1"
+            let tooLong =
+                "SQLSTATE[22001]: String data, right truncated: 1406 Data too long for column 'params_json' at row 1"
             proxy.set(.failMatching(marker: "refused-row", status: 500, error: tooLong))
             let producer = try h.producer()
             let bad = try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "refused-row"}"#)
-            #expect(try await eventually {
-                try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND attempts > 0", [bad]) == 1
-            })
+            #expect(
+                try await eventually {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND attempts > 0", [bad])
+                        == 1
+                })
             // Other rows of the type are accepted after the refusals began.
             let good = try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "accepted-row"}"#)
             #expect(try await eventually { try Self.ledgerState(h, good) == "sent" })
@@ -150,21 +171,27 @@ import Testing
 
     /// When every send fails (the API broken for everyone), rows wait.
     @Test func serverErrorForEveryRowNeverQuarantines() async throws {
-        try await BridgeHarness.with(types: [channel], withProxy: true, configure: {
-            $0.bridge.persistentErrorAttempts = 2
-            $0.bridge.persistentErrorSeconds = 0
-        }) { h in
+        try await BridgeHarness.with(
+            types: [channel], withProxy: true,
+            configure: {
+                $0.bridge.persistentErrorAttempts = 2
+                $0.bridge.persistentErrorSeconds = 0
+            }
+        ) { h in
             let proxy = try #require(h.proxy)
             _ = try await h.typeID(channel.name)
-            proxy.set(.status(500, body: #"{"success":false,"error":"Database connection failed"}"#, contentType: "application/json"))
+            proxy.set(
+                .status(
+                    500, body: #"{"success":false,"error":"Database connection failed"}"#,
+                    contentType: "application/json"))
             let id = try h.producer().insert(type: channel.legacyType, parameters: #"{"channel_url": "down"}"#)
             // Past both thresholds, yet no other row got through: still waiting.
-            #expect(try await eventually(timeout: .seconds(60)) {
-                try h.scalar("SELECT attempts FROM _taskbridge_ledger WHERE legacy_id = ?", [id]) >= 3
-            })
+            #expect(
+                try await eventually(timeout: .seconds(60)) {
+                    try h.scalar("SELECT attempts FROM _taskbridge_ledger WHERE legacy_id = ?", [id]) >= 3
+                })
             #expect(try Self.ledgerState(h, id) == "intent")
             #expect(try h.quarantineReasons().isEmpty)
         }
     }
 }
-

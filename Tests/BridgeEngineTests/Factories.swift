@@ -5,7 +5,9 @@ import Logging
 import TaskManagerClient
 
 enum TaskManagerClientConfigurationFactory {
-    static func make(url: String, key: String) throws -> ClientConfiguration { try ClientConfiguration(baseURL: url, apiKey: key) }
+    static func make(url: String, key: String) throws -> ClientConfiguration {
+        try ClientConfiguration(baseURL: url, apiKey: key)
+    }
 }
 
 enum TaskManagerClientFactory {

@@ -19,7 +19,10 @@ let video = TypeMapping(
             var ids: [Int64] = []
             for i in 0..<20 {
                 let style = LegacyProducer.Style.allCases[i % 3]
-                ids.append(try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "https://youtube.com/@c\#(i)"}"#, style: style))
+                ids.append(
+                    try producer.insert(
+                        type: "youtube_channel_scrape", parameters: #"{"channel_url": "https://youtube.com/@c\#(i)"}"#,
+                        style: style))
             }
             // Claimed at capture: never visible as queued.
             #expect(try h.scalar("SELECT COUNT(*) FROM task_queue WHERE status = 'queued'") == 0)

@@ -10,7 +10,9 @@ import Testing
 /// The ledger's transitions and invariant 9: an entry applies only to the row
 /// it was made for, across a recreated queue and partial restores.
 @Suite(.serialized) struct LedgerTests {
-    static func completeAll(_ h: BridgeHarness, expecting count: Int, where condition: String = "1") async throws -> Bool {
+    static func completeAll(
+        _ h: BridgeHarness, expecting count: Int, where condition: String = "1"
+    ) async throws -> Bool {
         let typeID = try await h.typeID(channel.name)
         let api = APIWorker(client: h.tm.client, workerID: "api", typeIDs: [typeID])
         return try await eventually(timeout: .seconds(30)) {
@@ -22,7 +24,10 @@ import Testing
     static func taskIDs(_ h: BridgeHarness) throws -> Set<Int> {
         let q = try observerConnection(h.legacyPath)
         defer { try? q.close() }
-        return Set(try q.read { db in try Int.fetchAll(db, sql: "SELECT tm_task_id FROM _taskbridge_ledger WHERE tm_task_id IS NOT NULL") })
+        return Set(
+            try q.read { db in
+                try Int.fetchAll(db, sql: "SELECT tm_task_id FROM _taskbridge_ledger WHERE tm_task_id IS NOT NULL")
+            })
     }
 
     /// PrismQ's `QueueDatabase(path)` drops and recreates `task_queue`; ids
@@ -31,26 +36,35 @@ import Testing
     @Test func recreatedQueueNeverGetsOldResults() async throws {
         try await BridgeHarness.with(types: [channel]) { h in
             let producer = try h.producer()
-            for i in 1...5 { try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "old-\#(i)"}"#) }
+            for i in 1...5 {
+                try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "old-\#(i)"}"#)
+            }
             #expect(try await Self.completeAll(h, expecting: 5))
             let oldTasks = try Self.taskIDs(h)
             // What QueueDatabase(path) does: schema.sql, DROP TABLE then CREATE TABLE.
             try producer.execute("DROP TABLE task_queue")
             try producer.execute(LegacySchema.variantADDL(table: "task_queue"))
             // The bridge notices (the triggers went with the table) and reinstalls them.
-            #expect(try await eventually(timeout: .seconds(40)) {
-                try h.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = '_taskbridge_ai'") == 1
-            })
+            #expect(
+                try await eventually(timeout: .seconds(40)) {
+                    try h.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = '_taskbridge_ai'") == 1
+                })
             var ids: [Int64] = []
-            for i in 1...3 { ids.append(try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "new-\#(i)"}"#)) }
+            for i in 1...3 {
+                ids.append(try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "new-\#(i)"}"#))
+            }
             #expect(ids == [1, 2, 3], "AUTOINCREMENT restarted with the table")
-            #expect(try await eventually(timeout: .seconds(20)) {
-                try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 3
-            })
+            #expect(
+                try await eventually(timeout: .seconds(20)) {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 3
+                })
             let newTasks = try Self.taskIDs(h)
             #expect(newTasks.isDisjoint(with: oldTasks), "a new row was linked to an old task")
-            #expect(try h.scalar("SELECT COUNT(*) FROM task_queue WHERE status IN ('completed','failed') OR result_data IS NOT NULL") == 0,
-                    "a new row got an old result")
+            #expect(
+                try h.scalar(
+                    "SELECT COUNT(*) FROM task_queue WHERE status IN ('completed','failed') OR result_data IS NOT NULL")
+                    == 0,
+                "a new row got an old result")
             #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger_archive") == 5)
             #expect(try h.scalar("SELECT CAST(value AS INTEGER) FROM _taskbridge_meta WHERE key = 'generation'") == 2)
             // Executed now, and only now.
@@ -74,9 +88,11 @@ import Testing
             let a = try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "reused-a"}"#)
             let b = try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "reused-b"}"#)
             #expect([a, b] == [4, 5])
-            #expect(try await eventually(timeout: .seconds(20)) {
-                try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id IN (4, 5) AND state = 'sent'") == 2
-            })
+            #expect(
+                try await eventually(timeout: .seconds(20)) {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id IN (4, 5) AND state = 'sent'")
+                        == 2
+                })
             let reusedTasks = try Self.taskIDs(h).subtracting(oldTasks)
             #expect(reusedTasks.count == 2, "rows 4 and 5 must have tasks of their own")
             #expect(try h.scalar("SELECT COUNT(*) FROM task_queue WHERE id IN (4, 5) AND status = 'completed'") == 0)
@@ -92,11 +108,15 @@ import Testing
         try await BridgeHarness.with(types: [channel], configure: { $0.bridge.reconcileIntervalSeconds = 1 }) { h in
             let producer = try h.producer()
             for i in 1...5 { try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "l-\#(i)"}"#) }
-            #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 5 })
+            #expect(
+                try await eventually {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 5
+                })
             try producer.execute("DELETE FROM _taskbridge_ledger WHERE legacy_id > 3")
-            #expect(try await eventually(timeout: .seconds(40)) {
-                try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 5
-            })
+            #expect(
+                try await eventually(timeout: .seconds(40)) {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 5
+                })
             #expect(try h.scalar("SELECT COUNT(DISTINCT tm_task_id) FROM _taskbridge_ledger") == 5)
             #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE collapsed = 1") == 0)
             #expect(try await h.tm.client.listTasks(limit: 100).count == 5, "the re-send created a task")
@@ -113,14 +133,16 @@ import Testing
             for i in 0..<600 {
                 try producer.execute(
                     """
-                    INSERT INTO task_queue (task_type, parameters, priority, status, claimed_by, claimed_at, created_at, updated_at)
+                    INSERT INTO task_queue (task_type, parameters, priority, status, claimed_by, claimed_at,
+                        created_at, updated_at)
                     VALUES (?, ?, 5, 'running', 'taskbridge', ?, ?, ?)
                     """, [channel.legacyType, #"{"channel_url": "orphan-\#(i)"}"#, now, now, now])
             }
             h.startEngine()
-            #expect(try await eventually(timeout: .seconds(60)) {
-                (try? h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'")) == 600
-            })
+            #expect(
+                try await eventually(timeout: .seconds(60)) {
+                    (try? h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'")) == 600
+                })
         }
     }
 
@@ -129,21 +151,30 @@ import Testing
     @Test func resendIsNotACollapse() async throws {
         try await BridgeHarness.with(types: [channel], startEngine: false) { h in
             try await h.store.install()
-            _ = try await h.store.setMode(taskType: channel.legacyType, mode: "forward", reason: nil, host: "t", actor: "t")
+            _ = try await h.store.setMode(
+                taskType: channel.legacyType, mode: "forward", reason: nil, host: "t", actor: "t")
             let producer = try h.producer()
             let first = try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "x"}"#)
             let second = try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "x"}"#)
             let policy = CapturePolicyFactory.make([channel])
             let batch = try #require(try await h.store.readChanges(limit: 10))
-            let decisions = Dictionary(uniqueKeysWithValues: batch.toDecide.map { ($0.id, CapturePolicyFactory.input(policy, $0)) })
+            let decisions = Dictionary(
+                uniqueKeysWithValues: batch.toDecide.map { ($0.id, CapturePolicyFactory.input(policy, $0)) })
             _ = try await h.store.applyChanges(batch, decisions: decisions)
-            let r1 = try await h.store.recordSends([.sent(legacyID: first, taskID: 7, status: "pending", deduplicated: true)])
+            let r1 = try await h.store.recordSends([
+                .sent(legacyID: first, taskID: 7, status: "pending", deduplicated: true)
+            ])
             #expect(r1.collapsed == 0)
-            let r2 = try await h.store.recordSends([.sent(legacyID: second, taskID: 7, status: "pending", deduplicated: true)])
+            let r2 = try await h.store.recordSends([
+                .sent(legacyID: second, taskID: 7, status: "pending", deduplicated: true)
+            ])
             #expect(r2.collapsed == 1)
             // A late refusal of a placed row changes nothing.
-            let late = try await h.store.recordSends([.refused(legacyID: first, taskType: channel.legacyType, code: "api_validation",
-                                                               detail: "late")])
+            let late = try await h.store.recordSends([
+                .refused(
+                    legacyID: first, taskType: channel.legacyType, code: "api_validation",
+                    detail: "late")
+            ])
             #expect(late.quarantines.isEmpty)
             #expect(try h.scalarText("SELECT state FROM _taskbridge_ledger WHERE legacy_id = ?", [first]) == "sent")
         }
@@ -154,20 +185,28 @@ import Testing
     @Test func rowChangedBetweenReadAndWriteIsDecidedAgain() async throws {
         try await BridgeHarness.with(types: [channel], startEngine: false) { h in
             try await h.store.install()
-            _ = try await h.store.setMode(taskType: channel.legacyType, mode: "forward", reason: nil, host: "t", actor: "t")
+            _ = try await h.store.setMode(
+                taskType: channel.legacyType, mode: "forward", reason: nil, host: "t", actor: "t")
             let producer = try h.producer()
             let id = try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "before"}"#)
             let policy = CapturePolicyFactory.make([channel])
             let stale = try #require(try await h.store.readChanges(limit: 10))
-            let decisions = Dictionary(uniqueKeysWithValues: stale.toDecide.map { ($0.id, CapturePolicyFactory.input(policy, $0)) })
-            try producer.execute("UPDATE task_queue SET parameters = ? WHERE id = ?", [#"{"channel_url": "after"}"#, id])
+            let decisions = Dictionary(
+                uniqueKeysWithValues: stale.toDecide.map { ($0.id, CapturePolicyFactory.input(policy, $0)) })
+            try producer.execute(
+                "UPDATE task_queue SET parameters = ? WHERE id = ?", [#"{"channel_url": "after"}"#, id])
             let r = try await h.store.applyChanges(stale, decisions: decisions)
             #expect(r.intents == 0)
-            #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_changes WHERE row_id = ?", [id]) == 1, "the change row was dropped")
+            #expect(
+                try h.scalar("SELECT COUNT(*) FROM _taskbridge_changes WHERE row_id = ?", [id]) == 1,
+                "the change row was dropped")
             let fresh = try #require(try await h.store.readChanges(limit: 10))
-            let again = Dictionary(uniqueKeysWithValues: fresh.toDecide.map { ($0.id, CapturePolicyFactory.input(policy, $0)) })
+            let again = Dictionary(
+                uniqueKeysWithValues: fresh.toDecide.map { ($0.id, CapturePolicyFactory.input(policy, $0)) })
             #expect(try await h.store.applyChanges(fresh, decisions: again).intents == 1)
-            #expect(try h.scalarText("SELECT params_json FROM _taskbridge_ledger WHERE legacy_id = ?", [id]) == #"{"channel_url":"after"}"#)
+            #expect(
+                try h.scalarText("SELECT params_json FROM _taskbridge_ledger WHERE legacy_id = ?", [id])
+                    == #"{"channel_url":"after"}"#)
         }
     }
 }

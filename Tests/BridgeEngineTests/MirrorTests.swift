@@ -26,18 +26,26 @@ import Testing
             let producer = try h.producer()
             let c = try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "c"}"#)
             let v = try producer.insert(type: forwardVideo.legacyType, parameters: #"{"video_url": "v"}"#)
-            #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 2 })
+            #expect(
+                try await eventually {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 2
+                })
             // Every read about the channel type fails; the video type's work.
-            proxy.set(.matching("Channel", .status(503, body: #"{"success":false,"error":"down"}"#, contentType: "application/json")))
+            proxy.set(
+                .matching(
+                    "Channel", .status(503, body: #"{"success":false,"error":"down"}"#, contentType: "application/json")
+                ))
             try await Self.completeAll(h, channel.name)
             try await Self.completeAll(h, forwardVideo.name)
-            #expect(try await eventually(timeout: .seconds(20)) {
-                try h.scalar("SELECT COUNT(*) FROM task_queue WHERE id = ? AND status = 'completed'", [v]) == 1
-            })
+            #expect(
+                try await eventually(timeout: .seconds(20)) {
+                    try h.scalar("SELECT COUNT(*) FROM task_queue WHERE id = ? AND status = 'completed'", [v]) == 1
+                })
             proxy.set(.pass)
-            #expect(try await eventually(timeout: .seconds(30)) {
-                try h.scalar("SELECT COUNT(*) FROM task_queue WHERE id = ? AND status = 'completed'", [c]) == 1
-            })
+            #expect(
+                try await eventually(timeout: .seconds(30)) {
+                    try h.scalar("SELECT COUNT(*) FROM task_queue WHERE id = ? AND status = 'completed'", [c]) == 1
+                })
         }
     }
 
@@ -48,18 +56,26 @@ import Testing
             _ = try await h.typeID(channel.name)
             let producer = try h.producer()
             let placed = try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "placed"}"#)
-            #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 1 })
+            #expect(
+                try await eventually {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 1
+                })
             proxy.set(.matching("POST /api/tasks", .rateLimited(retryAfter: 120)))
             let waiting = try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "waiting"}"#)
-            #expect(try await eventually {
-                try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND attempts > 0", [waiting]) == 1
-            })
+            #expect(
+                try await eventually {
+                    try h.scalar(
+                        "SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND attempts > 0", [waiting]) == 1
+                })
             // Sends are paused for two minutes; the placed row is still mirrored.
             try await Self.completeAll(h, channel.name)
-            #expect(try await eventually(timeout: .seconds(20)) {
-                try h.scalar("SELECT COUNT(*) FROM task_queue WHERE id = ? AND status = 'completed'", [placed]) == 1
-            })
-            #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'intent'", [waiting]) == 1)
+            #expect(
+                try await eventually(timeout: .seconds(20)) {
+                    try h.scalar("SELECT COUNT(*) FROM task_queue WHERE id = ? AND status = 'completed'", [placed]) == 1
+                })
+            #expect(
+                try h.scalar(
+                    "SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'intent'", [waiting]) == 1)
         }
     }
 
@@ -70,8 +86,13 @@ import Testing
             let proxy = try #require(h.proxy)
             _ = try await h.typeID(channel.name)
             let producer = try h.producer()
-            for i in 0..<30 { try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "chaos-\#(i)"}"#) }
-            #expect(try await eventually(timeout: .seconds(20)) { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 30 })
+            for i in 0..<30 {
+                try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "chaos-\#(i)"}"#)
+            }
+            #expect(
+                try await eventually(timeout: .seconds(20)) {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 30
+                })
             try await Self.completeAll(h, channel.name)
             proxy.set(.chaos)
             var restarts = 0
@@ -92,8 +113,9 @@ import Testing
 /// The mirror planner without a socket.
 @Suite struct MirrorPlannerTests {
     func entry(_ id: Int64, task: Int64, status: String, next: Double = 0) throws -> LedgerEntry {
-        LedgerEntry(legacyID: id, taskType: "t", tmType: "T", state: .sent, tmTaskID: task, tmStatus: status,
-                    claimedAt: "2026-12-01T00:00:00.000000+00:00", nextAttemptAt: next)
+        LedgerEntry(
+            legacyID: id, taskType: "t", tmType: "T", state: .sent, tmTaskID: task, tmStatus: status,
+            claimedAt: "2026-12-01T00:00:00.000000+00:00", nextAttemptAt: next)
     }
 
     @Test func claimedListWritesWithoutAGetAndTheRestIsFetchedInOrder() throws {
@@ -116,9 +138,13 @@ import Testing
         var listing = MirrorPlanner.Listing()
         listing.claimed = [10: 1]
         let fresh = try entry(1, task: 10, status: "claimed", next: 200)
-        #expect(MirrorPlanner.plan(listing: listing, listed: [fresh], candidates: .init(), now: 100, budget: 10).observations.isEmpty)
+        #expect(
+            MirrorPlanner.plan(listing: listing, listed: [fresh], candidates: .init(), now: 100, budget: 10)
+                .observations.isEmpty)
         let due = try entry(1, task: 10, status: "claimed", next: 50)
-        #expect(MirrorPlanner.plan(listing: listing, listed: [due], candidates: .init(), now: 100, budget: 10).observations.count == 1)
+        #expect(
+            MirrorPlanner.plan(listing: listing, listed: [due], candidates: .init(), now: 100, budget: 10).observations
+                .count == 1)
     }
 
     @Test func backoffIsTheMirrorsOwn() {

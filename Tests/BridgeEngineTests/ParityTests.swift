@@ -15,7 +15,9 @@ import Testing
     func settled(_ h: BridgeHarness, count: Int = 6) async throws -> [Int64] {
         let producer = try h.producer()
         var ids: [Int64] = []
-        for i in 0..<count { ids.append(try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "p\#(i)"}"#)) }
+        for i in 0..<count {
+            ids.append(try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "p\#(i)"}"#))
+        }
         let typeID = try await h.typeID(channel.name)
         let api = APIWorker(client: h.tm.client, workerID: "api", typeIDs: [typeID])
         let done = try await eventually(timeout: .seconds(20)) {
@@ -52,13 +54,16 @@ import Testing
         try await BridgeHarness.with(types: [channel]) { h in
             let ids = try await settled(h)
             let producer = try h.producer()
-            try producer.execute("UPDATE task_queue SET status = 'failed' WHERE id = ?", [ids[0]])                    // status
-            try producer.execute("UPDATE task_queue SET parameters = ? WHERE id = ?", [#"{"channel_url": "edited"}"#, ids[1]]) // payload
-            try producer.execute("DELETE FROM task_queue WHERE id = ?", [ids[2]])                                        // missing in SQLite
-            try producer.execute("DELETE FROM _taskbridge_ledger WHERE legacy_id = ?", [ids[3]])                         // unlinked row
-            _ = try await h.tm.client.createTask(type: channel.name, params: ["channel_url": "native"])                   // API-native
+            try producer.execute("UPDATE task_queue SET status = 'failed' WHERE id = ?", [ids[0]])  // status
+            try producer.execute(
+                // payload
+                "UPDATE task_queue SET parameters = ? WHERE id = ?", [#"{"channel_url": "edited"}"#, ids[1]])
+            try producer.execute("DELETE FROM task_queue WHERE id = ?", [ids[2]])  // missing in SQLite
+            try producer.execute("DELETE FROM _taskbridge_ledger WHERE legacy_id = ?", [ids[3]])  // unlinked row
+            _ = try await h.tm.client.createTask(type: channel.name, params: ["channel_url": "native"])  // API-native
             try producer.execute("UPDATE _taskbridge_mode SET mode = 'off'")
-            let queued = try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "never"}"#) // queued, not forwarded
+            // queued, not forwarded
+            let queued = try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "never"}"#)
             try producer.execute("UPDATE _taskbridge_mode SET mode = 'forward'")
             let (status, json) = try await verify(h)
             #expect(status == 1)
@@ -66,8 +71,8 @@ import Testing
             #expect(c["status_diverged"] == 1)
             #expect(c["payload_diverged"] == 1)
             #expect(c["missing_in_sqlite"] == 1)
-            #expect(c["missing_in_taskmanager"] == 2)   // the unlinked row and the queued one
-            #expect(c["api_native"] == 2)               // the native task and the unlinked row's task
+            #expect(c["missing_in_taskmanager"] == 2)  // the unlinked row and the queued one
+            #expect(c["api_native"] == 2)  // the native task and the unlinked row's task
             let findings = json["findings"]!.arrayValue!
             #expect(findings.contains { $0["class"] == "status_diverged" && $0["legacy_id"] == .int(ids[0]) })
             #expect(findings.contains { $0["class"] == "payload_diverged" && $0["legacy_id"] == .int(ids[1]) })
@@ -83,8 +88,12 @@ import Testing
             _ = try await settled(h, count: 1)
             h.startEngine()
             try producer.insert(type: "youtube_channel_scrape", parameters: "{bad")
-            try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "p0"}"#)  // collapses onto a done task
-            #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state IN ('done','quarantined')") == 3 })
+            // collapses onto a done task
+            try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "p0"}"#)
+            #expect(
+                try await eventually {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state IN ('done','quarantined')") == 3
+                })
             await h.stopEngine()
             let (status, json) = try await verify(h)
             #expect(status == 1, "a quarantined row breaks parity")
@@ -96,8 +105,12 @@ import Testing
     @Test func manyCollapsedRowsVerifyCleanly() async throws {
         try await BridgeHarness.with(types: [channel]) { h in
             let producer = try h.producer()
-            try producer.insertBatch(type: "youtube_channel_scrape", parameters: Array(repeating: #"{"channel_url": "same"}"#, count: 40))
-            #expect(try await eventually(timeout: .seconds(20)) { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 40 })
+            try producer.insertBatch(
+                type: "youtube_channel_scrape", parameters: Array(repeating: #"{"channel_url": "same"}"#, count: 40))
+            #expect(
+                try await eventually(timeout: .seconds(20)) {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 40
+                })
             await h.stopEngine()
             let (status, json) = try await verify(h)
             #expect(status == 0, "\(json["read_errors"] ?? .null)")
@@ -109,8 +122,12 @@ import Testing
     @Test func intentsNotYetDueAreNotFindings() async throws {
         try await BridgeHarness.with(types: [channel]) { h in
             let later = LegacyTimestamp.format(Date().addingTimeInterval(3600))
-            try h.producer().insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "tomorrow"}"#, runAfter: later)
-            #expect(try await eventually { try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'intent'") == 1 })
+            try h.producer().insert(
+                type: "youtube_channel_scrape", parameters: #"{"channel_url": "tomorrow"}"#, runAfter: later)
+            #expect(
+                try await eventually {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'intent'") == 1
+                })
             await h.stopEngine()
             let (status, json) = try await verify(h)
             #expect(status == 0 && classes(json).isEmpty)
@@ -134,7 +151,8 @@ import Testing
             let ids = try await settled(h)
             let producer = try h.producer()
             try producer.execute("UPDATE task_queue SET status = 'failed', result_data = NULL WHERE id = ?", [ids[0]])
-            try producer.execute("UPDATE task_queue SET parameters = ? WHERE id = ?", [#"{"channel_url": "edited"}"#, ids[1]])
+            try producer.execute(
+                "UPDATE task_queue SET parameters = ? WHERE id = ?", [#"{"channel_url": "edited"}"#, ids[1]])
             try producer.execute("UPDATE _taskbridge_mode SET mode = 'off'")
             let queued = try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "late"}"#)
             try producer.execute("UPDATE _taskbridge_mode SET mode = 'forward'")
@@ -143,9 +161,13 @@ import Testing
             #expect(r.status == 1, "the payload divergence cannot be repaired")
             #expect(json["before_repair"]?["breaking_findings"] == 3)
             #expect(classes(json) == ["payload_diverged": 1])
-            #expect((json["not_repaired"]?.arrayValue ?? []).contains { $0.stringValue?.contains("row \(ids[1])") == true })
+            #expect(
+                (json["not_repaired"]?.arrayValue ?? []).contains { $0.stringValue?.contains("row \(ids[1])") == true })
             #expect(try h.rows(where: "id = ?", [ids[0]]).first?["status"] as String? == "completed")
-            #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND tm_task_id IS NOT NULL", [queued]) == 1)
+            #expect(
+                try h.scalar(
+                    "SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND tm_task_id IS NOT NULL", [queued])
+                    == 1)
         }
     }
 
@@ -153,10 +175,16 @@ import Testing
         try await BridgeHarness.with(types: [channel]) { h in
             _ = try await settled(h, count: 3)
             func check(_ quiet: String = "0s") async throws -> (Int32, [String: Bool]) {
-                let r = try await CLIRun.run(["retire-check", "--json", "--grace", "0", "--type", "youtube_channel_scrape", "--quiet-period", quiet], harness: h)
+                let r = try await CLIRun.run(
+                    [
+                        "retire-check", "--json", "--grace", "0", "--type", "youtube_channel_scrape", "--quiet-period",
+                        quiet,
+                    ], harness: h)
                 let json = try JSONParser.parse(r.stdout)
                 var checks: [String: Bool] = [:]
-                for c in json["types"]?.arrayValue?.first?["checks"]?.arrayValue ?? [] { checks[c["check"]!.stringValue!] = c["ok"]!.boolValue! }
+                for c in json["types"]?.arrayValue?.first?["checks"]?.arrayValue ?? [] {
+                    checks[c["check"]!.stringValue!] = c["ok"]!.boolValue!
+                }
                 return (r.status, checks)
             }
             var (status, checks) = try await check()
@@ -167,7 +195,9 @@ import Testing
             try producer.execute("UPDATE _taskbridge_mode SET mode = 'off'")
             let queued = try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "q"}"#)
             (status, checks) = try await check()
-            #expect(status == 1 && checks["mode is forward or retired"] == false && checks["no queued or in-flight rows"] == false)
+            #expect(
+                status == 1 && checks["mode is forward or retired"] == false
+                    && checks["no queued or in-flight rows"] == false)
             try producer.execute("DELETE FROM task_queue WHERE id = ?", [queued])
             try producer.execute("UPDATE _taskbridge_mode SET mode = 'forward'")
             (status, checks) = try await check()
@@ -185,7 +215,12 @@ import Testing
     @Test func exportAndCheckDetectModification() async throws {
         try await BridgeHarness.with(types: [channel]) { h in
             _ = try await settled(h, count: 4)
-            try h.producer().execute("INSERT INTO task_queue (task_type, parameters, created_at, updated_at) VALUES ('other', CAST(X'7BC328' AS TEXT), 'x', 'y')")
+            try h.producer().execute(
+                """
+                INSERT INTO task_queue (task_type, parameters, created_at, updated_at) VALUES ('other', CAST(X'7BC328' \
+                AS TEXT), 'x', 'y')
+                """
+            )
             let archive = h.tm.directory.path("archive.jsonl")
             let w = try await CLIRun.run(["export", "--out", archive], harness: h)
             #expect(w.status == 0, "\(w.stderr)")
@@ -198,7 +233,8 @@ import Testing
             let bad = try await CLIRun.run(["export", "--check", archive], harness: h)
             #expect(bad.status == 1 && bad.stdout.contains("SHA-256 mismatch"))
             let lines = try String(contentsOfFile: archive, encoding: .utf8).split(separator: "\n")
-            try (lines.dropLast().joined(separator: "\n") + "\n").write(toFile: archive, atomically: true, encoding: .utf8)
+            try (lines.dropLast().joined(separator: "\n") + "\n").write(
+                toFile: archive, atomically: true, encoding: .utf8)
             let truncated = try await CLIRun.run(["export", "--check", archive], harness: h)
             #expect(truncated.status == 1 && truncated.stdout.contains("truncated"))
         }
@@ -209,28 +245,50 @@ import Testing
         let path = dir.path("worker_queue.db")
         try LegacyFixture.a.create(at: path)
         let producer = try LegacyProducer(path: path)
-        for i in 0..<5 { try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "u\#(i)"}"#) }
-        try producer.execute("CREATE VIEW v_task_stats AS SELECT task_type, status, COUNT(*) AS n FROM task_queue GROUP BY 1, 2")
+        for i in 0..<5 {
+            try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "u\#(i)"}"#)
+        }
+        try producer.execute(
+            "CREATE VIEW v_task_stats AS SELECT task_type, status, COUNT(*) AS n FROM task_queue GROUP BY 1, 2")
         func snapshot() throws -> (String, String) {
             try producer.read { db in
-                let schema = try Row.fetchAll(db, sql: "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE '\\_taskbridge%' ESCAPE '\\' ORDER BY name")
-                    .map { "\($0)" }.joined(separator: "\n")
-                let data = try Row.fetchAll(db, sql: "SELECT * FROM task_queue ORDER BY id").map { "\($0)" }.joined(separator: "\n")
-                    + (try Row.fetchAll(db, sql: "SELECT * FROM sqlite_sequence ORDER BY name").map { "\($0)" }.joined(separator: "\n"))
+                let schema = try Row.fetchAll(
+                    db,
+                    sql:
+                        """
+                        SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE '\\_taskbridge%' \
+                        ESCAPE '\\' ORDER BY name
+                        """
+                )
+                .map { "\($0)" }.joined(separator: "\n")
+                let data =
+                    try Row.fetchAll(db, sql: "SELECT * FROM task_queue ORDER BY id").map { "\($0)" }.joined(
+                        separator: "\n")
+                    + (try Row.fetchAll(db, sql: "SELECT * FROM sqlite_sequence ORDER BY name").map { "\($0)" }.joined(
+                        separator: "\n"))
                 return (schema, data)
             }
         }
         let before = try snapshot()
-        let store = try LegacyQueueStore.open(path: path, table: "task_queue", bridgeID: "taskbridge", createIfMissing: false).store
+        let store = try LegacyQueueStore.open(
+            path: path, table: "task_queue", bridgeID: "taskbridge", createIfMissing: false
+        ).store
         try await store.install()
         try await store.setMode(taskType: "youtube_channel_scrape", mode: "off", reason: nil, host: "h", actor: "a")
-        #expect(try producer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '\\_taskbridge%' ESCAPE '\\'") } ?? 0 > 10)
+        #expect(
+            try producer.read { db in
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '\\_taskbridge%' ESCAPE '\\'")
+            } ?? 0 > 10)
         try await store.uninstall()
         let after = try snapshot()
         #expect(before.0 == after.0, "schema changed")
         #expect(before.1 == after.1, "data changed")
-        #expect(try producer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '\\_taskbridge%' ESCAPE '\\'") } == 0)
+        #expect(
+            try producer.read { db in
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '\\_taskbridge%' ESCAPE '\\'")
+            } == 0)
         try store.close()
     }
 }
-

@@ -5,7 +5,8 @@ import Testing
 /// Valid legacy parameters that were refused or changed (issue 7, item 2).
 @Suite struct LiteralEdgeTests {
     @Test func namesStartingWithStringPrefixLettersAreNames() throws {
-        #expect(try PythonLiteral.parse("{'channel_url': 'u', 'enabled': False}") == ["channel_url": "u", "enabled": false])
+        #expect(
+            try PythonLiteral.parse("{'channel_url': 'u', 'enabled': False}") == ["channel_url": "u", "enabled": false])
         #expect(try PythonLiteral.parse("[False, True, None]") == [false, true, .null])
         #expect(try PythonLiteral.parse("{'a': r'\\d', 'b': u'x', 'c': R'y'}") == ["a": "\\d", "b": "x", "c": "y"])
     }
@@ -19,7 +20,9 @@ import Testing
     }
 
     @Test func numbersOutOfRangeAreRefusedWithTheirOwnReason() throws {
-        for text in [#"{"n": 1e400}"#, #"{"n": -1e400}"#, "{'n': 1e400}", "{'n': " + String(repeating: "9", count: 400) + "}"] {
+        for text in [
+            #"{"n": 1e400}"#, #"{"n": -1e400}"#, "{'n': 1e400}", "{'n': " + String(repeating: "9", count: 400) + "}",
+        ] {
             guard case .failure(let p) = LegacyParameters.decode(Array(text.utf8)) else {
                 Issue.record("\(text) was accepted")
                 continue

@@ -7,7 +7,8 @@ import Testing
 @Suite("ClientConfiguration and .env")
 struct ClientConfigurationTests {
     @Test func urlWithoutApiIsRejectedWithTheFix() {
-        for url in ["http://localhost:8000", "http://localhost:8000/", "https://api.prismq.nomoos.cz", "http://h/apix"] {
+        for url in ["http://localhost:8000", "http://localhost:8000/", "https://api.prismq.nomoos.cz", "http://h/apix"]
+        {
             do throws(TaskManagerError) {
                 _ = try ClientConfiguration(baseURL: url, apiKey: "k")
                 Issue.record("accepted \(url)")
@@ -25,9 +26,15 @@ struct ClientConfigurationTests {
     }
 
     @Test func acceptedURLsAreNormalised() throws {
-        #expect(try ClientConfiguration(baseURL: "http://localhost:8000/api/", apiKey: "k").baseURL == "http://localhost:8000/api")
-        #expect(try ClientConfiguration(baseURL: " https://api.prismq.nomoos.cz/api ", apiKey: "k").baseURL == "https://api.prismq.nomoos.cz/api")
-        #expect(try ClientConfiguration(baseURL: "http://10.0.0.5/prismq/api", apiKey: "k").baseURL == "http://10.0.0.5/prismq/api")
+        #expect(
+            try ClientConfiguration(baseURL: "http://localhost:8000/api/", apiKey: "k").baseURL
+                == "http://localhost:8000/api")
+        #expect(
+            try ClientConfiguration(baseURL: " https://api.prismq.nomoos.cz/api ", apiKey: "k").baseURL
+                == "https://api.prismq.nomoos.cz/api")
+        #expect(
+            try ClientConfiguration(baseURL: "http://10.0.0.5/prismq/api", apiKey: "k").baseURL
+                == "http://10.0.0.5/prismq/api")
     }
 
     @Test func otherBadSettingsAreRejected() {
@@ -75,11 +82,13 @@ struct ClientConfigurationTests {
         c = try ClientConfiguration.resolve(environment: env, dotEnvPath: path)
         #expect(c.baseURL == "http://env:8000/api" && c.apiKey == "env-key")
 
-        c = try ClientConfiguration.resolve(apiURL: "http://explicit/api", apiKey: "explicit-key", environment: env, dotEnvPath: path)
+        c = try ClientConfiguration.resolve(
+            apiURL: "http://explicit/api", apiKey: "explicit-key", environment: env, dotEnvPath: path)
         #expect(c.baseURL == "http://explicit/api" && c.apiKey == "explicit-key")
 
         // Each setting resolves on its own.
-        c = try ClientConfiguration.resolve(environment: ["TASKMANAGER_API_URL": "http://env:8000/api"], dotEnvPath: path)
+        c = try ClientConfiguration.resolve(
+            environment: ["TASKMANAGER_API_URL": "http://env:8000/api"], dotEnvPath: path)
         #expect(c.baseURL == "http://env:8000/api" && c.apiKey == "dotenv-key")
         c = try ClientConfiguration.resolve(apiKey: "explicit-key", environment: [:], dotEnvPath: path)
         #expect(c.baseURL == "http://dotenv:8000/api" && c.apiKey == "explicit-key")
@@ -110,13 +119,15 @@ struct ClientConfigurationTests {
             #expect(m.contains("TASKMANAGER_API_KEY"))
         }
         // The .env example without /api is caught at resolve time.
-        try "TASKMANAGER_API_URL=http://localhost:8000\nTASKMANAGER_API_KEY=k\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "TASKMANAGER_API_URL=http://localhost:8000\nTASKMANAGER_API_KEY=k\n".write(
+            toFile: path, atomically: true, encoding: .utf8)
         #expect(throws: TaskManagerError.self) { try ClientConfiguration.resolve(environment: [:], dotEnvPath: path) }
     }
 
     @Test func configurationErrorsDoNotCarryTheKey() {
         do throws(TaskManagerError) {
-            _ = try ClientConfiguration.resolve(apiURL: "http://h", apiKey: "SEKRET-key", environment: [:], dotEnvPath: nil)
+            _ = try ClientConfiguration.resolve(
+                apiURL: "http://h", apiKey: "SEKRET-key", environment: [:], dotEnvPath: nil)
             Issue.record("expected failure")
         } catch {
             #expect(!error.description.contains("SEKRET"))

@@ -9,7 +9,8 @@ import Testing
 struct ClientQuirkTests {
     @Test func sendsKeyAndOrderedJSON() async throws {
         try await Fixture.with({ _, _ in
-            .success(#"{"id":"1","type":"t","status":"pending","dedupe_key":"k","message":"Task created successfully"}"#)
+            .success(
+                #"{"id":"1","type":"t","status":"pending","dedupe_key":"k","message":"Task created successfully"}"#)
         }) { fixture, client in
             _ = try await client.createTask(type: "t", params: ["b": 1, "a": ["z": "/ü", "y": [:]]])
             let r = try #require(fixture.requests.first)
@@ -22,9 +23,11 @@ struct ClientQuirkTests {
 
     @Test func wholeFloatsKeepTheirFraction() async throws {
         try await Fixture.with({ _, _ in
-            .success(#"{"id":"1","type":"t","status":"pending","dedupe_key":"k","message":"Task created successfully"}"#)
+            .success(
+                #"{"id":"1","type":"t","status":"pending","dedupe_key":"k","message":"Task created successfully"}"#)
         }) { fixture, client in
-            _ = try await client.createTask(type: "t", params: ["x": 1.0, "y": 2.5, "z": 1e25, "n": 1, "e": [:], "l": ["0": "a"]])
+            _ = try await client.createTask(
+                type: "t", params: ["x": 1.0, "y": 2.5, "z": 1e25, "n": 1, "e": [:], "l": ["0": "a"]])
             let r = try #require(fixture.requests.first)
             #expect(r.text == #"{"type":"t","params":{"x":1.0,"y":2.5,"z":1.0e+25,"n":1,"e":{},"l":{"0":"a"}}}"#)
         }
@@ -37,11 +40,19 @@ struct ClientQuirkTests {
                 return .success(#"{"id":"1","name":"test.a","version":"1.0.0","created":true}"#)
             case ("POST", "/api/tasks"):
                 return .success(
-                    #"{"id":"12","type":"test.a","status":"pending","dedupe_key":"ed0f58bd11d4fc850efd4aa7c3e236ade38fbb3e1b1f47540c365d0984be6a46","message":"Task created successfully"}"#
+                    #"""
+                    {"id":"12","type":"test.a","status":"pending",\#
+                    "dedupe_key":"ed0f58bd11d4fc850efd4aa7c3e236ade38fbb3e1b1f47540c365d0984be6a46","message":"Task \#
+                    created successfully"}
+                    """#
                 )
             case ("POST", "/api/tasks/claim"):
                 return .success(
-                    #"{"id":12,"type":"test.a","params":{"v":"ok","nested":[]},"attempts":1,"priority":0,"message":"Task claimed successfully"}"#)
+                    #"""
+                    {"id":12,"type":"test.a","params":{"v":"ok","nested":[]},"attempts":1,"priority":0,\#
+                    "message":"Task claimed successfully"}
+                    """#
+                )
             case ("POST", "/api/tasks/12/progress"):
                 return .success(#"{"id":"12","progress":50,"message":"Task progress updated successfully"}"#)
             case ("POST", "/api/tasks/12/complete"):
@@ -50,7 +61,8 @@ struct ClientQuirkTests {
                 return .notFoundRoute
             }
         }) { _, client in
-            let reg = try await client.registerTaskType(name: "test.a", version: "1.0.0", paramSchema: ["type": "object"])
+            let reg = try await client.registerTaskType(
+                name: "test.a", version: "1.0.0", paramSchema: ["type": "object"])
             #expect(reg.id == 1 && reg.created)
             let created = try await client.createTask(type: "test.a", params: ["v": "ok"])
             #expect(created.id == 12 && !created.deduplicated && created.dedupeKey?.count == 64)
@@ -81,9 +93,14 @@ struct ClientQuirkTests {
     }
 
     @Test func otherClaimFailuresAreErrors() async throws {
-        try await Fixture.with({ _, _ in .failure(500, "SQLSTATE[HY000]: General error: 2006 MySQL server has gone away") }) {
+        try await Fixture.with({ _, _ in
+            .failure(500, "SQLSTATE[HY000]: General error: 2006 MySQL server has gone away")
+        }) {
             fixture, client in
-            await #expect(throws: TaskManagerError.server(status: 500, message: "SQLSTATE[HY000]: General error: 2006 MySQL server has gone away")) {
+            await #expect(
+                throws: TaskManagerError.server(
+                    status: 500, message: "SQLSTATE[HY000]: General error: 2006 MySQL server has gone away")
+            ) {
                 try await client.claimTask(workerID: "w", taskTypeID: 1)
             }
             #expect(fixture.count("POST", "/api/tasks/claim") == 1)
@@ -92,16 +109,23 @@ struct ClientQuirkTests {
 
     @Test func htmlMiddleware401IsUnauthorized() async throws {
         let body =
-            #"{"error":"Unauthorized","message":"Invalid or missing API key. Include X-API-Key header with your request.","timestamp":"2026-11-29T13:28:38+00:00"}"#
+            #"""
+            {"error":"Unauthorized","message":"Invalid or missing API key. Include X-API-Key header with your \#
+            request.","timestamp":"2026-11-29T13:28:38+00:00"}
+            """#
         try await Fixture.with({ _, _ in .html(401, body) }) { fixture, client in
-            await #expect(throws: TaskManagerError.unauthorized("Invalid or missing API key. Include X-API-Key header with your request.")) {
+            await #expect(
+                throws: TaskManagerError.unauthorized(
+                    "Invalid or missing API key. Include X-API-Key header with your request.")
+            ) {
                 try await client.listTasks()
             }
             // Not a transient failure: asked once.
             #expect(fixture.requests.count == 1)
         }
         // A proxy's own 401 page is still a 401.
-        try await Fixture.with({ _, _ in .html(401, "<html><body>401 Authorization Required</body></html>") }) { _, client in
+        try await Fixture.with({ _, _ in .html(401, "<html><body>401 Authorization Required</body></html>") }) {
+            _, client in
             do throws(TaskManagerError) {
                 _ = try await client.health()
                 Issue.record("expected .unauthorized")
@@ -115,9 +139,14 @@ struct ClientQuirkTests {
     }
 
     @Test func middleware413IsPayloadTooLarge() async throws {
-        let body = #"{"error":"Request Too Large","message":"Request body exceeds maximum allowed size of 1 MB","timestamp":"2026-11-29T13:28:38+00:00"}"#
+        let body =
+            #"""
+            {"error":"Request Too Large","message":"Request body exceeds maximum allowed size of 1 \#
+            MB","timestamp":"2026-11-29T13:28:38+00:00"}
+            """#
         try await Fixture.with({ _, _ in .html(413, body) }) { fixture, client in
-            await #expect(throws: TaskManagerError.payloadTooLarge("Request body exceeds maximum allowed size of 1 MB")) {
+            await #expect(throws: TaskManagerError.payloadTooLarge("Request body exceeds maximum allowed size of 1 MB"))
+            {
                 try await client.createTask(type: "t", params: ["a": 1])
             }
             #expect(fixture.requests.count == 1)
@@ -129,30 +158,50 @@ struct ClientQuirkTests {
             switch r.path {
             case "/api/tasks/1":
                 return .success(
-                    #"{"items":[{"id":1,"type":"test.a","status":"completed","params":{"v":"abc","n":5},"result":{"out":"done/ü"},"error_message":null,"priority":0,"progress":50,"attempts":1,"claimed_by":"w2","claimed_at":"2026-11-29 13:28:50","completed_at":"2026-11-29 13:28:55","created_at":"2026-11-29 13:28:43"}],"count":1}"#
+                    #"""
+                    {"items":[{"id":1,"type":"test.a","status":"completed","params":{"v":"abc","n":5},\#
+                    "result":{"out":"done/ü"},"error_message":null,"priority":0,"progress":50,"attempts":1,\#
+                    "claimed_by":"w2","claimed_at":"2026-11-29 13:28:50","completed_at":"2026-11-29 \#
+                    13:28:55","created_at":"2026-11-29 13:28:43"}],"count":1}
+                    """#
                 )
             case "/api/task-types/test.a":
                 return .success(
-                    #"{"items":[{"id":1,"name":"test.a","version":"1.0.1","param_schema":{"type":"object","required":["v"]},"is_active":1,"created_at":"2026-11-29 13:28:38","updated_at":"2026-11-29 13:28:38"}],"count":1}"#
+                    #"""
+                    {"items":[{"id":1,"name":"test.a","version":"1.0.1","param_schema":{"type":"object",\#
+                    "required":["v"]},"is_active":1,"created_at":"2026-11-29 13:28:38","updated_at":"2026-11-29 \#
+                    13:28:38"}],"count":1}
+                    """#
                 )
             case "/api/task-types":
                 return .success(
-                    #"{"items":[{"id":1,"name":"test.a","version":"1.0.1","is_active":1,"created_at":"2026-11-29 13:28:38","updated_at":"2026-11-29 13:28:38"},{"id":2,"name":"test.b","version":"1","is_active":0,"created_at":"2026-11-29 13:28:38","updated_at":"2026-11-29 13:28:38"}],"count":2}"#
+                    #"""
+                    {"items":[{"id":1,"name":"test.a","version":"1.0.1","is_active":1,"created_at":"2026-11-29 \#
+                    13:28:38","updated_at":"2026-11-29 \#
+                    13:28:38"},{"id":2,"name":"test.b","version":"1","is_active":0,"created_at":"2026-11-29 \#
+                    13:28:38","updated_at":"2026-11-29 13:28:38"}],"count":2}
+                    """#
                 )
             case "/api/tasks":
                 return .success(
-                    #"{"items":[{"id":2,"type":"test.a","status":"pending","priority":0,"progress":0,"attempts":0,"claimed_by":null,"created_at":"2026-11-29 13:28:43","completed_at":null}],"count":1}"#
+                    #"""
+                    {"items":[{"id":2,"type":"test.a","status":"pending","priority":0,"progress":0,"attempts":0,\#
+                    "claimed_by":null,"created_at":"2026-11-29 13:28:43","completed_at":null}],"count":1}
+                    """#
                 )
             default:
                 return .success(#"{"items":[],"count":0}"#)
             }
         }) { _, client in
             let task = try await client.getTask(id: 1)
-            #expect(task.id == 1 && task.status == .completed && task.result == ["out": "done/ü"] && task.claimedBy == "w2")
+            #expect(
+                task.id == 1 && task.status == .completed && task.result == ["out": "done/ü"] && task.claimedBy == "w2")
             #expect(task.params == ["v": "abc", "n": 5] && task.errorMessage == nil && task.progress == 50)
 
             let type = try await client.getTaskType(name: "test.a")
-            #expect(type.id == 1 && type.version == "1.0.1" && type.isActive && type.paramSchema == ["type": "object", "required": ["v"]])
+            #expect(
+                type.id == 1 && type.version == "1.0.1" && type.isActive
+                    && type.paramSchema == ["type": "object", "required": ["v"]])
 
             let types = try await client.listTaskTypes()
             #expect(types.map(\.name) == ["test.a", "test.b"] && types.map(\.isActive) == [true, false])
@@ -163,16 +212,22 @@ struct ClientQuirkTests {
 
             // The PHP server answers 200 with no items for what does not exist.
             await #expect(throws: TaskManagerError.notFound("Task not found")) { try await client.getTask(id: 999999) }
-            await #expect(throws: TaskManagerError.notFound("Task type not found")) { try await client.getTaskType(name: "test.nonexistent") }
+            await #expect(throws: TaskManagerError.notFound("Task type not found")) {
+                try await client.getTaskType(name: "test.nonexistent")
+            }
         }
     }
 
     @Test func duplicateAndDeduplicatedFlagsBothCount() async throws {
         try await Fixture.with({ _, n in
             switch n {
-            case 1: return .success(#"{"id":1,"status":"pending","deduplicated":true,"message":"Task already exists (deduplicated)"}"#)
+            case 1:
+                return .success(
+                    #"{"id":1,"status":"pending","deduplicated":true,"message":"Task already exists (deduplicated)"}"#)
             case 2: return .success(#"{"id":"1","status":"completed","duplicate":true}"#)
-            default: return .success(#"{"id":"2","type":"t","status":"pending","dedupe_key":"k","message":"Task created successfully"}"#)
+            default:
+                return .success(
+                    #"{"id":"2","type":"t","status":"pending","dedupe_key":"k","message":"Task created successfully"}"#)
             }
         }) { _, client in
             let first = try await client.createTask(type: "t", params: ["a": 1])
@@ -186,9 +241,18 @@ struct ClientQuirkTests {
 
     @Test func validationErrorsKeepDetails() async throws {
         try await Fixture.with({ _, _ in
-            .json(400, #"{"success":false,"error":"Validation failed","timestamp":1795958923,"details":["Field 'params' must be of type object"]}"#)
+            .json(
+                400,
+                #"""
+                {"success":false,"error":"Validation failed","timestamp":1795958923,"details":["Field 'params' must \#
+                be of type object"]}
+                """#
+            )
         }) { fixture, client in
-            await #expect(throws: TaskManagerError.validation("Validation failed", details: ["Field 'params' must be of type object"])) {
+            await #expect(
+                throws: TaskManagerError.validation(
+                    "Validation failed", details: ["Field 'params' must be of type object"])
+            ) {
                 try await client.createTask(type: "t", params: [:])
             }
             #expect(fixture.requests.count == 1)
@@ -198,7 +262,8 @@ struct ClientQuirkTests {
     @Test func htmlErrorPagesAndGarbageAreUndecodable() async throws {
         try await Fixture.with({ r, _ in
             switch r.path {
-            case "/api/health": return .html(502, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>")
+            case "/api/health":
+                return .html(502, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>")
             case "/api/tasks/claim": return .html(200, "<br />\n<b>Fatal error</b>: Uncaught PDOException")
             case "/api/tasks": return .json(200, #"{"unexpected":"shape"}"#)
             default: return .json(500, "")

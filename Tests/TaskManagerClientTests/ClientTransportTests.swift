@@ -5,12 +5,16 @@ import Testing
 
 @Suite("Client: retries, rate limits, transport errors, redaction")
 struct ClientTransportTests {
-    static let created = Canned.success(#"{"id":"3","type":"t","status":"pending","dedupe_key":"k","message":"Task created successfully"}"#)
+    static let created = Canned.success(
+        #"{"id":"3","type":"t","status":"pending","dedupe_key":"k","message":"Task created successfully"}"#)
 
     static func rateLimited(_ seconds: Int) -> Canned {
         .html(
             429,
-            #"{"error":"Too Many Requests","message":"Rate limit exceeded. Please try again in \#(seconds) seconds.","retry_after":\#(seconds),"limit":100,"window":60,"timestamp":"2026-11-29T13:28:38+00:00"}"#,
+            #"""
+            {"error":"Too Many Requests","message":"Rate limit exceeded. Please try again in \#(seconds) \#
+            seconds.","retry_after":\#(seconds),"limit":100,"window":60,"timestamp":"2026-11-29T13:28:38+00:00"}
+            """#,
             headers: [("Retry-After", String(seconds)), ("X-RateLimit-Limit", "100"), ("X-RateLimit-Remaining", "0")])
     }
 
@@ -28,7 +32,10 @@ struct ClientTransportTests {
 
     @Test func longRetryAfterSurfacesAsRateLimited() async throws {
         try await Fixture.with({ _, _ in Self.rateLimited(120) }) { fixture, client in
-            await #expect(throws: TaskManagerError.rateLimited(retryAfter: 120, message: "Rate limit exceeded. Please try again in 120 seconds.")) {
+            await #expect(
+                throws: TaskManagerError.rateLimited(
+                    retryAfter: 120, message: "Rate limit exceeded. Please try again in 120 seconds.")
+            ) {
                 try await client.createTask(type: "t", params: ["a": 1])
             }
             // Handed back at once: one request, no retry slept through.
@@ -38,7 +45,10 @@ struct ClientTransportTests {
 
     @Test func rateLimitedClaimIsNotRetried() async throws {
         try await Fixture.with({ _, _ in Self.rateLimited(1) }) { fixture, client in
-            await #expect(throws: TaskManagerError.rateLimited(retryAfter: 1, message: "Rate limit exceeded. Please try again in 1 seconds.")) {
+            await #expect(
+                throws: TaskManagerError.rateLimited(
+                    retryAfter: 1, message: "Rate limit exceeded. Please try again in 1 seconds.")
+            ) {
                 try await client.claimTask(workerID: "w", taskTypeID: 1)
             }
             #expect(fixture.count("POST", "/api/tasks/claim") == 1)
@@ -49,8 +59,15 @@ struct ClientTransportTests {
         try await Fixture.with({ r, n in
             switch r.path {
             case "/api/tasks/7":
-                return n < 3 ? .failure(503, "Service Unavailable")
-                    : .success(#"{"id":7,"type":"t","status":"pending","params":{"a":1},"result":null,"error_message":null,"priority":0,"progress":0,"attempts":0,"claimed_by":null,"claimed_at":null,"completed_at":null,"created_at":"2026-11-29 13:28:43"}"#)
+                return n < 3
+                    ? .failure(503, "Service Unavailable")
+                    : .success(
+                        #"""
+                        {"id":7,"type":"t","status":"pending","params":{"a":1},"result":null,"error_message":null,\#
+                        "priority":0,"progress":0,"attempts":0,"claimed_by":null,"claimed_at":null,\#
+                        "completed_at":null,"created_at":"2026-11-29 13:28:43"}
+                        """#
+                    )
             default:
                 return .failure(500, "Internal server error")
             }
@@ -60,14 +77,18 @@ struct ClientTransportTests {
             #expect(fixture.count("GET", "/api/tasks/7") == 3)
 
             // Gives up after maxAttempts and reports the last answer.
-            await #expect(throws: TaskManagerError.server(status: 500, message: "Internal server error")) { try await client.listTasks() }
+            await #expect(throws: TaskManagerError.server(status: 500, message: "Internal server error")) {
+                try await client.listTasks()
+            }
             #expect(fixture.count("GET", "/api/tasks") == 3)
         }
     }
 
     @Test func claimCompleteAndProgressAreNeverRetried() async throws {
-        try await Fixture.with({ _, _ in .failure(500, "SQLSTATE[40001]: Serialization failure: 1213 Deadlock found") }) { fixture, client in
-            let expected = TaskManagerError.server(status: 500, message: "SQLSTATE[40001]: Serialization failure: 1213 Deadlock found")
+        try await Fixture.with({ _, _ in .failure(500, "SQLSTATE[40001]: Serialization failure: 1213 Deadlock found") })
+        { fixture, client in
+            let expected = TaskManagerError.server(
+                status: 500, message: "SQLSTATE[40001]: Serialization failure: 1213 Deadlock found")
             await #expect(throws: expected) { try await client.claimTask(workerID: "w", taskTypeID: 1) }
             await #expect(throws: expected) { try await client.completeTask(id: 5, workerID: "w", success: true) }
             await #expect(throws: expected) { try await client.updateProgress(id: 5, workerID: "w", progress: 5) }
@@ -82,7 +103,9 @@ struct ClientTransportTests {
 
     @Test func permanentRejectionsAreNotRetried() async throws {
         try await Fixture.with({ _, _ in .failure(404, "Task type not found") }) { fixture, client in
-            await #expect(throws: TaskManagerError.notFound("Task type not found")) { try await client.createTask(type: "t", params: ["a": 1]) }
+            await #expect(throws: TaskManagerError.notFound("Task type not found")) {
+                try await client.createTask(type: "t", params: ["a": 1])
+            }
             #expect(fixture.count("POST", "/api/tasks") == 1)
         }
     }
@@ -156,22 +179,30 @@ struct ClientTransportTests {
 
     @Test func errorDescriptionsNeverContainTheKey() async throws {
         let key = "SEKRET-api-key-0123456789"
-        try await Fixture.with({ r, _ in
-            let given = r.apiKey ?? ""
-            switch r.path {
-            case "/api/health": return .html(401, #"{"error":"Unauthorized","message":"Invalid API key \#(given)"}"#)
-            case "/api/tasks": return .json(400, #"{"success":false,"error":"Bad key \#(given)","details":["key=\#(given)"]}"#)
-            case "/api/tasks/claim": return .failure(500, "SQLSTATE: near '\(given)'")
-            case "/api/tasks/1/complete": return .html(502, "<html>" + Self.padding(after: "<html>") + given + "</html>")
-            case "/api/tasks/1/progress": return .failure(403, "Task is claimed by \(given)")
-            case "/api/task-types/register":
-                let prefix = #"{"unexpected":""#
-                return .success(prefix + Self.padding(after: prefix) + given + #""}"#)
-            case "/api/task-types": return .success(#"{"rows":"\#(given)"}"#)
-            case "/api/tasks/1": return .html(429, #"{"error":"Too Many Requests","message":"slow down \#(given)"}"#, headers: [("Retry-After", "600")])
-            default: return .failure(404, "No route for \(given)")
-            }
-        }, configure: { $0.apiKey = key }) { fixture, client in
+        try await Fixture.with(
+            { r, _ in
+                let given = r.apiKey ?? ""
+                switch r.path {
+                case "/api/health":
+                    return .html(401, #"{"error":"Unauthorized","message":"Invalid API key \#(given)"}"#)
+                case "/api/tasks":
+                    return .json(400, #"{"success":false,"error":"Bad key \#(given)","details":["key=\#(given)"]}"#)
+                case "/api/tasks/claim": return .failure(500, "SQLSTATE: near '\(given)'")
+                case "/api/tasks/1/complete":
+                    return .html(502, "<html>" + Self.padding(after: "<html>") + given + "</html>")
+                case "/api/tasks/1/progress": return .failure(403, "Task is claimed by \(given)")
+                case "/api/task-types/register":
+                    let prefix = #"{"unexpected":""#
+                    return .success(prefix + Self.padding(after: prefix) + given + #""}"#)
+                case "/api/task-types": return .success(#"{"rows":"\#(given)"}"#)
+                case "/api/tasks/1":
+                    return .html(
+                        429, #"{"error":"Too Many Requests","message":"slow down \#(given)"}"#,
+                        headers: [("Retry-After", "600")])
+                default: return .failure(404, "No route for \(given)")
+                }
+            }, configure: { $0.apiKey = key }
+        ) { fixture, client in
             var errors: [TaskManagerError] = []
             func capture(_ body: () async throws -> some Any) async {
                 do {
@@ -187,7 +218,9 @@ struct ClientTransportTests {
             await capture { try await client.claimTask(workerID: "w", taskTypeID: 1) }
             await capture { try await client.completeTask(id: 1, workerID: "w", success: true) }
             await capture { try await client.updateProgress(id: 1, workerID: "w", progress: 1) }
-            await capture { try await client.registerTaskType(name: "t", version: "1", paramSchema: ["type": "object"]) }
+            await capture {
+                try await client.registerTaskType(name: "t", version: "1", paramSchema: ["type": "object"])
+            }
             await capture { try await client.listTaskTypes() }
             await capture { try await client.getTask(id: 1) }
             await capture { try await client.getTaskType(name: "x") }

@@ -79,7 +79,8 @@ final class Fixture: Sendable {
             headers[.contentType] = canned.contentType
             for (k, v) in canned.headers { headers[HTTPField.Name(k)!] = v }
             return Response(
-                status: .init(code: canned.status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: canned.body)))
+                status: .init(code: canned.status), headers: headers,
+                body: .init(byteBuffer: ByteBuffer(string: canned.body)))
         }
         var logger = Logger(label: "fixture")
         logger.logLevel = .warning
@@ -126,7 +127,9 @@ final class Fixture: Sendable {
     var baseURL: String { "http://127.0.0.1:\(port)/api" }
 
     /// A client with fast retries, so retry tests take milliseconds.
-    func client(apiKey: String = "fixture-key", configure: (inout ClientConfiguration) -> Void = { _ in }) throws -> TaskManagerClient {
+    func client(
+        apiKey: String = "fixture-key", configure: (inout ClientConfiguration) -> Void = { _ in }
+    ) throws -> TaskManagerClient {
         var c = try ClientConfiguration(baseURL: baseURL, apiKey: apiKey)
         c.retryBaseDelay = .milliseconds(5)
         configure(&c)

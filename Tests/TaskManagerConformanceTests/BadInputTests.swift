@@ -21,9 +21,15 @@ struct BadInputTests {
         Case(name: "empty body", body: .bytes([]), status: 400, error: invalidJSON),
         Case(name: "whitespace only", body: .text(" \n\t "), status: 400, error: invalidJSON),
         Case(name: "truncated", body: .text(#"{"type":"test.a","params":{"v":1}"#), status: 400, error: invalidJSON),
-        Case(name: "trailing garbage", body: .text(#"{"type":"test.a","params":{"v":1}}x"#), status: 400, error: invalidJSON),
-        Case(name: "single quotes", body: .text(#"{'type':'test.a','params':{'v':1}}"#), status: 400, error: invalidJSON),
-        Case(name: "trailing comma", body: .text(#"{"type":"test.a","params":{"v":1},}"#), status: 400, error: invalidJSON),
+        Case(
+            name: "trailing garbage", body: .text(#"{"type":"test.a","params":{"v":1}}x"#), status: 400,
+            error: invalidJSON),
+        Case(
+            name: "single quotes", body: .text(#"{'type':'test.a','params':{'v':1}}"#), status: 400,
+            error: invalidJSON),
+        Case(
+            name: "trailing comma", body: .text(#"{"type":"test.a","params":{"v":1},}"#), status: 400,
+            error: invalidJSON),
         Case(
             name: "invalid UTF-8 in a string",
             body: .bytes(Array(#"{"type":"test.a","params":{"v":""#.utf8) + [0xFF, 0xFE, 0x80] + Array(#""}}"#.utf8)),
@@ -38,25 +44,41 @@ struct BadInputTests {
             status: 400, error: invalidJSON),
         Case(
             name: "nesting deeper than 512",
-            body: .text(#"{"type":"test.a","params":{"v":"# + String(repeating: "[", count: 600) + String(repeating: "]", count: 600) + "}}"),
+            body: .text(
+                #"{"type":"test.a","params":{"v":"# + String(repeating: "[", count: 600)
+                    + String(repeating: "]", count: 600) + "}}"),
             status: 400, error: invalidJSON),
-        Case(name: "JSON null", body: .text("null"), status: 400, error: "Validation failed",
-             details: ["Task type is required", "Task parameters are required"]),
-        Case(name: "JSON array", body: .text(#"["test.a",{"v":1}]"#), status: 400, error: "Validation failed",
-             details: ["Task type is required", "Task parameters are required"]),
-        Case(name: "params {}", body: .text(#"{"type":"test.a","params":{}}"#), status: 400, error: "Validation failed",
-             details: ["Field 'params' must be of type object"]),
-        Case(name: "params as string", body: .text(#"{"type":"test.a","params":"{\"v\":1}"}"#), status: 400,
-             error: "Validation failed", details: ["Field 'params' must be of type object"]),
-        Case(name: "type as number", body: .text(#"{"type":1,"params":{"v":1}}"#), status: 400, error: "Validation failed",
-             details: ["Field 'type' must be of type string"]),
-        Case(name: "type as bool", body: .text(#"{"type":true,"params":{"v":1}}"#), status: 400, error: "Validation failed",
-             details: ["Field 'type' must be of type string"]),
-        Case(name: "unknown type", body: .text(#"{"type":"test.unknown","params":{"v":1}}"#), status: 404, error: "Task type not found"),
-        Case(name: "params failing the schema", body: .text(#"{"type":"test.a","params":{"v":"x"}}"#), status: 400,
-             error: "Parameter validation failed: Type mismatch at v: expected integer, got string"),
         Case(
-            name: "huge body", body: .bytes(Array(#"{"type":"test.a","params":{"v":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: 1_100_000) + Array(#""}}"#.utf8)),
+            name: "JSON null", body: .text("null"), status: 400, error: "Validation failed",
+            details: ["Task type is required", "Task parameters are required"]),
+        Case(
+            name: "JSON array", body: .text(#"["test.a",{"v":1}]"#), status: 400, error: "Validation failed",
+            details: ["Task type is required", "Task parameters are required"]),
+        Case(
+            name: "params {}", body: .text(#"{"type":"test.a","params":{}}"#), status: 400, error: "Validation failed",
+            details: ["Field 'params' must be of type object"]),
+        Case(
+            name: "params as string", body: .text(#"{"type":"test.a","params":"{\"v\":1}"}"#), status: 400,
+            error: "Validation failed", details: ["Field 'params' must be of type object"]),
+        Case(
+            name: "type as number", body: .text(#"{"type":1,"params":{"v":1}}"#), status: 400,
+            error: "Validation failed",
+            details: ["Field 'type' must be of type string"]),
+        Case(
+            name: "type as bool", body: .text(#"{"type":true,"params":{"v":1}}"#), status: 400,
+            error: "Validation failed",
+            details: ["Field 'type' must be of type string"]),
+        Case(
+            name: "unknown type", body: .text(#"{"type":"test.unknown","params":{"v":1}}"#), status: 404,
+            error: "Task type not found"),
+        Case(
+            name: "params failing the schema", body: .text(#"{"type":"test.a","params":{"v":"x"}}"#), status: 400,
+            error: "Parameter validation failed: Type mismatch at v: expected integer, got string"),
+        Case(
+            name: "huge body",
+            body: .bytes(
+                Array(#"{"type":"test.a","params":{"v":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: 1_100_000)
+                    + Array(#""}}"#.utf8)),
             status: 413, error: "Request Too Large"),
     ]
 
@@ -83,7 +105,10 @@ struct BadInputTests {
             let typeID = try await h.registerOpenType()
             let id = try await h.client.createTask(type: "test.a", params: ["a": 1]).id
             _ = try await h.client.claimTask(workerID: "w", taskTypeID: typeID)
-            for path in ["/api/task-types/register", "/api/tasks/claim", "/api/tasks/\(id)/complete", "/api/tasks/\(id)/progress"] {
+            for path in [
+                "/api/task-types/register", "/api/tasks/claim", "/api/tasks/\(id)/complete",
+                "/api/tasks/\(id)/progress",
+            ] {
                 for body in [RawBody.bytes([]), .text("{"), .bytes([0x7B, 0xFF, 0x7D])] {
                     let r = try await h.raw(.POST, path, body: body)
                     #expect(r.status == 400 && r.error == Self.invalidJSON, "\(path)")

@@ -18,9 +18,13 @@ struct ClaimTests {
         return (typeID, ids)
     }
 
-    static func drain(_ h: TaskManagerHarness, _ typeID: Int64, sortBy: String, sortOrder: String) async throws -> [Int64] {
+    static func drain(
+        _ h: TaskManagerHarness, _ typeID: Int64, sortBy: String, sortOrder: String
+    ) async throws -> [Int64] {
         var order: [Int64] = []
-        while let t = try await h.client.claimTask(workerID: "w", taskTypeID: typeID, sortBy: sortBy, sortOrder: sortOrder) {
+        while let t = try await h.client.claimTask(
+            workerID: "w", taskTypeID: typeID, sortBy: sortBy, sortOrder: sortOrder)
+        {
             order.append(t.id)
         }
         return order
@@ -66,12 +70,17 @@ struct ClaimTests {
         try await TaskManagerHarness.with { h in
             let typeID = try await h.registerOpenType()
             var ids: [Int64] = []
-            for i in 0..<3 { ids.append(try await h.client.createTask(type: "test.a", params: ["i": .int(Int64(i))]).id) }
+            for i in 0..<3 {
+                ids.append(try await h.client.createTask(type: "test.a", params: ["i": .int(Int64(i))]).id)
+            }
             try await h.sql("UPDATE tasks SET created_at = '2026-01-01 00:00:00'")
             // Tasks 0 and 2 are held by w1 under leases that ran out an hour ago.
             for id in [ids[0], ids[2]] {
                 try await h.sql(
-                    "UPDATE tasks SET status = 'claimed', claimed_by = 'w1', claimed_at_epoch = ?, attempts = 1 WHERE id = ?",
+                    """
+                    UPDATE tasks SET status = 'claimed', claimed_by = 'w1', claimed_at_epoch = ?, attempts = 1 WHERE \
+                    id = ?
+                    """,
                     [Date().timeIntervalSince1970 - 3600, id])
             }
             let claimed = try #require(try await h.client.claimTask(workerID: "w2", taskTypeID: typeID, policy: policy))
@@ -83,8 +92,10 @@ struct ClaimTests {
     @Test func claimPayloadAndStoredState() async throws {
         try await TaskManagerHarness.with { h in
             let typeID = try await h.registerOpenType()
-            let created = try await h.client.createTask(type: "test.a", params: ["v": "ok", "nested": ["b": 1, "a": 2]], priority: 3)
-            let r = try await h.rawJSON(.POST, "/api/tasks/claim", ["worker_id": "  w1 ", "task_type_id": .int(typeID)])
+            let created = try await h.client.createTask(
+                type: "test.a", params: ["v": "ok", "nested": ["b": 1, "a": 2]], priority: 3)
+            let r = try await h.rawJSON(
+                .POST, "/api/tasks/claim", ["worker_id": "  w1 ", "task_type_id": .int(typeID)])
             #expect(r.status == 200 && r.json?["message"] == "Success")
             #expect(keys(r.data) == ["id", "type", "params", "attempts", "priority", "message"])
             #expect(r.data?["id"] == .int(created.id) && r.data?["type"] == "test.a")
@@ -145,9 +156,18 @@ struct ClaimTests {
                 (["worker_id": "w", "task_type_id": nil], "Missing required field: task_type_id"),
                 (["worker_id": "w", "task_type_id": -1], "task_type_id must be a positive integer"),
                 (["worker_id": "w", "task_type_id": "abc"], "task_type_id must be a positive integer"),
-                (["worker_id": "w", "task_type_id": t, "sort_by": "name"], "Invalid sort_by field. Allowed values: created_at, priority, id, attempts"),
-                (["worker_id": "w", "task_type_id": t, "sort_by": "created_at; DROP TABLE tasks"], "Invalid sort_by field. Allowed values: created_at, priority, id, attempts"),
-                (["worker_id": "w", "task_type_id": t, "sort_order": "UP"], "Invalid sort_order. Allowed values: ASC, DESC"),
+                (
+                    ["worker_id": "w", "task_type_id": t, "sort_by": "name"],
+                    "Invalid sort_by field. Allowed values: created_at, priority, id, attempts"
+                ),
+                (
+                    ["worker_id": "w", "task_type_id": t, "sort_by": "created_at; DROP TABLE tasks"],
+                    "Invalid sort_by field. Allowed values: created_at, priority, id, attempts"
+                ),
+                (
+                    ["worker_id": "w", "task_type_id": t, "sort_order": "UP"],
+                    "Invalid sort_order. Allowed values: ASC, DESC"
+                ),
             ]
             for (body, message) in plain {
                 let r = try await h.rawJSON(.POST, "/api/tasks/claim", body)
@@ -187,7 +207,8 @@ struct ClaimTests {
             let miss = try await h.rawJSON(
                 .POST, "/api/tasks/claim", ["worker_id": "w", "task_type_id": .int(typeID), "type_pattern": "other.%"])
             #expect(miss.status == 404 && miss.error == "No available tasks")
-            let hit = try #require(try await h.client.claimTask(workerID: "w", taskTypeID: typeID, typePattern: "test.%"))
+            let hit = try #require(
+                try await h.client.claimTask(workerID: "w", taskTypeID: typeID, typePattern: "test.%"))
             #expect(hit.type.hasPrefix("test."))
             // An empty pattern is ignored.
             #expect(try await h.client.claimTask(workerID: "w", taskTypeID: typeID, typePattern: "") != nil)

@@ -10,7 +10,9 @@ struct ConcurrencyTests {
             let typeID = try await h.registerOpenType()
             let total = 60
             var created: Set<Int64> = []
-            for i in 0..<total { created.insert(try await h.client.createTask(type: "test.a", params: ["i": .int(Int64(i))]).id) }
+            for i in 0..<total {
+                created.insert(try await h.client.createTask(type: "test.a", params: ["i": .int(Int64(i))]).id)
+            }
 
             // Each worker has its own client (own connection pool), like
             // separate worker processes would.
@@ -20,7 +22,9 @@ struct ConcurrencyTests {
                     group.addTask {
                         let worker = "w\(n)"
                         var mine: [Int64] = []
-                        while let t = try await client.claimTask(workerID: worker, taskTypeID: typeID, policy: n % 2 == 0 ? .fifo : .lifo) {
+                        while let t = try await client.claimTask(
+                            workerID: worker, taskTypeID: typeID, policy: n % 2 == 0 ? .fifo : .lifo)
+                        {
                             mine.append(t.id)
                         }
                         return (worker, mine)
@@ -62,7 +66,11 @@ struct ConcurrencyTests {
         try await TaskManagerHarness.with { h in
             try await h.registerOpenType()
             let responses = try await withThrowingTaskGroup(of: RawResponse.self) { group in
-                for _ in 0..<50 { group.addTask { try await h.rawJSON(.POST, "/api/tasks", ["type": "test.a", "params": ["same": true]]) } }
+                for _ in 0..<50 {
+                    group.addTask {
+                        try await h.rawJSON(.POST, "/api/tasks", ["type": "test.a", "params": ["same": true]])
+                    }
+                }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             #expect(responses.allSatisfy { $0.status == 200 })

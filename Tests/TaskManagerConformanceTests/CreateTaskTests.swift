@@ -21,7 +21,10 @@ struct CreateTaskTests {
             let r = try await h.rawJSON(.POST, "/api/tasks", ["type": "test.a", "params": ["v": "abc", "n": 5]])
             #expect(r.status == 200 && r.json?["message"] == "Success")
             let data = try #require(r.data)
-            if case .int = data["id"] {} else { Issue.record("id must be an integer, got \(String(describing: data["id"]))") }
+            if case .int = data["id"] {
+            } else {
+                Issue.record("id must be an integer, got \(String(describing: data["id"]))")
+            }
             #expect(data["type"] == "test.a" && data["status"] == "pending")
             #expect(data["dedupe_key"] == "ed0f58bd11d4fc850efd4aa7c3e236ade38fbb3e1b1f47540c365d0984be6a46")
             #expect(data["message"] == "Task created successfully")
@@ -45,7 +48,8 @@ struct CreateTaskTests {
     }
 
     @Test(arguments: [
-        (JSONValue.string("7"), Int64(7)), (.double(2.9), 2), (.string("high"), 0), (.null, 0), (.bool(true), 1), (.int(-3), -3),
+        (JSONValue.string("7"), Int64(7)), (.double(2.9), 2), (.string("high"), 0), (.null, 0), (.bool(true), 1),
+        (.int(-3), -3),
     ])
     func anyPriorityThePHPServerAcceptsIsAccepted(_ raw: JSONValue, _ stored: Int64) async throws {
         try await TaskManagerHarness.with { h in
@@ -74,7 +78,10 @@ struct CreateTaskTests {
                 (["type": "test.a", "params": "v=1"], ["Field 'params' must be of type object"]),
                 (["type": "test.a", "params": 5], ["Field 'params' must be of type object"]),
                 (["type": 5, "params": ["a": 1]], ["Field 'type' must be of type string"]),
-                (["type": ["test.a"], "params": [:]], ["Field 'type' must be of type string", "Field 'params' must be of type object"]),
+                (
+                    ["type": ["test.a"], "params": [:]],
+                    ["Field 'type' must be of type string", "Field 'params' must be of type object"]
+                ),
             ]
             for (body, details) in cases {
                 let r = try await h.rawJSON(.POST, "/api/tasks", body)
@@ -96,7 +103,9 @@ struct CreateTaskTests {
         try await TaskManagerHarness.with { h in
             let r = try await h.rawJSON(.POST, "/api/tasks", ["type": "test.missing", "params": ["a": 1]])
             #expect(r.status == 404 && r.error == "Task type not found")
-            await expectError(.notFound("Task type not found")) { try await h.client.createTask(type: "test.missing", params: ["a": 1]) }
+            await expectError(.notFound("Task type not found")) {
+                try await h.client.createTask(type: "test.missing", params: ["a": 1])
+            }
             #expect(try await h.taskCount() == 0)
         }
     }
@@ -104,17 +113,20 @@ struct CreateTaskTests {
     @Test func parameterValidationJoinsSchemaErrors() async throws {
         try await TaskManagerHarness.with { h in
             _ = try await h.client.registerTaskType(name: "test.a", version: "1", paramSchema: Self.exampleSchema)
-            let r = try await h.rawJSON(.POST, "/api/tasks", ["type": "test.a", "params": ["v": "ABC", "n": 11, "e": "z"]])
+            let r = try await h.rawJSON(
+                .POST, "/api/tasks", ["type": "test.a", "params": ["v": "ABC", "n": 11, "e": "z"]])
             #expect(r.status == 400)
             #expect(
                 r.error
-                    == "Parameter validation failed: String does not match pattern at v, Number too large at n: maximum is 10, Value at e must be one of: x, y"
+                    == "Parameter validation failed: String does not match pattern at v, Number too large at n: "
+                        + "maximum is 10, Value at e must be one of: x, y"
             )
             #expect(keys(r.json) == ["success", "error", "timestamp"])
 
             let missing = try await h.rawJSON(.POST, "/api/tasks", ["type": "test.a", "params": ["n": 5]])
             #expect(missing.error == "Parameter validation failed: Missing required property: .v")
-            let wrongType = try await h.rawJSON(.POST, "/api/tasks", ["type": "test.a", "params": ["v": "ab", "n": 5.0]])
+            let wrongType = try await h.rawJSON(
+                .POST, "/api/tasks", ["type": "test.a", "params": ["v": "ab", "n": 5.0]])
             #expect(wrongType.error == "Parameter validation failed: Type mismatch at n: expected integer, got number")
 
             await expectValidation("Parameter validation failed: String too short at v: minimum length is 2") {
@@ -129,7 +141,8 @@ struct CreateTaskTests {
     @Test func wholeFloatsReachTheServerAsFloats() async throws {
         try await TaskManagerHarness.with { h in
             _ = try await h.client.registerTaskType(
-                name: "test.num", version: "1", paramSchema: ["type": "object", "properties": ["x": ["type": "number"]]])
+                name: "test.num", version: "1",
+                paramSchema: ["type": "object", "properties": ["x": ["type": "number"]]])
             // PHP's validator: an integer is not a "number".
             await expectValidation("Parameter validation failed: Type mismatch at x: expected number, got integer") {
                 try await h.client.createTask(type: "test.num", params: ["x": 1])
@@ -151,7 +164,9 @@ struct CreateTaskTests {
             let dup = try await h.rawJSON(.POST, "/api/tasks", ["type": "test.a", "params": params])
             #expect(dup.status == 200)
             #expect(keys(dup.data) == ["id", "status", "deduplicated", "message"])
-            #expect(dup.data?["id"] == .int(created.id) && dup.data?["status"] == "pending" && dup.data?["deduplicated"] == true)
+            #expect(
+                dup.data?["id"] == .int(created.id) && dup.data?["status"] == "pending"
+                    && dup.data?["deduplicated"] == true)
             #expect(dup.data?["message"] == "Task already exists (deduplicated)")
 
             // claimed
@@ -165,7 +180,9 @@ struct CreateTaskTests {
             // failed (one attempt allowed)
             let other = try await h.client.createTask(type: "test.a", params: ["v": "other"])
             _ = try #require(try await h.client.claimTask(workerID: "w1", taskTypeID: typeID))
-            #expect(try await h.client.completeTask(id: other.id, workerID: "w1", success: false, error: "x").status == "failed")
+            #expect(
+                try await h.client.completeTask(id: other.id, workerID: "w1", success: false, error: "x").status
+                    == "failed")
             again = try await h.client.createTask(type: "test.a", params: ["v": "other"])
             #expect(again.id == other.id && again.deduplicated && again.status == "failed")
 
@@ -202,7 +219,8 @@ struct CreateTaskTests {
     @Test func unicodeAndSlashesAreStoredUnescaped() async throws {
         try await TaskManagerHarness.with { h in
             try await h.registerOpenType()
-            let r = try await h.rawJSON(.POST, "/api/tasks", ["type": "test.a", "params": ["path": "a/b", "text": "žluťoučký 🐎"]])
+            let r = try await h.rawJSON(
+                .POST, "/api/tasks", ["type": "test.a", "params": ["path": "a/b", "text": "žluťoučký 🐎"]])
             let id = try #require(r.data?["id"]?.intValue)
             let get = try await h.raw(.GET, "/api/tasks/\(id)")
             #expect(get.text.contains(#""params":{"path":"a/b","text":"žluťoučký 🐎"}"#))

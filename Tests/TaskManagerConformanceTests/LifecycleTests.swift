@@ -18,10 +18,14 @@ struct LifecycleTests {
     /// a real lease to run out, so none depends on how fast the machine is.
     @Test func expiredLeaseIsReclaimedAndTheOldHolderGets403() async throws {
         let clock = ServerClock()
-        try await TaskManagerHarness.with(configure: { $0.claimTimeout = 60; $0.clock = clock }) { h in
+        try await TaskManagerHarness.with(configure: {
+            $0.claimTimeout = 60; $0.clock = clock
+        }) { h in
             let (typeID, id) = try await Self.claimedTask(h)
             clock.advance(by: 59)
-            #expect(try await h.client.claimTask(workerID: "w2", taskTypeID: typeID) == nil, "reclaimed before the lease ran out")
+            #expect(
+                try await h.client.claimTask(workerID: "w2", taskTypeID: typeID) == nil,
+                "reclaimed before the lease ran out")
             clock.advance(by: 2)
             let second = try await h.client.claimTask(workerID: "w2", taskTypeID: typeID)
             #expect(second?.id == id && second?.attempts == 2)
@@ -41,7 +45,9 @@ struct LifecycleTests {
 
     @Test func progressDoesNotRenewTheLease() async throws {
         let clock = ServerClock()
-        try await TaskManagerHarness.with(configure: { $0.claimTimeout = 60; $0.clock = clock }) { h in
+        try await TaskManagerHarness.with(configure: {
+            $0.claimTimeout = 60; $0.clock = clock
+        }) { h in
             let (typeID, id) = try await Self.claimedTask(h)
             // Progress at 40 s; if it renewed the lease, the task would stay
             // w1's until 100 s. It is free at 61 s: the lease counts from the claim.
@@ -74,7 +80,8 @@ struct LifecycleTests {
                 let claimed = try #require(try await h.client.claimTask(workerID: "w\(attempt)", taskTypeID: typeID))
                 #expect(claimed.id == id && claimed.attempts == Int64(attempt))
                 let r = try await h.rawJSON(
-                    .POST, "/api/tasks/\(id)/complete", ["worker_id": .string("w\(attempt)"), "success": false, "error": .string("boom \(attempt)")])
+                    .POST, "/api/tasks/\(id)/complete",
+                    ["worker_id": .string("w\(attempt)"), "success": false, "error": .string("boom \(attempt)")])
                 #expect(r.status == 200)
                 #expect(keys(r.data) == ["id", "status", "message"])
                 #expect(r.data?["id"] == .int(id) && r.data?["message"] == "Task completed")
@@ -88,12 +95,16 @@ struct LifecycleTests {
             #expect(statuses == ["pending (retry)", "pending (retry)", "failed"])
             #expect(try await h.client.claimTask(workerID: "w4", taskTypeID: typeID) == nil)
             let task = try await h.client.getTask(id: id)
-            #expect(task.status == .failed && task.attempts == 3 && task.errorMessage == "boom 3" && task.completedAt != nil)
+            #expect(
+                task.status == .failed && task.attempts == 3 && task.errorMessage == "boom 3" && task.completedAt != nil
+            )
         }
     }
 
     @Test func leaseExpiryReclaimsAreNotCappedByMaxAttempts() async throws {
-        try await TaskManagerHarness.with(configure: { $0.maxAttempts = 1; $0.claimTimeout = 60 }) { h in
+        try await TaskManagerHarness.with(configure: {
+            $0.maxAttempts = 1; $0.claimTimeout = 60
+        }) { h in
             let (typeID, id) = try await Self.claimedTask(h)
             for attempt in 2...3 {
                 try await h.sql("UPDATE tasks SET claimed_at_epoch = claimed_at_epoch - 3600 WHERE id = ?", [id])
@@ -122,7 +133,9 @@ struct LifecycleTests {
             await expectValidation("Task is not in claimed state") {
                 try await h.client.completeTask(id: pending, workerID: "w1", success: true)
             }
-            await expectError(.notFound("Task not found")) { try await h.client.completeTask(id: 9999, workerID: "w1", success: true) }
+            await expectError(.notFound("Task not found")) {
+                try await h.client.completeTask(id: 9999, workerID: "w1", success: true)
+            }
 
             let missing: [(JSONValue, String)] = [
                 (["success": true], "Missing required field: worker_id"),
@@ -135,7 +148,8 @@ struct LifecycleTests {
             }
             let unknown = try await h.rawJSON(.POST, "/api/tasks/9999/complete", ["worker_id": "w1", "success": true])
             #expect(unknown.status == 404 && unknown.error == "Task not found")
-            let notNumeric = try await h.rawJSON(.POST, "/api/tasks/abc/complete", ["worker_id": "w1", "success": true])
+            let notNumeric = try await h.rawJSON(
+                .POST, "/api/tasks/abc/complete", ["worker_id": "w1", "success": true])
             #expect(notNumeric.status == 404 && notNumeric.error == "Task not found")
 
             #expect(try await h.client.completeTask(id: id, workerID: "w1", success: true).status == "completed")
@@ -153,18 +167,22 @@ struct LifecycleTests {
         try await TaskManagerHarness.with { h in
             let typeID = try await h.registerOpenType()
             var ids: [Int64] = []
-            for i in 0..<3 { ids.append(try await h.client.createTask(type: "test.a", params: ["i": .int(Int64(i))]).id) }
+            for i in 0..<3 {
+                ids.append(try await h.client.createTask(type: "test.a", params: ["i": .int(Int64(i))]).id)
+            }
             for _ in ids { _ = try await h.client.claimTask(workerID: "w1", taskTypeID: typeID) }
 
             // The string "false" is truthy in PHP; the worker id is trimmed.
             let r = try await h.rawJSON(
-                .POST, "/api/tasks/\(ids[0])/complete", ["worker_id": " w1 ", "success": "false", "result": [:], "error": "kept"])
+                .POST, "/api/tasks/\(ids[0])/complete",
+                ["worker_id": " w1 ", "success": "false", "result": [:], "error": "kept"])
             #expect(r.data?["status"] == "completed")
             var task = try await h.client.getTask(id: ids[0])
             #expect(task.status == .completed && task.errorMessage == "kept")
             #expect(try await h.raw(.GET, "/api/tasks/\(ids[0])").data?["result"] == .null)
 
-            _ = try await h.rawJSON(.POST, "/api/tasks/\(ids[1])/complete", ["worker_id": "w1", "success": 0, "result": 0])
+            _ = try await h.rawJSON(
+                .POST, "/api/tasks/\(ids[1])/complete", ["worker_id": "w1", "success": 0, "result": 0])
             task = try await h.client.getTask(id: ids[1])
             #expect(task.status == .pending)
             #expect(try await h.raw(.GET, "/api/tasks/\(ids[1])").data?["result"] == .null)
@@ -181,7 +199,8 @@ struct LifecycleTests {
             let (_, id) = try await Self.claimedTask(h)
             let pending = try await h.client.createTask(type: "test.a", params: ["job": 2]).id
 
-            let ok = try await h.rawJSON(.POST, "/api/tasks/\(id)/progress", ["worker_id": "w1", "progress": 50, "message": "half"])
+            let ok = try await h.rawJSON(
+                .POST, "/api/tasks/\(id)/progress", ["worker_id": "w1", "progress": 50, "message": "half"])
             #expect(ok.status == 200)
             #expect(keys(ok.data) == ["id", "progress", "message"])
             #expect(ok.data?["id"] == .int(id) && ok.data?["progress"] == 50)
@@ -189,7 +208,8 @@ struct LifecycleTests {
             #expect(try await h.client.getTask(id: id).progress == 50)
 
             for value in [0, 100] {
-                #expect(try await h.client.updateProgress(id: id, workerID: "w1", progress: value).progress == Int64(value))
+                #expect(
+                    try await h.client.updateProgress(id: id, workerID: "w1", progress: value).progress == Int64(value))
             }
 
             let invalid: [(JSONValue, [String])] = [
@@ -212,7 +232,9 @@ struct LifecycleTests {
             }
             #expect(try await h.client.getTask(id: id).progress == 100)
 
-            await expectError(.notFound("Task not found")) { try await h.client.updateProgress(id: 9999, workerID: "w1", progress: 1) }
+            await expectError(.notFound("Task not found")) {
+                try await h.client.updateProgress(id: 9999, workerID: "w1", progress: 1)
+            }
             await expectValidation("Task is not in claimed state") {
                 try await h.client.updateProgress(id: pending, workerID: "w1", progress: 1)
             }

@@ -48,7 +48,8 @@ struct MiddlewareTests {
     @Test func healthAndOpenAPINeedNoKey() async throws {
         try await TaskManagerHarness.with { h in
             #expect(try await h.raw(.GET, "/api/health", auth: .none).status == 200)
-            #expect(try await h.raw(.GET, "/api/health", auth: .header(name: "X-API-Key", value: "wrong")).status == 200)
+            #expect(
+                try await h.raw(.GET, "/api/health", auth: .header(name: "X-API-Key", value: "wrong")).status == 200)
             let doc = try await h.raw(.GET, "/api/openapi.json", auth: .none)
             #expect(doc.status == 200)
             #expect(doc.header("Content-Type") == "application/json")
@@ -56,9 +57,11 @@ struct MiddlewareTests {
             #expect(json["openapi"]?.stringValue?.hasPrefix("3.") == true)
             #expect(json["servers"] == [["url": "/api"]])
             let paths = keys(json["paths"])
-            for p in ["/health", "/task-types/register", "/task-types/{name}", "/task-types", "/tasks", "/tasks/claim", "/tasks/{id}",
-                "/tasks/{id}/complete", "/tasks/{id}/progress"]
-            {
+            for p in [
+                "/health", "/task-types/register", "/task-types/{name}", "/task-types", "/tasks", "/tasks/claim",
+                "/tasks/{id}",
+                "/tasks/{id}/complete", "/tasks/{id}/progress",
+            ] {
                 #expect(paths.contains(p), "\(p)")
             }
             #expect(json["components"]?["schemas"]?["Envelope"] != nil)
@@ -70,19 +73,26 @@ struct MiddlewareTests {
     @Test func bodyAboveMaxRequestSizeIs413BeforeAuth() async throws {
         try await TaskManagerHarness.with(configure: { $0.maxRequestSize = 1024 }) { h in
             try await h.registerOpenType()
-            let big = Array(PHPJSON.encode(["type": "test.a", "params": ["blob": .string(String(repeating: "x", count: 2000))]]).utf8)
-            for (body, auth) in [(RawBody.bytes(big), Auth.harnessKey), (.bytes(big), .none), (.chunked(big), .harnessKey)] {
+            let big = Array(
+                PHPJSON.encode(["type": "test.a", "params": ["blob": .string(String(repeating: "x", count: 2000))]])
+                    .utf8)
+            for (body, auth) in [
+                (RawBody.bytes(big), Auth.harnessKey), (.bytes(big), .none), (.chunked(big), .harnessKey),
+            ] {
                 let r = try await h.raw(.POST, "/api/tasks", body: body, auth: auth)
                 #expect(r.status == 413, "\(auth)")
                 #expect(r.header("Content-Type") == "text/html; charset=UTF-8")
                 #expect(keys(r.json) == ["error", "message", "timestamp"])
                 #expect(r.json?["error"] == "Request Too Large")
-                #expect(r.json?["message"]?.stringValue?.hasPrefix("Request body exceeds maximum allowed size of ") == true)
+                #expect(
+                    r.json?["message"]?.stringValue?.hasPrefix("Request body exceeds maximum allowed size of ") == true)
                 #expect(isISOTimestamp(r.json?["timestamp"]?.stringValue))
             }
-            let message = try #require(try await h.raw(.POST, "/api/tasks", body: .bytes(big)).json?["message"]?.stringValue)
+            let message = try #require(
+                try await h.raw(.POST, "/api/tasks", body: .bytes(big)).json?["message"]?.stringValue)
             await expectError(.payloadTooLarge(message)) {
-                try await h.client.createTask(type: "test.a", params: ["blob": .string(String(repeating: "x", count: 2000))])
+                try await h.client.createTask(
+                    type: "test.a", params: ["blob": .string(String(repeating: "x", count: 2000))])
             }
             // The unread body does not poison the client's kept-alive connection.
             for _ in 0..<3 { #expect(try await h.client.health()["status"] == "healthy") }
@@ -133,7 +143,8 @@ struct MiddlewareTests {
             #expect(limited.header("Retry-After") == String(retryAfter))
             #expect(limited.header("X-RateLimit-Remaining") == "0")
             #expect(limited.json?["error"] == "Too Many Requests")
-            #expect(limited.json?["message"] == .string("Rate limit exceeded. Please try again in \(retryAfter) seconds."))
+            #expect(
+                limited.json?["message"] == .string("Rate limit exceeded. Please try again in \(retryAfter) seconds."))
             #expect(limited.json?["limit"] == 3 && limited.json?["window"] == 60)
             #expect(isISOTimestamp(limited.json?["timestamp"]?.stringValue))
 
@@ -164,7 +175,9 @@ struct MiddlewareTests {
 
     @Test func rateLimitWindowIsPerClientIPAndResets() async throws {
         let clock = ServerClock()
-        try await TaskManagerHarness.with(configure: { $0.rateLimit = .init(maxRequests: 1, window: 60); $0.clock = clock }) { h in
+        try await TaskManagerHarness.with(configure: {
+            $0.rateLimit = .init(maxRequests: 1, window: 60); $0.clock = clock
+        }) { h in
             let a = [("X-Forwarded-For", "203.0.113.7, 10.0.0.1")]
             #expect(try await h.raw(.GET, "/api/health", headers: a).status == 200)
             let limited = try await h.raw(.GET, "/api/health", headers: a)
@@ -218,7 +231,9 @@ struct MiddlewareTests {
     }
 
     @Test func corsEchoesOnlyConfiguredOrigins() async throws {
-        try await TaskManagerHarness.with(configure: { $0.corsAllowedOrigins = ["https://a.example", "https://b.example"] }) { h in
+        try await TaskManagerHarness.with(configure: {
+            $0.corsAllowedOrigins = ["https://a.example", "https://b.example"]
+        }) { h in
             for method in [HTTPMethod.OPTIONS, .GET] {
                 let allowed = try await h.raw(method, "/api/tasks", headers: [("Origin", "https://b.example")])
                 #expect(allowed.header("Access-Control-Allow-Origin") == "https://b.example")
@@ -236,7 +251,9 @@ struct MiddlewareTests {
         try await TaskManagerHarness.with { h in
             try await h.registerOpenType()
             let id = try await h.client.createTask(type: "test.a", params: ["a": 1]).id
-            for path in ["/api/tasks/", "/api/tasks//", "/api/tasks?status=pending", "/api/tasks/?limit=5", "/api/api/tasks"] {
+            for path in [
+                "/api/tasks/", "/api/tasks//", "/api/tasks?status=pending", "/api/tasks/?limit=5", "/api/api/tasks",
+            ] {
                 let r = try await h.raw(.GET, path)
                 #expect(r.status == 200 && r.data?["count"] == 1, "\(path)")
             }

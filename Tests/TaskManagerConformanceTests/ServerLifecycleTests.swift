@@ -43,7 +43,8 @@ struct ServerLifecycleTests {
         let log = LogRecorder()
         let config = ServerConfiguration(apiKey: "lifecycle-key")
 
-        let first = try EmbeddedTaskManager(databasePath: path, configuration: config, logger: log.logger(label: "taskmanager"))
+        let first = try EmbeddedTaskManager(
+            databasePath: path, configuration: config, logger: log.logger(label: "taskmanager"))
         let port = try await first.start()
         #expect(port > 0 && first.boundPortNumber == port)
         var cc = try ClientConfiguration(baseURL: first.baseURL, apiKey: "lifecycle-key")
@@ -71,9 +72,11 @@ struct ServerLifecycleTests {
         }
         await client.shutdown()
 
-        let second = try EmbeddedTaskManager(databasePath: path, configuration: config, logger: log.logger(label: "taskmanager"))
+        let second = try EmbeddedTaskManager(
+            databasePath: path, configuration: config, logger: log.logger(label: "taskmanager"))
         try await second.start()
-        let again = TaskManagerClient(configuration: try ClientConfiguration(baseURL: second.baseURL, apiKey: "lifecycle-key"))
+        let again = TaskManagerClient(
+            configuration: try ClientConfiguration(baseURL: second.baseURL, apiKey: "lifecycle-key"))
         let task = try await again.getTask(id: created.id)
         #expect(task.params == ["keep": "me"] && task.status == .pending)
         #expect(try await again.createTask(type: "test.a", params: ["keep": "me"]).deduplicated)

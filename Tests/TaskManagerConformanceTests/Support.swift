@@ -72,10 +72,13 @@ extension TaskManagerHarness {
         }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
         let bytes = try await response.body.collect(upTo: 8 << 20)
-        return RawResponse(status: Int(response.status.code), headers: response.headers, body: Array(bytes.readableBytesView))
+        return RawResponse(
+            status: Int(response.status.code), headers: response.headers, body: Array(bytes.readableBytesView))
     }
 
-    func rawJSON(_ method: HTTPMethod, _ path: String, _ body: JSONValue, auth: Auth = .harnessKey) async throws -> RawResponse {
+    func rawJSON(
+        _ method: HTTPMethod, _ path: String, _ body: JSONValue, auth: Auth = .harnessKey
+    ) async throws -> RawResponse {
         try await raw(method, path, body: .json(body), auth: auth)
     }
 

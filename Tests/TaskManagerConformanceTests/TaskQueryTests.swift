@@ -22,7 +22,8 @@ struct TaskQueryTests {
                 ])
             let d = try #require(r.data)
             #expect(d["id"] == .int(id) && d["type"] == "test.a" && d["status"] == "completed")
-            #expect(d["params"] == ["v": "abc", "n": 5] && d["result"] == ["out": "done/ü"] && d["error_message"] == .null)
+            #expect(
+                d["params"] == ["v": "abc", "n": 5] && d["result"] == ["out": "done/ü"] && d["error_message"] == .null)
             #expect(d["priority"] == 0 && d["progress"] == 50 && d["attempts"] == 1 && d["claimed_by"] == "w2")
             for k in ["claimed_at", "completed_at", "created_at"] {
                 #expect(d[k]?.stringValue?.wholeMatch(of: /\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}/) != nil, "\(k)")
@@ -72,7 +73,10 @@ struct TaskQueryTests {
             #expect(all.data?["count"] == 5)
             let first = all.data?["items"]?.arrayValue?.first
             #expect(
-                keys(first) == ["id", "type", "status", "priority", "progress", "attempts", "claimed_by", "created_at", "completed_at"])
+                keys(first) == [
+                    "id", "type", "status", "priority", "progress", "attempts", "claimed_by", "created_at",
+                    "completed_at",
+                ])
             #expect(first?["status"] == "claimed" && first?["claimed_by"] == "w")
 
             let cases: [(String, [Int64])] = [

@@ -49,7 +49,8 @@ struct TaskTypeTests {
             #expect(first.status == 200)
             #expect(first.json?["message"] == "Success")
             #expect(keys(first.data) == ["id", "name", "version", "created"])
-            #expect(first.data?["created"] == true && first.data?["name"] == "test.a" && first.data?["version"] == "1.0.0")
+            #expect(
+                first.data?["created"] == true && first.data?["name"] == "test.a" && first.data?["version"] == "1.0.0")
             guard case .int(let id) = first.data?["id"] else {
                 Issue.record("id must be an integer")
                 return
@@ -60,7 +61,8 @@ struct TaskTypeTests {
                 ["name": "test.a", "version": "1.0.1", "param_schema": schema, "description": "ignored"])
             #expect(second.status == 200)
             #expect(keys(second.data) == ["id", "name", "version", "updated"])
-            #expect(second.data?["id"] == .int(id) && second.data?["updated"] == true && second.data?["version"] == "1.0.1")
+            #expect(
+                second.data?["id"] == .int(id) && second.data?["updated"] == true && second.data?["version"] == "1.0.1")
 
             let viaClient = try await h.client.registerTaskType(name: "test.a", version: "2.0.0", paramSchema: schema)
             #expect(viaClient.id == id && !viaClient.created)
@@ -73,7 +75,10 @@ struct TaskTypeTests {
         try await TaskManagerHarness.with { h in
             let r = try await h.rawJSON(
                 .POST, "/api/task-types/register",
-                ["name": "  test.trim \n", "version": " 1.0 ", "param_schema": #"{"type":"object","properties":{"x":{}}}"#])
+                [
+                    "name": "  test.trim \n", "version": " 1.0 ",
+                    "param_schema": #"{"type":"object","properties":{"x":{}}}"#,
+                ])
             #expect(r.status == 200)
             #expect(r.data?["name"] == "test.trim" && r.data?["version"] == "1.0")
             let type = try await h.client.getTaskType(name: "test.trim")
@@ -92,8 +97,14 @@ struct TaskTypeTests {
                 (["name": "a", "version": "1", "param_schema": ""], "Missing required field: param_schema"),
                 (["name": "a", "version": "1", "param_schema": "not-an-object"], "Invalid JSON schema format"),
                 (["name": "a", "version": "1", "param_schema": "{\"type\":"], "Invalid JSON schema format"),
-                (["name": "a", "version": "1", "param_schema": ["properties": [:]]], "JSON schema must have a \"type\" property"),
-                (["name": "a", "version": "1", "param_schema": #"{"required":["x"]}"#], "JSON schema must have a \"type\" property"),
+                (
+                    ["name": "a", "version": "1", "param_schema": ["properties": [:]]],
+                    "JSON schema must have a \"type\" property"
+                ),
+                (
+                    ["name": "a", "version": "1", "param_schema": #"{"required":["x"]}"#],
+                    "JSON schema must have a \"type\" property"
+                ),
             ]
             for (body, message) in cases {
                 let r = try await h.rawJSON(.POST, "/api/task-types/register", body)
@@ -132,7 +143,9 @@ struct TaskTypeTests {
 
             let info = try await h.client.getTaskType(name: "test.a")
             #expect(info.id == id && info.isActive && info.paramSchema == schema)
-            await expectError(.notFound("Task type not found")) { try await h.client.getTaskType(name: "test.nonexistent") }
+            await expectError(.notFound("Task type not found")) {
+                try await h.client.getTaskType(name: "test.nonexistent")
+            }
         }
     }
 

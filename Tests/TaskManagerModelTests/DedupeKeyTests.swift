@@ -6,12 +6,15 @@ import Testing
 @Suite struct DedupeKeyTests {
     @Test func specVector() throws {
         let params = try JSONParser.parse(#"{"v":"abc","n":5}"#)
-        #expect(DedupeKey.compute(type: "test.a", params: params) == "ed0f58bd11d4fc850efd4aa7c3e236ade38fbb3e1b1f47540c365d0984be6a46")
+        #expect(
+            DedupeKey.compute(type: "test.a", params: params)
+                == "ed0f58bd11d4fc850efd4aa7c3e236ade38fbb3e1b1f47540c365d0984be6a46")
     }
 
     @Test func typeIsTrimmedLikePHP() throws {
         let params = try JSONParser.parse(#"{"v":"abc","n":5}"#)
-        #expect(DedupeKey.compute(type: "  test.a\n", params: params) == DedupeKey.compute(type: "test.a", params: params))
+        #expect(
+            DedupeKey.compute(type: "  test.a\n", params: params) == DedupeKey.compute(type: "test.a", params: params))
     }
 
     @Test func keyOrderChangesTheKey() throws {
@@ -28,21 +31,28 @@ import Testing
     @Test func unicodeAndSlashVector() throws {
         // Python: sha256(("test.a"+"\0"+json.dumps(p, separators=(',',':'), ensure_ascii=False)).encode())
         let params = try JSONParser.parse(#"{"name":"Zoë/日本"}"#)
-        #expect(DedupeKey.compute(type: "test.a", params: params) == "9f3b3ee7fa7815246f7b59fc63b5a49c78339ddc5d724436a6c96268b5254f25")
+        #expect(
+            DedupeKey.compute(type: "test.a", params: params)
+                == "9f3b3ee7fa7815246f7b59fc63b5a49c78339ddc5d724436a6c96268b5254f25")
     }
 
     @Test func nestedEmptyObjectHashesAsEmptyArray() throws {
         let params = try JSONParser.parse(#"{"nested":{},"list":[]}"#)
         // Same key as {"nested":[],"list":[]}, which Python computes as below.
-        #expect(DedupeKey.compute(type: "test.a", params: params) == "0252b73132f768d55757ddb85734bdb6364d28dc22654daef145cd6ebeac82e3")
+        #expect(
+            DedupeKey.compute(type: "test.a", params: params)
+                == "0252b73132f768d55757ddb85734bdb6364d28dc22654daef145cd6ebeac82e3")
     }
 
     @Test func sha256KnownAnswers() {
         #expect(SHA256Digest.hex(Array("".utf8)) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256Digest.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            SHA256Digest.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         let long = Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
         #expect(SHA256Digest.hex(long) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-        #expect(SHA256Digest.hex([UInt8](repeating: 0x61, count: 1_000)) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+        #expect(
+            SHA256Digest.hex([UInt8](repeating: 0x61, count: 1_000))
+                == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
     }
 
     @Test(arguments: [
@@ -51,7 +61,10 @@ import Testing
         (#"{"name":"Zoë \u00e9 日本"}"#, #"{"name":"Zoë é 日本"}"#),
         (#"{"nested":{},"list":[]}"#, #"{"nested":[],"list":[]}"#),
         (#"{"a":{"b":{}}}"#, #"{"a":{"b":[]}}"#),
-        (#"{"f":5.0,"g":0.1,"h":1e25,"i":1.5e-7,"j":-0.0,"k":100.25}"#, #"{"f":5,"g":0.1,"h":1.0e+25,"i":1.5e-7,"j":-0,"k":100.25}"#),
+        (
+            #"{"f":5.0,"g":0.1,"h":1e25,"i":1.5e-7,"j":-0.0,"k":100.25}"#,
+            #"{"f":5,"g":0.1,"h":1.0e+25,"i":1.5e-7,"j":-0,"k":100.25}"#
+        ),
         (#"{"ls":"a\u2028b\u2029c"}"#, #"{"ls":"a\u2028b\u2029c"}"#),
         (#"{"ctl":"\u0001\t\n\"\\/"}"#, #"{"ctl":"\u0001\t\n\"\\/"}"#),
         (#"{"0":"a","1":"b"}"#, #"["a","b"]"#),
@@ -72,7 +85,9 @@ import Testing
         #expect(try JSONParser.parse("-0") == .int(0))
     }
 
-    @Test(arguments: ["", "   ", "{", "[1,]", "{\"a\":}", "tru", "\"\\ud800\"", "01", "1.", "{'a':1}", "{\"a\":1}x", "\"a\u{0001}\""])
+    @Test(arguments: [
+        "", "   ", "{", "[1,]", "{\"a\":}", "tru", "\"\\ud800\"", "01", "1.", "{'a':1}", "{\"a\":1}x", "\"a\u{0001}\"",
+    ])
     func rejects(_ text: String) {
         #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
     }
@@ -93,13 +108,19 @@ import Testing
 }
 
 @Suite struct SchemaValidatorTests {
-    let schema = try! JSONParser.parse(#"""
-        {"type":"object","properties":{"v":{"type":"string","minLength":2,"pattern":"^[a-z]+$"},"n":{"type":"integer","minimum":1,"maximum":10},"e":{"type":"string","enum":["x","y"]}},"required":["v"]}
+    let schema = try! JSONParser.parse(
+        #"""
+        {"type":"object","properties":{"v":{"type":"string","minLength":2,"pattern":"^[a-z]+$"},\#
+        "n":{"type":"integer","minimum":1,"maximum":10},"e":{"type":"string","enum":["x","y"]}},"required":["v"]}
         """#)
 
     @Test func specExampleMessages() throws {
         let errors = JSONSchemaValidator().validate(try JSONParser.parse(#"{"v":"A1","n":11,"e":"z"}"#), schema: schema)
-        #expect(errors == ["String does not match pattern at v", "Number too large at n: maximum is 10", "Value at e must be one of: x, y"])
+        #expect(
+            errors == [
+                "String does not match pattern at v", "Number too large at n: maximum is 10",
+                "Value at e must be one of: x, y",
+            ])
     }
 
     @Test func requiredTreatsNullAsMissingWithDotPath() throws {
@@ -110,7 +131,8 @@ import Testing
     @Test func phpTypes() throws {
         let v = JSONSchemaValidator()
         #expect(v.validate(.int(5), schema: ["type": "number"]) == ["Type mismatch at : expected number, got integer"])
-        #expect(v.validate(.double(5), schema: ["type": "integer"]) == ["Type mismatch at : expected integer, got number"])
+        #expect(
+            v.validate(.double(5), schema: ["type": "integer"]) == ["Type mismatch at : expected integer, got number"])
         #expect(v.validate(.string("123"), schema: ["type": "integer"]).count == 1)
         #expect(v.validate(.bool(true), schema: ["type": "integer"]).count == 1)
         #expect(v.validate(.object([]), schema: ["type": "array"]).isEmpty)
@@ -118,16 +140,22 @@ import Testing
     }
 
     @Test func lengthsCountBytes() {
-        #expect(JSONSchemaValidator().validate(.string("ééé"), schema: ["type": "string", "maxLength": 5])
-            == ["String too long at : maximum length is 5"])
+        #expect(
+            JSONSchemaValidator().validate(.string("ééé"), schema: ["type": "string", "maxLength": 5])
+                == ["String too long at : maximum length is 5"])
     }
 
     @Test func itemPathsAreGarbledLikePHP() throws {
-        let schema: JSONValue = ["type": "object", "properties": ["tags": ["type": "array", "items": ["type": "string"]]]]
+        let schema: JSONValue = [
+            "type": "object", "properties": ["tags": ["type": "array", "items": ["type": "string"]]],
+        ]
         let errors = JSONSchemaValidator().validate(try JSONParser.parse(#"{"tags":["ok",5,"x",7,9]}"#), schema: schema)
         // "$path[$index]" picks character `index` of "tags"; past its end it is empty.
-        #expect(errors == ["Type mismatch at a: expected string, got integer", "Type mismatch at s: expected string, got integer",
-                           "Type mismatch at : expected string, got integer"])
+        #expect(
+            errors == [
+                "Type mismatch at a: expected string, got integer", "Type mismatch at s: expected string, got integer",
+                "Type mismatch at : expected string, got integer",
+            ])
     }
 
     @Test func additionalPropertiesAndCounts() throws {
@@ -136,8 +164,9 @@ import Testing
             "properties": ["a": ["type": "array", "minItems": 2, "maxItems": 3]],
         ]
         let errors = JSONSchemaValidator().validate(try JSONParser.parse(#"{"a":[1],"b":2}"#), schema: schema)
-        #expect(errors == ["Array too short at a: minimum items is 2", "Additional property not allowed: b"]
-            || errors == ["Additional property not allowed: b", "Array too short at a: minimum items is 2"])
+        #expect(
+            errors == ["Array too short at a: minimum items is 2", "Additional property not allowed: b"]
+                || errors == ["Additional property not allowed: b", "Array too short at a: minimum items is 2"])
     }
 
     @Test func enumIsStrict() {
@@ -149,14 +178,23 @@ import Testing
     }
 
     @Test func invalidRegexIsReported() {
-        #expect(JSONSchemaValidator().validate(.string("a"), schema: ["type": "string", "pattern": "(["]) == ["Invalid regex pattern in schema at "])
+        #expect(
+            JSONSchemaValidator().validate(.string("a"), schema: ["type": "string", "pattern": "(["]) == [
+                "Invalid regex pattern in schema at "
+            ])
     }
 
     @Test func hugeIntegerAboveMaximum() {
-        #expect(JSONSchemaValidator().validate(.int(Int64.max), schema: ["type": "integer", "maximum": .int(Int64.max - 1)]).count == 1)
+        #expect(
+            JSONSchemaValidator().validate(
+                .int(Int64.max), schema: ["type": "integer", "maximum": .int(Int64.max - 1)]
+            ).count == 1)
     }
 
     @Test func ignoresUnsupportedKeywords() {
-        #expect(JSONSchemaValidator().validate(.string("x"), schema: ["type": "string", "format": "uri", "oneOf": [["type": "integer"]]]).isEmpty)
+        #expect(
+            JSONSchemaValidator().validate(
+                .string("x"), schema: ["type": "string", "format": "uri", "oneOf": [["type": "integer"]]]
+            ).isEmpty)
     }
 }

@@ -10,8 +10,9 @@ import Testing
         #expect(PHPJSON.encode(params) == #"{"f":5,"n":{"g":1.0e+25,"i":5},"s":"5.0"}"#)
         // What the server parses from the wire re-encodes to PHP's form.
         #expect(PHPJSON.encode(try JSONParser.parse(PHPJSON.encodeWire(params))) == PHPJSON.encode(params))
-        #expect(DedupeKey.compute(type: "f.t", params: try JSONParser.parse(#"{"f":5.0}"#))
-            == DedupeKey.compute(type: "f.t", paramsJSON: #"{"f":5}"#))
+        #expect(
+            DedupeKey.compute(type: "f.t", params: try JSONParser.parse(#"{"f":5.0}"#))
+                == DedupeKey.compute(type: "f.t", paramsJSON: #"{"f":5}"#))
     }
 
     @Test func controlCharactersAndInvalidUTF8AreEscaped() {

@@ -24,23 +24,34 @@ import Testing
             try bridge.start()
             defer { Task { await bridge.kill() } }
             _ = try await bridge.waitForHealth()
-            #expect(try await eventually(timeout: .seconds(30)) {
-                let wait = (try? JSONParser.parse(try await bridge.health()))?["legacy_lock_wait_seconds"]?.doubleValue ?? 0
-                return wait > 0 && bridge.stderrText.contains("write-locked by another process")
-            }, "\(bridge.stderrText.suffix(2000))")
-            #expect(try await eventually(timeout: .seconds(30)) {
-                (try? PrometheusText(try await bridge.metrics()).sum("taskbridge_legacy_lock_wait_seconds")) ?? 0 > 0
-            })
-            let oneShot = try await CLIRun.run(["cutover", channel.legacyType, "off", "--reason", "x"], harness: h, config: conf)
-            #expect(oneShot.status == 3 && oneShot.stderr.contains("locked by another process"), "\(oneShot.status) \(oneShot.stderr)")
+            #expect(
+                try await eventually(timeout: .seconds(30)) {
+                    let wait =
+                        (try? JSONParser.parse(try await bridge.health()))?["legacy_lock_wait_seconds"]?.doubleValue
+                        ?? 0
+                    return wait > 0 && bridge.stderrText.contains("write-locked by another process")
+                }, "\(bridge.stderrText.suffix(2000))")
+            #expect(
+                try await eventually(timeout: .seconds(30)) {
+                    (try? PrometheusText(try await bridge.metrics()).sum("taskbridge_legacy_lock_wait_seconds")) ?? 0
+                        > 0
+                })
+            let oneShot = try await CLIRun.run(
+                ["cutover", channel.legacyType, "off", "--reason", "x"], harness: h, config: conf)
+            #expect(
+                oneShot.status == 3 && oneShot.stderr.contains("locked by another process"),
+                "\(oneShot.status) \(oneShot.stderr)")
             #expect(bridge.isRunning)
 
             holder.release()
-            #expect(try await eventually(timeout: .seconds(30)) { bridge.stderrText.contains("write lock is free again") })
+            #expect(
+                try await eventually(timeout: .seconds(30)) { bridge.stderrText.contains("write lock is free again") })
             let id = try h.producer().insert(type: channel.legacyType, parameters: #"{"channel_url": "after-lock"}"#)
-            #expect(try await eventually(timeout: .seconds(30)) {
-                try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'sent'", [id]) == 1
-            })
+            #expect(
+                try await eventually(timeout: .seconds(30)) {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'sent'", [id])
+                        == 1
+                })
             let log = bridge.stderrText
             #expect(log.components(separatedBy: "write-locked by another process").count == 2, "one warning per wait")
             #expect(!log.contains("loop failed"), "\(log.suffix(2000))")
@@ -67,7 +78,9 @@ import Testing
             // Well inside the 60 s request timeout: the stop did not wait for it.
             #expect(try await bridge.waitForExit(timeout: .seconds(30)) == 0, "\(bridge.stderrText.suffix(2000))")
             #expect(bridge.stderrText.contains("stopped cleanly"))
-            #expect(try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'intent'", [id]) == 1)
+            #expect(
+                try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'intent'", [id])
+                    == 1)
         }
     }
 
@@ -89,16 +102,22 @@ import Testing
             let bytes = bridge.child.stderrBytes
             #expect(!bytes.contains(0), "a NUL reached the log")
             #expect(String(validating: bytes, as: UTF8.self) != nil, "invalid UTF-8 reached the log")
-            #expect(bridge.stderrText.contains("\\xff\\xfe") || bridge.stderrText.contains("\\u{fffd}") || bridge.stderrText.contains("\u{FFFD}"))
+            #expect(
+                bridge.stderrText.contains("\\xff\\xfe") || bridge.stderrText.contains("\\u{fffd}")
+                    || bridge.stderrText.contains("\u{FFFD}"))
 
             proxy.set(.echoKey(500))
             let before = proxy.total()
             #expect(try await eventually(timeout: .seconds(30)) { proxy.total() > before + 1 })
-            #expect(try await eventually(timeout: .seconds(20)) { bridge.stderrText.contains("Invalid key '[redacted]'") })
+            #expect(
+                try await eventually(timeout: .seconds(20)) { bridge.stderrText.contains("Invalid key '[redacted]'") })
             let status = try await CLIRun.run(["status", "--json"], harness: h, config: bridge.configPath)
             let metrics = try await bridge.metrics()
             let health = try await bridge.health()
-            for (what, text) in [("log", bridge.stderrText), ("metrics", metrics), ("health", health), ("status", status.stdout + status.stderr)] {
+            for (what, text) in [
+                ("log", bridge.stderrText), ("metrics", metrics), ("health", health),
+                ("status", status.stdout + status.stderr),
+            ] {
                 #expect(!text.contains(h.tm.apiKey), "the API key reached the \(what)")
             }
         }
@@ -124,7 +143,9 @@ import Testing
             }
             let quarantine = try #require(lines.first { $0.contains("row quarantined") })
             let q = try JSONParser.parse(String(quarantine))
-            #expect(q["reason"] == "params_unparseable" && q["type"] == .string(channel.legacyType) && q["level"] == "warning")
+            #expect(
+                q["reason"] == "params_unparseable" && q["type"] == .string(channel.legacyType)
+                    && q["level"] == "warning")
         }
     }
 }
@@ -149,12 +170,15 @@ final class LockHolder: Sendable {
                 time.sleep(0.05)
             c.execute("ROLLBACK")
             """
-        process = AsyncProcess(executable: URL(fileURLWithPath: "/usr/bin/env"), arguments: ["python3", "-c", script, path, marker])
+        process = AsyncProcess(
+            executable: URL(fileURLWithPath: "/usr/bin/env"), arguments: ["python3", "-c", script, path, marker])
         try process.start()
     }
 
     func waitUntilHeld() async throws {
-        let held = try await eventually(timeout: .seconds(20)) { FileManager.default.fileExists(atPath: self.marker) || !self.process.isRunning }
+        let held = try await eventually(timeout: .seconds(20)) {
+            FileManager.default.fileExists(atPath: self.marker) || !self.process.isRunning
+        }
         guard held, process.isRunning else { throw HarnessError("lock holder did not start: \(process.stderr)") }
     }
 

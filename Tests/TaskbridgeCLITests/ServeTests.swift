@@ -7,17 +7,24 @@ import Testing
 /// `taskbridge serve` as a child process.
 @Suite(.serialized) struct ServeTests {
     /// `dir` holds the server's database; the caller keeps it alive.
-    func startServe(_ extra: [String], in dir: TemporaryDirectory, environment: [String: String] = [:]) async throws -> (AsyncProcess, String) {
+    func startServe(
+        _ extra: [String], in dir: TemporaryDirectory, environment: [String: String] = [:]
+    ) async throws -> (AsyncProcess, String) {
         var env = ProcessInfo.processInfo.environment
         env["TASKMANAGER_API_KEY"] = nil
         for (k, v) in environment { env[k] = v }
-        let p = AsyncProcess(executable: try TaskbridgeBinary.url(),
-                             arguments: ["serve", "--listen", "127.0.0.1:0", "--database", dir.path("tm.db"), "--config", dir.path("none.conf")] + extra,
-                             environment: env)
+        let p = AsyncProcess(
+            executable: try TaskbridgeBinary.url(),
+            arguments: [
+                "serve", "--listen", "127.0.0.1:0", "--database", dir.path("tm.db"), "--config", dir.path("none.conf"),
+            ] + extra,
+            environment: env)
         try p.start()
         var url = ""
         let up = try await eventually(timeout: .seconds(30)) {
-            url = p.stdout.split(separator: "\n").first { $0.hasPrefix("listening ") }.map { String($0.dropFirst(10)) } ?? ""
+            url =
+                p.stdout.split(separator: "\n").first { $0.hasPrefix("listening ") }.map { String($0.dropFirst(10)) }
+                ?? ""
             return !url.isEmpty || !p.isRunning
         }
         guard up, p.isRunning else { throw HarnessError("serve did not start: \(p.stderr)") }
@@ -39,7 +46,9 @@ import Testing
             _ = try await client.createTask(type: "t.a", params: ["a": .string(String(repeating: "x", count: 100))])
             Issue.record("expected a refusal")
         } catch {
-            #expect(error == .validation("Params too large: 108 bytes encoded, the limit is 64 bytes", details: []), "\(error)")
+            #expect(
+                error == .validation("Params too large: 108 bytes encoded, the limit is 64 bytes", details: []),
+                "\(error)")
         }
         #expect(!p.stderr.contains("--api-key puts the key"))
 

@@ -12,14 +12,18 @@ extension BridgeProcess {
     /// What every runbook step checks: the process is alive, `/metrics`
     /// parses as Prometheus text with one label set per family, and `/health`
     /// answers.
-    func expectServing(_ step: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> PrometheusText {
+    func expectServing(_ step: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> PrometheusText
+    {
         guard isRunning else {
-            throw HarnessError("\(step): taskbridge run died (status \(await child.wait())): \(stderrText.suffix(3000))")
+            throw HarnessError(
+                "\(step): taskbridge run died (status \(await child.wait())): \(stderrText.suffix(3000))")
         }
         let text = try await metrics()
         let parsed = try PrometheusText(text)
-        #expect(parsed.inconsistentFamilies.isEmpty, "\(step): families with two label sets: \(parsed.inconsistentFamilies)",
-                sourceLocation: sourceLocation)
+        #expect(
+            parsed.inconsistentFamilies.isEmpty,
+            "\(step): families with two label sets: \(parsed.inconsistentFamilies)",
+            sourceLocation: sourceLocation)
         let health = try await self.health()
         #expect(health.contains(#""status":"#), "\(step): /health said \(health)", sourceLocation: sourceLocation)
         return parsed
