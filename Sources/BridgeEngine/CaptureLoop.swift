@@ -21,10 +21,19 @@ extension BridgeEngine {
     func captureLoop(_ ctx: RunContext) async throws {
         let refresh = AsyncTimerSequence(
             interval: .milliseconds(Int64(config.bridge.pollIntervalSeconds * 20_000)), clock: .continuous)
+        var modesReadAt = 0.0
         for await _ in merge(ctx.watcher.changes, refresh.map { _ in () }) {
             if isStopping { return }
             await attempt("capture") {
-                try await refreshModes()
+                // At most once per poll interval: at 500 rows/s a read per wake-up
+                // was a fifth of the bridge's work, and a mode change still
+                // applies within one poll interval (the insert trigger reads the
+                // mode table itself, at once).
+                let now = Date().timeIntervalSince1970
+                if now - modesReadAt >= config.bridge.pollIntervalSeconds {
+                    modesReadAt = now
+                    try await refreshModes()
+                }
                 if try await captureOnce() {
                     ctx.watcher.noteActivity()
                     ctx.sendWake.signal()

@@ -14,7 +14,8 @@ extension BridgeEngine {
         var backoff = MirrorPlanner.Backoff()
         let beat = AsyncTimerSequence(
             interval: .milliseconds(Int64(config.bridge.mirrorIntervalSeconds * 1000)), clock: .continuous)
-        for await _ in merge(ctx.mirrorWake.stream, beat.map { _ in () }) {
+        // A first pass at start: a restarted bridge gets results through at once.
+        for await _ in chain([()].async, merge(ctx.mirrorWake.stream, beat.map { _ in () })) {
             if isStopping { return }
             let now = Date().timeIntervalSince1970
             if now < backoff.until { continue }
@@ -42,12 +43,21 @@ extension BridgeEngine {
     static let fetchBudget = 256
     /// Pending tasks checked at each end of the queue per cycle.
     static let edgeChecks = 32
-    /// Mirror GETs in flight at once: mirroring must not crowd out the sends
-    /// that share the client's connections.
-    static let mirrorConcurrency = 8
+    /// Mirror GETs in flight at once: enough that a bridge restarted every
+    /// second still gets results through a slow network, few enough that
+    /// mirroring leaves most of the client's connections to sends.
+    static let mirrorConcurrency = 16
 
-    /// One pass: the lists of each type in flight, then individual GETs of
-    /// what the planner picks, written as they arrive.
+    enum MirrorPiece: Sendable {
+        case listing(MirrorPlanner.Listing, successes: Int, failures: [TaskManagerError])
+        case observed(Result<Ledger.Observation, TaskManagerError>?)
+    }
+
+    /// One pass. The GETs of what the ledger says is likely to have changed
+    /// start at once, beside the list calls of every type (all in parallel:
+    /// a slow list holds back nothing); the lists then add the claimed rows
+    /// (written without a GET) and the finished ones. Results are written as
+    /// they arrive.
     @discardableResult
     func mirrorCycle() async throws -> MirrorCycleResult {
         var result = MirrorCycleResult()
@@ -56,48 +66,49 @@ extension BridgeEngine {
         let names = try await store.inFlightTaskManagerTypes()
         guard !names.isEmpty else { return result }
         let now = Date().timeIntervalSince1970
-        var listing = MirrorPlanner.Listing()
-        for name in names {
-            do {
-                for t in try await client.listTasks(statuses: ["claimed"], type: name, limit: 1000) {
-                    listing.claimed[t.id] = t.attempts
-                }
-                for t in try await client.listTasks(statuses: ["completed", "failed"], type: name, limit: 200) {
-                    listing.finished.insert(t.id)
-                }
-                result.successes += 1
-            } catch {
-                // This type's rows fall back to individual GETs; the others go on.
-                note(error, into: &result)
-                await noteAPIError(error, context: "list tasks of \(name)")
-            }
-        }
-        let listed = try await store.inFlight(taskIDs: Array(listing.claimed.keys) + Array(listing.finished))
         let candidates = try await store.mirrorCandidates(now: now, edge: Self.edgeChecks, budget: Self.fetchBudget)
-        let plan = MirrorPlanner.plan(
-            listing: listing, listed: listed, candidates: candidates, now: now, budget: Self.fetchBudget)
-        result.mirrored += try await writeMirror(plan.observations)
+        var queue = MirrorPlanner.plan(
+            listing: .init(), listed: [], candidates: candidates, now: now, budget: Self.fetchBudget
+        ).fetch
+        var queued = Set(queue.map(\.legacyID))
         var pending: [Ledger.Observation] = []
         var lastFlush = Date().timeIntervalSince1970
-        let fetch = plan.fetch
-        try await withThrowingTaskGroup(of: Result<Ledger.Observation, TaskManagerError>?.self) { group in
+        try await withThrowingTaskGroup(of: MirrorPiece.self) { group in
+            group.addTask { await self.listAll(names) }
             var next = 0
+            var inFlight = 0
             func launch() {
-                guard next < fetch.count else { return }
-                let e = fetch[next]
-                next += 1
-                group.addTask { await self.observe(e, now: now) }
+                while inFlight < Self.mirrorConcurrency && next < queue.count {
+                    let e = queue[next]
+                    next += 1
+                    inFlight += 1
+                    group.addTask { .observed(await self.observe(e, now: now)) }
+                }
             }
-            for _ in 0..<min(Self.mirrorConcurrency, fetch.count) { launch() }
-            for try await outcome in group {
-                switch outcome {
-                case .success(let o)?:
-                    result.successes += 1
-                    pending.append(o)
-                case .failure(let e)?:
-                    note(e, into: &result)
-                case nil:
-                    break
+            launch()
+            for try await piece in group {
+                switch piece {
+                case .listing(let listing, let successes, let failures):
+                    result.successes += successes
+                    for e in failures { note(e, into: &result) }
+                    let listed = try await store.inFlight(taskIDs: Array(listing.claimed.keys) + Array(listing.finished))
+                    let plan = MirrorPlanner.plan(
+                        listing: listing, listed: listed, candidates: candidates, now: now, budget: Self.fetchBudget)
+                    result.mirrored += try await writeMirror(plan.observations)
+                    for e in plan.fetch where queued.insert(e.legacyID).inserted && queue.count < 2 * Self.fetchBudget {
+                        queue.append(e)
+                    }
+                case .observed(let outcome):
+                    inFlight -= 1
+                    switch outcome {
+                    case .success(let o)?:
+                        result.successes += 1
+                        pending.append(o)
+                    case .failure(let e)?:
+                        note(e, into: &result)
+                    case nil:
+                        break
+                    }
                 }
                 launch()
                 let t = Date().timeIntervalSince1970
@@ -110,6 +121,43 @@ extension BridgeEngine {
         }
         result.mirrored += try await writeMirror(pending)
         return result
+    }
+
+    /// The claimed and the newest finished tasks of every type, all lists at
+    /// once; a type whose lists fail is simply absent (its rows fall back to
+    /// individual GETs).
+    func listAll(_ names: [String]) async -> MirrorPiece {
+        await withTaskGroup(of: (String, Result<[TaskInfo], TaskManagerError>, Bool).self) { group in
+            for name in names {
+                for statuses in [["claimed"], ["completed"], ["failed"]] {
+                    group.addTask {
+                        do throws(TaskManagerError) {
+                            let limit = statuses == ["claimed"] ? 1000 : 200
+                            let tasks = try await self.client.listTasks(statuses: statuses, type: name, limit: limit)
+                            return (name, .success(tasks), statuses == ["claimed"])
+                        } catch {
+                            return (name, .failure(error), statuses == ["claimed"])
+                        }
+                    }
+                }
+            }
+            var listing = MirrorPlanner.Listing()
+            var successes = 0
+            var failures: [TaskManagerError] = []
+            for await (name, outcome, claimed) in group {
+                switch outcome {
+                case .success(let tasks):
+                    successes += 1
+                    for t in tasks {
+                        if claimed { listing.claimed[t.id] = t.attempts } else { listing.finished.insert(t.id) }
+                    }
+                case .failure(let e):
+                    failures.append(e)
+                    await noteAPIError(e, context: "list tasks of \(name)")
+                }
+            }
+            return .listing(listing, successes: successes, failures: failures)
+        }
     }
 
     private func note(_ error: TaskManagerError, into result: inout MirrorCycleResult) {
