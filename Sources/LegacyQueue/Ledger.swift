@@ -134,6 +134,17 @@ public enum Ledger {
         (table, "generation", "INTEGER NOT NULL DEFAULT 1"), (table, "fingerprint", "TEXT"),
     ]
 
+    /// What `LedgerEntry(row:)` reads, in its order: entries are decoded by
+    /// position (a lookup by name lowercases the name for every column of
+    /// every row, which showed in profiles of the send loop).
+    static let entryColumnNames = [
+        "legacy_id", "task_type", "tm_type", "state", "params_json", "dedupe_key", "priority", "due_at", "tm_task_id",
+        "tm_status", "collapsed", "attempts", "next_attempt_at", "last_error", "claimed_at", "updated_at", "error_streak",
+        "streak_started_at", "generation", "fingerprint",
+    ]
+    public static let entryColumns = entryColumnNames.joined(separator: ", ")
+    static func entryColumns(_ alias: String) -> String { entryColumnNames.map { "\(alias).\($0)" }.joined(separator: ", ") }
+
     static var columnList: String { (["legacy_id"] + columns.map(\.name)).joined(separator: ", ") }
 
     // MARK: - Generation

@@ -94,7 +94,7 @@ extension LegacyQueueStore {
                     rows[row.id] = row
                 }
                 for r in try Row.fetchAll(
-                    db, sql: "SELECT * FROM _taskbridge_ledger WHERE legacy_id IN (\(marks))",
+                    db, sql: "SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE legacy_id IN (\(marks))",
                     arguments: StatementArguments(chunk))
                 {
                     let e = LedgerEntry(row: r)

@@ -168,7 +168,7 @@ extension LegacyQueueStore {
                 db.cachedStatement(
                     sql:
                         """
-                        SELECT * FROM _taskbridge_ledger WHERE state = 'intent' AND next_attempt_at <= ? AND due_at <= \
+                        SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state = 'intent' AND next_attempt_at <= ? AND due_at <= \
                         ? ORDER BY next_attempt_at, legacy_id LIMIT ?
                         """
                 ),
@@ -230,19 +230,19 @@ extension LegacyQueueStore {
             var c = MirrorCandidates()
             c.moving = try fetch(
                 """
-                SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND tm_status IN \
+                SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state = 'sent' AND tm_status IN \
                 ('claimed','completed','failed') LIMIT ?
                 """,
                 [budget * 4])
             let pending =
                 """
-                SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND tm_status IN ('pending','pending (retry)') \
+                SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state = 'sent' AND tm_status IN ('pending','pending (retry)') \
                 ORDER BY tm_task_id
                 """
             c.edges = try fetch(pending + " ASC LIMIT ?", [edge]) + fetch(pending + " DESC LIMIT ?", [edge])
             c.due = try fetch(
                 """
-                SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND next_attempt_at <= ? ORDER BY \
+                SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state = 'sent' AND next_attempt_at <= ? ORDER BY \
                 next_attempt_at LIMIT ?
                 """,
                 [now, budget])
@@ -259,7 +259,7 @@ extension LegacyQueueStore {
             }) {
                 let marks = chunk.map { _ in "?" }.joined(separator: ",")
                 out += try Row.fetchAll(
-                    db, sql: "SELECT * FROM _taskbridge_ledger WHERE state = 'sent' AND tm_task_id IN (\(marks))",
+                    db, sql: "SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state = 'sent' AND tm_task_id IN (\(marks))",
                     arguments: StatementArguments(chunk)
                 ).map(LedgerEntry.init)
             }

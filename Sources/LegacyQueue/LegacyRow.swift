@@ -36,9 +36,11 @@ public struct LegacyRow: Sendable, Equatable {
 
     /// Reads leniently: A-min has no CHECKs and no strict types, so any
     /// column may hold any storage class, and a bad row must never crash.
+    /// By position, in `selectSQL`'s order (a lookup by name lowercases the
+    /// name for every column of every row).
     init(row: Row) {
-        func text(_ c: String) -> String? {
-            let v: DatabaseValue = row[c]
+        func text(_ i: Int) -> String? {
+            let v: DatabaseValue = row[i]
             switch v.storage {
             case .null: return nil
             case .string(let s): return s
@@ -47,8 +49,8 @@ public struct LegacyRow: Sendable, Equatable {
             case .blob(let b): return String(decoding: b, as: UTF8.self)
             }
         }
-        func int(_ c: String) -> Int64? {
-            let v: DatabaseValue = row[c]
+        func int(_ i: Int) -> Int64? {
+            let v: DatabaseValue = row[i]
             switch v.storage {
             case .int64(let i): return i
             case .double(let d) where d == d.rounded() && abs(d) < 9e18: return Int64(d)
@@ -56,9 +58,9 @@ public struct LegacyRow: Sendable, Equatable {
             default: return nil
             }
         }
-        id = int("id") ?? 0
-        taskType = text("task_type") ?? ""
-        let p: DatabaseValue = row["parameters_blob"]
+        id = int(0) ?? 0
+        taskType = text(1) ?? ""
+        let p: DatabaseValue = row[2]
         switch p.storage {
         case .null: parameters = nil
         case .blob(let b): parameters = [UInt8](b)
@@ -66,19 +68,19 @@ public struct LegacyRow: Sendable, Equatable {
         case .int64(let i): parameters = Array(String(i).utf8)
         case .double(let d): parameters = Array(String(d).utf8)
         }
-        priority = int("priority")
-        runAfter = text("run_after_utc")
-        status = text("status")
-        claimedBy = text("claimed_by")
-        claimedAt = text("claimed_at")
-        retryCount = int("retry_count")
-        maxRetries = int("max_retries")
-        resultData = text("result_data")
-        errorMessage = text("error_message")
-        createdAt = text("created_at")
-        updatedAt = text("updated_at")
-        completedAt = text("completed_at")
-        fingerprint = row.hasColumn("fingerprint") ? text("fingerprint") : nil
+        priority = int(3)
+        runAfter = text(4)
+        status = text(5)
+        claimedBy = text(6)
+        claimedAt = text(7)
+        retryCount = int(8)
+        maxRetries = int(9)
+        resultData = text(10)
+        errorMessage = text(11)
+        createdAt = text(12)
+        updatedAt = text(13)
+        completedAt = text(14)
+        fingerprint = row.count > 15 ? text(15) : nil
     }
 
     /// Whether the row reads the same as `other` for the bridge's decisions:
@@ -118,27 +120,28 @@ public struct LedgerEntry: Sendable, Equatable {
     public var errorStreak: Int64
     public var streakStartedAt: Double?
 
+    /// From a row selected with `Ledger.entryColumns`, by position.
     init(row: Row) {
-        legacyID = row["legacy_id"]
-        taskType = row["task_type"]
-        tmType = row["tm_type"]
-        state = State(rawValue: row["state"]) ?? .intent
-        paramsJSON = row["params_json"]
-        dedupeKey = row["dedupe_key"]
-        priority = row["priority"]
-        dueAt = row["due_at"]
-        tmTaskID = row["tm_task_id"]
-        tmStatus = row["tm_status"]
-        collapsed = (row["collapsed"] as Int64? ?? 0) != 0
-        attempts = row["attempts"]
-        nextAttemptAt = row["next_attempt_at"]
-        lastError = row["last_error"]
-        claimedAt = row["claimed_at"]
-        updatedAt = row["updated_at"]
-        errorStreak = row["error_streak"] ?? 0
-        streakStartedAt = row["streak_started_at"]
-        generation = row["generation"] ?? 1
-        fingerprint = row["fingerprint"]
+        legacyID = row[0]
+        taskType = row[1]
+        tmType = row[2]
+        state = State(rawValue: row[3]) ?? .intent
+        paramsJSON = row[4]
+        dedupeKey = row[5]
+        priority = row[6]
+        dueAt = row[7]
+        tmTaskID = row[8]
+        tmStatus = row[9]
+        collapsed = (row[10] as Int64? ?? 0) != 0
+        attempts = row[11]
+        nextAttemptAt = row[12]
+        lastError = row[13]
+        claimedAt = row[14]
+        updatedAt = row[15]
+        errorStreak = row[16] ?? 0
+        streakStartedAt = row[17]
+        generation = row[18] ?? 1
+        fingerprint = row[19]
     }
 
     /// An entry as a value (the planner's tests and tools; the ledger itself

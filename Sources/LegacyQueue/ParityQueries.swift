@@ -41,7 +41,7 @@ extension LegacyQueueStore {
             var ledger: [Int64: LedgerEntry] = [:]
             if hasLedger {
                 for r in try Row.fetchAll(
-                    db, sql: "SELECT * FROM _taskbridge_ledger WHERE legacy_id BETWEEN ? AND ?",
+                    db, sql: "SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE legacy_id BETWEEN ? AND ?",
                     arguments: [first, last])
                 {
                     let e = LedgerEntry(row: r)
@@ -60,7 +60,7 @@ extension LegacyQueueStore {
                 db,
                 sql:
                     """
-                    SELECT l.* FROM _taskbridge_ledger l LEFT JOIN \(self.table) q ON q.id = l.legacy_id WHERE q.id IS \
+                    SELECT \(Ledger.entryColumns("l")) FROM _taskbridge_ledger l LEFT JOIN \(self.table) q ON q.id = l.legacy_id WHERE q.id IS \
                     NULL AND l.legacy_id > ? ORDER BY l.legacy_id LIMIT ?
                     """,
                 arguments: [afterID, limit]
@@ -110,7 +110,7 @@ extension LegacyQueueStore {
                 db,
                 sql:
                     """
-                    SELECT * FROM _taskbridge_ledger WHERE state IN ('sent','done') AND tm_task_id IS NOT NULL ORDER \
+                    SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state IN ('sent','done') AND tm_task_id IS NOT NULL ORDER \
                     BY RANDOM() LIMIT ?
                     """,
                 arguments: [size]
