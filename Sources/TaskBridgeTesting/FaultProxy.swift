@@ -184,29 +184,12 @@ public final class FaultProxy: Sendable {
                     try await writer.finish(nil)
                 })
         case .pass, .swallowResponse:
-            let swallow = mode == .swallowResponse
-            var out = HTTPClientRequest(
-                url: upstream + request.uri.description.replacingOccurrences(of: "/api", with: "", options: .anchored))
-            out.method = HTTPMethod(rawValue: request.method.rawValue)
-            for f in request.headers where f.name.canonicalName != "host" {
-                out.headers.add(name: f.name.rawName, value: f.value)
-            }
-            var req = request
-            let body = try await req.collectBody(upTo: 16 << 20)
-            out.body = .bytes(body)
-            let r = try await http.execute(out, timeout: .seconds(30))
-            let bytes = try await r.body.collect(upTo: 16 << 20)
-            if swallow {
+            let (status, h, bytes) = try await forward(request)
+            if mode == .swallowResponse {
                 // The server has acted on the request; the caller never hears.
                 try await Task.sleep(for: .seconds(3600))
             }
-            var h = HTTPFields()
-            for (name, value) in r.headers {
-                if let n = HTTPField.Name(name), n != .contentLength, n != .transferEncoding, n != .connection {
-                    h.append(HTTPField(name: n, value: value))
-                }
-            }
-            return Response(status: .init(code: Int(r.status.code)), headers: h, body: .init(byteBuffer: bytes))
+            return Response(status: status, headers: h, body: .init(byteBuffer: bytes))
         }
     }
 }
