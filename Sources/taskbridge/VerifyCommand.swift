@@ -28,10 +28,22 @@ struct VerifyCommand: AsyncParsableCommand {
         defer { Task { await session.close() } }
         let outcome = try await Self.verify(
             config: config, session: session, type: type, grace: grace, repair: repair, quiet: json)
+        // Entries of earlier generations (a recreated or restored queue) belong
+        // to rows that no longer exist: counted, exported, never compared.
+        let archived = try await session.store.archivedCount()
         if json {
-            CLI.printJSON(outcome.json)
+            var j = outcome.json
+            if case .object(var m) = j {
+                m.append(JSONMember("archived_entries", .int(Int64(archived))))
+                j = .object(m)
+            }
+            CLI.printJSON(j)
         } else {
             print(outcome.text)
+            if archived > 0 {
+                print("\(archived) ledger entr\(archived == 1 ? "y" : "ies") of rows that no longer exist archived "
+                    + "(earlier generations; in the export, not compared)")
+            }
         }
         if !outcome.report.readErrors.isEmpty {
             throw CLIError(code: .runtime, message: "a side could not be read: \(outcome.report.readErrors.first!)")

@@ -71,6 +71,14 @@ import Testing
             #expect(try await Self.completeAll(h, expecting: 3))
             let results = try h.rows().map { $0["result_data"] as String? }
             #expect(results.allSatisfy { $0?.contains("items_processed") == true })
+            // Verify compares the new rows only; the archive is counted, and exported.
+            let verify = try await CLIRun.run(["verify", "--grace", "0", "--json"], harness: h)
+            #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+            #expect(try JSONParser.parse(verify.stdout)["archived_entries"] == 5)
+            let archive = h.tm.directory.path("after-recreate.jsonl")
+            #expect(try await CLIRun.run(["export", "--out", archive], harness: h).status == 0)
+            let lines = try String(contentsOfFile: archive, encoding: .utf8).split(separator: "\n")
+            #expect(lines.filter { $0.contains(#""kind":"_taskbridge_ledger_archive""#) }.count == 5)
         }
     }
 
