@@ -83,6 +83,13 @@ actor EngineState {
         if breakers[type] != nil { breakers[type] = Breaker() }
     }
 
+    /// What the sender needs before it reads due intents: nil while every
+    /// send is paused; else the open breakers, the registered types, the modes.
+    func sendGate(now: Double) -> (Set<String>, Set<String>, [String: BridgeMode])? {
+        if now < globalPauseUntil { return nil }
+        return (openBreakers(now: now), registered, modes)
+    }
+
     func openBreakers(now: Double) -> Set<String> {
         Set(breakers.filter { $0.value.openUntil > now }.map(\.key))
     }

@@ -119,10 +119,8 @@ extension BridgeEngine {
     func dueBatch(limit: Int, excluding: Set<Int64>) async throws -> [LedgerEntry] {
         guard limit > 0 else { return [] }
         let now = Date().timeIntervalSince1970
-        if now < (await state.pausedUntil()) { return [] }
-        let open = await state.openBreakers(now: now)
-        let registered = await state.registered
-        let modes = await state.modes
+        // One hop to the state actor, not four: this runs after every send.
+        guard let (open, registered, modes) = await state.sendGate(now: now) else { return [] }
         let candidates = try await store.dueIntents(now: now, limit: limit + excluding.count)
         let batch = Array(
             candidates.filter {

@@ -266,19 +266,20 @@ public enum Ledger {
     /// `deduplicated` onto a task no other row holds is this row's own re-send
     /// (a crash, a lost answer, a re-queue), not a collapse. When a row that
     /// created its task is recorded after rows that found it, those are the
-    /// collapses. Returns the rows newly counted as collapsed.
+    /// collapses. Returns the rows newly counted as collapsed, or nil when the
+    /// entry was not an intent (a late answer: nothing changes).
     /// Guarded by `LedgerTests.resendIsNotACollapse` and `ParityTests`.
     static func recordSent(
         _ db: Database, legacyID: Int64, taskID: Int64, status: String, deduplicated: Bool,
         nextCheckAt: Double
-    ) throws -> Int {
+    ) throws -> Int? {
         let now = LegacyTimestamp.format(Date())
         guard
             let row = try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT state, generation FROM _taskbridge_ledger WHERE legacy_id = ?"),
                 arguments: [legacyID]),
             row["state"] as String == State.intent.rawValue
-        else { return 0 }
+        else { return nil }
         let generation: Int64 = row["generation"]
         var collapsed = false
         if deduplicated {

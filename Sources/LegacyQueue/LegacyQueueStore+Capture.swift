@@ -120,7 +120,7 @@ extension LegacyQueueStore {
     public func applyChanges(_ batch: ChangeBatch, decisions: [Int64: CaptureInput]) async throws -> CaptureResult {
         let select = LegacyRow.selectSQL(schema)
         let t = table, b = bridgeID
-        return try await write { db in
+        return try await writeLedger { db in
             var result = CaptureResult()
             result.remaining = batch.remaining
             let generation = try Ledger.generation(db)
@@ -322,7 +322,7 @@ extension LegacyQueueStore {
         guard !rows.isEmpty else { return CaptureResult() }
         let select = LegacyRow.selectSQL(schema)
         let t = table, b = bridgeID
-        return try await write { db in
+        return try await writeLedger { db in
             var result = CaptureResult()
             let generation = try Ledger.generation(db)
             for row in rows {
@@ -365,7 +365,7 @@ extension LegacyQueueStore {
     }
 
     public func recordDryRun(_ verdicts: [(Int64, String, String, String?)]) async throws {
-        try await write { db in
+        try await writeLedger { db in
             let now = LegacyTimestamp.format(Date())
             for (id, type, verdict, reason) in verdicts {
                 try Self.recordVerdict(db, legacyID: id, taskType: type, verdict: verdict, reason: reason, at: now)

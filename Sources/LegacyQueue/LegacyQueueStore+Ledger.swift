@@ -26,7 +26,7 @@ extension LegacyQueueStore {
     public func recordSends(_ records: [SendRecord]) async throws -> SendResults {
         guard !records.isEmpty else { return SendResults() }
         let t = table, b = bridgeID
-        return try await write { db in
+        return try await writeLedger { db in
             var out = SendResults()
             let generation = try Ledger.generation(db)
             for r in records {
@@ -34,14 +34,13 @@ extension LegacyQueueStore {
                 case .sent(let id, let taskID, let status, let deduplicated):
                     // A new task is pending; the mirror's claimed-list and
                     // queue-edge checks see it move before its first re-check.
-                    let before = try Int64.fetchOne(
-                        db.cachedStatement(
-                            sql: "SELECT 1 FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'intent'"),
-                        arguments: [id])
-                    out.collapsed += try Ledger.recordSent(
+                    if let collapsed = try Ledger.recordSent(
                         db, legacyID: id, taskID: taskID, status: status, deduplicated: deduplicated,
                         nextCheckAt: Date().timeIntervalSince1970 + 1)
-                    if before != nil { out.sent += 1 }
+                    {
+                        out.sent += 1
+                        out.collapsed += collapsed
+                    }
                 case .retry(let id, let error, let next, let streak, let started):
                     try Ledger.recordRetry(
                         db, legacyID: id, error: error, nextAttemptAt: next, errorStreak: streak,
@@ -62,7 +61,7 @@ extension LegacyQueueStore {
 
     /// Makes every intent waiting out a backoff due now.
     public func resetBackoff() async throws {
-        try await write { db in try Ledger.endBackoff(db) }
+        try await writeLedger { db in try Ledger.endBackoff(db) }
     }
 
     public struct MirrorResults: Sendable {
@@ -100,7 +99,7 @@ extension LegacyQueueStore {
         guard try await pool.read({ db in try Ledger.hasLostContinuity(db, legacyTable: t, tableName: name) }) else {
             return nil
         }
-        return try await write { db in
+        return try await writeLedger { db in
             guard try Ledger.hasLostContinuity(db, legacyTable: t, tableName: name) else { return nil }
             return try Ledger.beginGeneration(db, legacyTable: t)
         }
@@ -123,7 +122,7 @@ extension LegacyQueueStore {
     /// it is now (after the cause was fixed). Returns the ids released.
     public func quarantineRetry(ids: [Int64]?, taskType: String?) async throws -> [Int64] {
         let t = table, b = bridgeID
-        return try await write { db in try Ledger.release(db, ids: ids, taskType: taskType, bridgeID: b, legacyTable: t)
+        return try await writeLedger { db in try Ledger.release(db, ids: ids, taskType: taskType, bridgeID: b, legacyTable: t)
         }
     }
 
@@ -144,7 +143,7 @@ extension LegacyQueueStore {
     /// the capture path (a change row makes the bridge decide again).
     public func adoptRow(legacyID: Int64) async throws -> Bool {
         let t = table, b = bridgeID
-        return try await write { db in
+        return try await writeLedger { db in
             let status = try String.fetchOne(
                 db, sql: "SELECT status FROM \(t) WHERE id = ? AND claimed_by = ?", arguments: [legacyID, b])
             guard [.claimed, .running].contains(LegacyStatus(text: status)) else { return false }
@@ -155,7 +154,7 @@ extension LegacyQueueStore {
 
     /// Sends a forwarded row again (its task vanished from TaskManager).
     public func resetToIntent(legacyID: Int64) async throws {
-        try await write { db in try Ledger.resend(db, legacyID: legacyID) }
+        try await writeLedger { db in try Ledger.resend(db, legacyID: legacyID) }
     }
 
     // MARK: - Reads for the loops

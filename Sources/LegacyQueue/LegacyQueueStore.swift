@@ -135,6 +135,14 @@ public final class LegacyQueueStore: Sendable {
         }
     }
 
+    /// A write that changes no `task_queue.status` (ledger, quarantine, modes,
+    /// `error_message`): the capture triggers fire only on status updates, so
+    /// it needs no echo suppression, and skips the two writes of the flag row
+    /// (a WAL page per transaction, on every captured and every sent row).
+    public func writeLedger<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await immediateTransaction(body)
+    }
+
     /// Every write transaction of the store: `BEGIN IMMEDIATE` with the busy
     /// timeout, and, past it, the lock policy of `lockWatch` (a rolled-back
     /// attempt is safe to repeat: nothing of it was committed).
@@ -196,7 +204,7 @@ public final class LegacyQueueStore: Sendable {
 
     /// Gives a type its starting mode if the database has none yet.
     public func seedMode(taskType: String, mode: String, host: String) async throws -> Bool {
-        try await write { db in
+        try await writeLedger { db in
             guard
                 try String.fetchOne(
                     db, sql: "SELECT mode FROM _taskbridge_mode WHERE task_type = ?", arguments: [taskType]) == nil
@@ -221,7 +229,7 @@ public final class LegacyQueueStore: Sendable {
     public func setMode(
         taskType: String, mode: String, reason: String?, host: String, actor: String
     ) async throws -> String? {
-        try await write { db in
+        try await writeLedger { db in
             let old = try String.fetchOne(
                 db, sql: "SELECT mode FROM _taskbridge_mode WHERE task_type = ?", arguments: [taskType])
             let now = LegacyTimestamp.format(Date())

@@ -129,7 +129,7 @@ extension LegacyQueueStore {
     /// stored, a clean result clears an older finding.
     public func recordParity(_ results: [(Int64, String, String?, String?)]) async throws {
         guard !results.isEmpty else { return }
-        try await write { db in
+        try await writeLedger { db in
             let now = LegacyTimestamp.format(Date())
             for (id, type, kind, detail) in results {
                 if let kind {
