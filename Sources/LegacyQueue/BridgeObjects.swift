@@ -165,6 +165,7 @@ public struct BridgeObjects: Sendable {
                 try db.execute(sql: "ALTER TABLE \(added.table) ADD COLUMN \(added.column) \(added.definition)")
             }
         }
+        try Ledger.backfillFingerprints(db, legacyTable: t)
         for name in Self.triggerNames { try db.execute(sql: "DROP TRIGGER IF EXISTS \(name)") }
         for sql in triggerDDL { try db.execute(sql: sql) }
         let installed = try Self.installedSQL(db).filter { $0.key != "_taskbridge_meta" }

@@ -156,6 +156,19 @@ public enum Ledger {
             ?? 1
     }
 
+    /// Entries made before fingerprints existed get the fingerprint of the
+    /// row that holds their id now, the best knowledge there is: a live entry
+    /// was made for the row it names unless the table changed before the
+    /// upgrade. Runs inside `install`; rows that are gone leave it NULL.
+    static func backfillFingerprints(_ db: Database, legacyTable: String) throws {
+        try db.execute(
+            sql: """
+                UPDATE _taskbridge_ledger SET fingerprint = (
+                    SELECT \(fingerprintSQL("q")) FROM \(legacyTable) q WHERE q.id = _taskbridge_ledger.legacy_id)
+                WHERE fingerprint IS NULL
+                """)
+    }
+
     // MARK: - Transitions
 
     /// What capture records for a row the bridge holds.

@@ -82,6 +82,22 @@ import Testing
         }
     }
 
+    /// Entries from before fingerprints (an upgrade) get their row's
+    /// fingerprint when the objects are reinstalled, so they too apply only
+    /// to their own row from then on.
+    @Test func upgradeGivesOldEntriesTheirRowsFingerprint() async throws {
+        try await BridgeHarness.with(types: [channel]) { h in
+            let producer = try h.producer()
+            let id = try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "old-version"}"#)
+            #expect(try await eventually { try Self.taskIDs(h).count == 1 })
+            let expected = try h.scalarText("SELECT fingerprint FROM _taskbridge_ledger WHERE legacy_id = ?", [id])
+            try producer.execute("UPDATE _taskbridge_ledger SET fingerprint = NULL")
+            try await h.store.install()
+            #expect(expected != nil)
+            #expect(try h.scalarText("SELECT fingerprint FROM _taskbridge_ledger WHERE legacy_id = ?", [id]) == expected)
+        }
+    }
+
     /// A table restored from an older dump (its ids will be reused) under a
     /// newer ledger: rows with reused ids are new rows.
     @Test func tableRestoredOlderThanTheLedger() async throws {
