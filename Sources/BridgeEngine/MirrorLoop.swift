@@ -91,7 +91,8 @@ extension BridgeEngine {
                 case .listing(let listing, let successes, let failures):
                     result.successes += successes
                     for e in failures { note(e, into: &result) }
-                    let listed = try await store.inFlight(taskIDs: Array(listing.claimed.keys) + Array(listing.finished))
+                    let listed = try await store.inFlight(
+                        taskIDs: Array(listing.claimed.keys) + Array(listing.finished))
                     let plan = MirrorPlanner.plan(
                         listing: listing, listed: listed, candidates: candidates, now: now, budget: Self.fetchBudget)
                     result.mirrored += try await writeMirror(plan.observations)

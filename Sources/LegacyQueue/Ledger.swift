@@ -139,11 +139,14 @@ public enum Ledger {
     /// every row, which showed in profiles of the send loop).
     static let entryColumnNames = [
         "legacy_id", "task_type", "tm_type", "state", "params_json", "dedupe_key", "priority", "due_at", "tm_task_id",
-        "tm_status", "collapsed", "attempts", "next_attempt_at", "last_error", "claimed_at", "updated_at", "error_streak",
+        "tm_status", "collapsed", "attempts", "next_attempt_at", "last_error", "claimed_at", "updated_at",
+        "error_streak",
         "streak_started_at", "generation", "fingerprint",
     ]
     public static let entryColumns = entryColumnNames.joined(separator: ", ")
-    static func entryColumns(_ alias: String) -> String { entryColumnNames.map { "\(alias).\($0)" }.joined(separator: ", ") }
+    static func entryColumns(_ alias: String) -> String {
+        entryColumnNames.map { "\(alias).\($0)" }.joined(separator: ", ")
+    }
 
     static var columnList: String { (["legacy_id"] + columns.map(\.name)).joined(separator: ", ") }
 
@@ -425,7 +428,7 @@ public enum Ledger {
         try db.exec(
             sql:
                 "UPDATE \(legacyTable) SET \(sets.joined(separator: ", ")) WHERE id = ? AND claimed_by = ? AND "
-                    + "status IN ('claimed','running')",
+                + "status IN ('claimed','running')",
             arguments: StatementArguments(args) ?? StatementArguments())
         let statusNow =
             current == nil

@@ -170,7 +170,7 @@ extension LegacyQueueStore {
                 try db.exec(
                     sql:
                         "DELETE FROM _taskbridge_changes WHERE seq <= ? AND row_id NOT IN "
-                            + "(\(keep.map { _ in "?" }.joined(separator: ",")))",
+                        + "(\(keep.map { _ in "?" }.joined(separator: ",")))",
                     arguments: args)
             }
             return result
@@ -246,7 +246,7 @@ extension LegacyQueueStore {
                 db,
                 sql:
                     "\(select) WHERE status = 'queued' AND task_type IN "
-                        + "(\(types.map { _ in "?" }.joined(separator: ","))) ORDER BY id LIMIT ?",
+                    + "(\(types.map { _ in "?" }.joined(separator: ","))) ORDER BY id LIMIT ?",
                 arguments: args
             ).map(LegacyRow.init)
         }

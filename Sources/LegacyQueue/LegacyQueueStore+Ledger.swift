@@ -122,7 +122,8 @@ extension LegacyQueueStore {
     /// it is now (after the cause was fixed). Returns the ids released.
     public func quarantineRetry(ids: [Int64]?, taskType: String?) async throws -> [Int64] {
         let t = table, b = bridgeID
-        return try await writeLedger { db in try Ledger.release(db, ids: ids, taskType: taskType, bridgeID: b, legacyTable: t)
+        return try await writeLedger { db in
+            try Ledger.release(db, ids: ids, taskType: taskType, bridgeID: b, legacyTable: t)
         }
     }
 
@@ -167,7 +168,8 @@ extension LegacyQueueStore {
                 db.cachedStatement(
                     sql:
                         """
-                        SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state = 'intent' AND next_attempt_at <= ? AND due_at <= \
+                        SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state = 'intent' AND
+                            next_attempt_at <= ? AND due_at <= \
                         ? ORDER BY next_attempt_at, legacy_id LIMIT ?
                         """
                 ),
@@ -235,13 +237,15 @@ extension LegacyQueueStore {
                 [budget * 4])
             let pending =
                 """
-                SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state = 'sent' AND tm_status IN ('pending','pending (retry)') \
+                SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state = 'sent' AND tm_status IN
+                    ('pending','pending (retry)') \
                 ORDER BY tm_task_id
                 """
             c.edges = try fetch(pending + " ASC LIMIT ?", [edge]) + fetch(pending + " DESC LIMIT ?", [edge])
             c.due = try fetch(
                 """
-                SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state = 'sent' AND next_attempt_at <= ? ORDER BY \
+                SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state = 'sent' AND next_attempt_at <= ?
+                    ORDER BY \
                 next_attempt_at LIMIT ?
                 """,
                 [now, budget])
@@ -258,7 +262,12 @@ extension LegacyQueueStore {
             }) {
                 let marks = chunk.map { _ in "?" }.joined(separator: ",")
                 out += try Row.fetchAll(
-                    db, sql: "SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state = 'sent' AND tm_task_id IN (\(marks))",
+                    db,
+                    sql:
+                        """
+                        SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state = 'sent' AND tm_task_id IN \
+                        (\(marks))
+                        """,
                     arguments: StatementArguments(chunk)
                 ).map(LedgerEntry.init)
             }
@@ -273,7 +282,7 @@ extension LegacyQueueStore {
                 db,
                 sql:
                     "SELECT * FROM _taskbridge_quarantine \(taskType == nil ? "" : "WHERE task_type = ?") ORDER "
-                        + "BY legacy_id",
+                    + "BY legacy_id",
                 arguments: taskType.map { [$0] } ?? []
             ).map {
                 QuarantineEntry(

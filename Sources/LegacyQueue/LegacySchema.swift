@@ -54,7 +54,7 @@ public struct LegacySchema: Sendable, Equatable {
                     \(t) is the Client-backend queue (variant B: type/payload columns, 'leased' status, inverted \
                     priority). 
                     """
-                    + "taskbridge detects it but does not bridge it yet; only the worker queue (variant A, "
+                        + "taskbridge detects it but does not bridge it yet; only the worker queue (variant A, "
                         + "data/worker_queue.db) is supported"
             case .variantC(let t):
                 return "\(t) is the research prototype queue (variant C: task_id TEXT UNIQUE); it is not supported"

@@ -17,7 +17,7 @@ extension LegacyQueueStore {
                 db,
                 sql:
                     "SELECT COUNT(*) FROM \(self.table) WHERE task_type IN "
-                        + "(\(types.map { _ in "?" }.joined(separator: ",")))",
+                    + "(\(types.map { _ in "?" }.joined(separator: ",")))",
                 arguments: StatementArguments(types)) ?? 0
         }
     }
@@ -33,7 +33,7 @@ extension LegacyQueueStore {
                 db,
                 sql:
                     "\(select) WHERE task_type IN (\(types.map { _ in "?" }.joined(separator: ","))) AND id > ? "
-                        + "ORDER BY id LIMIT ?",
+                    + "ORDER BY id LIMIT ?",
                 arguments: args
             ).map(LegacyRow.init)
             guard let first = rows.first?.id, let last = rows.last?.id else { return [] }
@@ -60,7 +60,8 @@ extension LegacyQueueStore {
                 db,
                 sql:
                     """
-                    SELECT \(Ledger.entryColumns("l")) FROM _taskbridge_ledger l LEFT JOIN \(self.table) q ON q.id = l.legacy_id WHERE q.id IS \
+                    SELECT \(Ledger.entryColumns("l")) FROM _taskbridge_ledger l LEFT JOIN \(self.table) q ON q.id =
+                        l.legacy_id WHERE q.id IS \
                     NULL AND l.legacy_id > ? ORDER BY l.legacy_id LIMIT ?
                     """,
                 arguments: [afterID, limit]
@@ -78,7 +79,7 @@ extension LegacyQueueStore {
                     db,
                     sql:
                         "SELECT tm_task_id FROM _taskbridge_ledger WHERE tm_task_id IN "
-                            + "(\(ids.map { _ in "?" }.joined(separator: ",")))",
+                        + "(\(ids.map { _ in "?" }.joined(separator: ",")))",
                     arguments: StatementArguments(ids)))
         }
     }
@@ -110,7 +111,8 @@ extension LegacyQueueStore {
                 db,
                 sql:
                     """
-                    SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state IN ('sent','done') AND tm_task_id IS NOT NULL ORDER \
+                    SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE state IN ('sent','done') AND
+                        tm_task_id IS NOT NULL ORDER \
                     BY RANDOM() LIMIT ?
                     """,
                 arguments: [size]

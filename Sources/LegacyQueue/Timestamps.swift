@@ -94,7 +94,7 @@ public enum LegacyTimestamp {
         let m = String(micros)
         return
             "\(p(tm.tm_year + 1900, 4))-\(p(tm.tm_mon + 1, 2))-\(p(tm.tm_mday, 2))T\(p(tm.tm_hour, 2)):"
-                + "\(p(tm.tm_min, 2)):\(p(tm.tm_sec, 2))."
+            + "\(p(tm.tm_min, 2)):\(p(tm.tm_sec, 2))."
             + String(repeating: "0", count: 6 - m.count) + m + "+00:00"
     }
 }

@@ -66,7 +66,7 @@ public enum MySQLTime {
         func p2(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
         return
             "\(tm.tm_year + 1900)-\(p2(tm.tm_mon + 1))-\(p2(tm.tm_mday))\(separator)\(p2(tm.tm_hour)):"
-                + "\(p2(tm.tm_min)):\(p2(tm.tm_sec))"
+            + "\(p2(tm.tm_min)):\(p2(tm.tm_sec))"
     }
 }
 

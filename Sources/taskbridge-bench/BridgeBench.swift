@@ -20,7 +20,7 @@ extension BenchCommand {
                 Trigger cost, forward rate and CPU per row vs the server, commit-to-task latency at 100 and 500 \
                 rows/s, 
                 """
-                + "mirror under faults with restarts, idle CPU and RSS.")
+                    + "mirror under faults with restarts, idle CPU and RSS.")
         @Option(help: "Rows for the throughput run.") var rows = 10_000
         @Option(help: "Seconds of each latency run.") var latencySeconds = 10.0
         @Option(help: "Tasks finished during the fault run.") var faultTasks = 200

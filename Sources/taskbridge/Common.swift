@@ -127,7 +127,7 @@ enum CLI {
         }
         let url =
             "http://\(config.embedded.host == "0.0.0.0" ? "127.0.0.1" : config.embedded.host):"
-                + "\(config.embedded.port)/api"
+            + "\(config.embedded.port)/api"
         return (try clientConfiguration(url: url, key: key, config: config), server)
     }
 

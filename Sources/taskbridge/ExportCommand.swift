@@ -96,7 +96,8 @@ enum ArchiveWriter {
                 let select = columns.map { "typeof(\"\($0)\"), CAST(\"\($0)\" AS BLOB)" }.joined(separator: ", ")
                 let order =
                     name == "_taskbridge_mode"
-                    ? "task_type" : (columns.contains("id") ? "id" : (columns.contains("archive_id") ? "archive_id" : "legacy_id"))
+                    ? "task_type"
+                    : (columns.contains("id") ? "id" : (columns.contains("archive_id") ? "archive_id" : "legacy_id"))
                 let cursor = try Row.fetchCursor(db, sql: "SELECT \(select) FROM \"\(name)\" ORDER BY \"\(order)\"")
                 var n = 0
                 while let row = try cursor.next() {

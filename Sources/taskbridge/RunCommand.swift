@@ -74,7 +74,7 @@ struct BridgeStack {
         let engine = BridgeEngine(
             config: config, store: opened.store, client: client, logger: logger, host: CLI.hostName)
         if metrics, let listen = config.bridge.metricsListen {
-            services.append(try MetricsEndpoint.make(listen: listen, engine: engine, logger: logger))
+            services.append(try MetricsEndpoint.make(listen: listen, engine: engine, config: config, logger: logger))
         }
         services.append(EngineService(engine: engine))
         logger.info(
@@ -116,7 +116,11 @@ enum MetricsEndpoint {
     }()
 
     /// `/metrics` (Prometheus text) and `/health` (200 or 503 with details).
-    static func make(listen: String, engine: BridgeEngine, logger: Logger) throws -> any Service {
+    static func make(
+        listen: String, engine: BridgeEngine, config: BridgeConfiguration, logger: Logger
+    ) throws
+        -> any Service
+    {
         guard let (host, port) = ConfigLoader.parseHostPort(listen) else {
             throw CLIError.config("[bridge] metrics_listen must be HOST:PORT")
         }
@@ -127,6 +131,22 @@ enum MetricsEndpoint {
             headers[.contentType] = "text/plain; version=0.0.4"
             return Response(
                 status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+        // The model `status --json` prints (`StatusModel`), read from the same
+        // store: a page or a script polling the bridge sees what the CLI sees.
+        router.get("/status.json") { _, _ -> Response in
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            do {
+                let view = try await StatusModel.build(config: config, store: engine.store)
+                return Response(
+                    status: .ok, headers: headers,
+                    body: .init(byteBuffer: ByteBuffer(string: PHPJSON.encode(view.json))))
+            } catch {
+                let body = PHPJSON.encode(["error": .string(LogSafe.escape("\(error)"))])
+                return Response(
+                    status: .serviceUnavailable, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+            }
         }
         router.get("/health") { _, _ -> Response in
             let h = await engine.health()

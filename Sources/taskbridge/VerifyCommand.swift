@@ -41,8 +41,9 @@ struct VerifyCommand: AsyncParsableCommand {
         } else {
             print(outcome.text)
             if archived > 0 {
-                print("\(archived) ledger entr\(archived == 1 ? "y" : "ies") of rows that no longer exist archived "
-                    + "(earlier generations; in the export, not compared)")
+                print(
+                    "\(archived) ledger entr\(archived == 1 ? "y" : "ies") of rows that no longer exist archived "
+                        + "(earlier generations; in the export, not compared)")
             }
         }
         if !outcome.report.readErrors.isEmpty {

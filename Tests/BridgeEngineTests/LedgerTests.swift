@@ -94,7 +94,8 @@ import Testing
             try producer.execute("UPDATE _taskbridge_ledger SET fingerprint = NULL")
             try await h.store.install()
             #expect(expected != nil)
-            #expect(try h.scalarText("SELECT fingerprint FROM _taskbridge_ledger WHERE legacy_id = ?", [id]) == expected)
+            #expect(
+                try h.scalarText("SELECT fingerprint FROM _taskbridge_ledger WHERE legacy_id = ?", [id]) == expected)
         }
     }
 

@@ -119,7 +119,7 @@ struct CreateTaskTests {
             #expect(
                 r.error
                     == "Parameter validation failed: String does not match pattern at v, Number too large at n: "
-                        + "maximum is 10, Value at e must be one of: x, y"
+                    + "maximum is 10, Value at e must be one of: x, y"
             )
             #expect(keys(r.json) == ["success", "error", "timestamp"])
 

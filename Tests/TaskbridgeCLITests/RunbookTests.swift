@@ -121,6 +121,15 @@ import Testing
             #expect(export.status == 0, "\(export.stderr)")
             let check = try await CLIRun.run(["export", "--check", archive], harness: h, config: conf)
             #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+            // The running bridge serves the model `status --json` prints (nothing moves now).
+            let served = try JSONParser.parse(
+                try await HTTPFetch.text("http://127.0.0.1:\(bridge.metricsPort!)/status.json"))
+            let printed = try await CLIRun.run(["status", "--json"], harness: h, config: conf)
+            #expect(printed.status == 0)
+            #expect(try JSONParser.parse(printed.stdout) == served)
+            // 15 rows: 10 dry-run rows, 3 forward rows and the fixed bad row went to
+            // TaskManager; the one inserted while off went to a legacy worker.
+            #expect(served["types"]?.arrayValue?.first?["forwarded"] == 14)
             metrics = try await bridge.expectServing("verify, retire-check, export")
             #expect(!metrics.has("taskbridge_loop_errors_total"), "a loop failed: \(bridge.stderrText.suffix(2000))")
 

@@ -1,0 +1,56 @@
+import BridgeConfig
+import Foundation
+import LegacyQueue
+import TaskManagerModel
+
+/// The per-type status model: what `status --json` prints and what a running
+/// bridge serves at `/status.json` on its metrics listener, built by this one
+/// function so that the two can never disagree.
+enum StatusModel {
+    struct View {
+        var json: JSONValue
+        var table: [[String]]
+        var header: String
+    }
+
+    static let columns = [
+        "type", "mode", "queued", "in-flight", "forwarded", "mirrored", "quarantined", "collapsed", "lag", "drift",
+    ]
+
+    static func build(config: BridgeConfiguration, store: LegacyQueueStore) async throws -> View {
+        let report = try await store.statusReport()
+        let health = try await store.objectsHealth()
+        var rows: [JSONValue] = []
+        var table: [[String]] = []
+        for s in report {
+            let fileMode = config.mapping(forLegacyType: s.taskType)?.mode.rawValue
+            let mode = s.mode ?? "off"
+            let differs = fileMode != nil && fileMode != mode
+            rows.append([
+                "task_type": .string(s.taskType), "mode": .string(mode),
+                "file_mode": fileMode.map { .string($0) } ?? .null,
+                "mapped": .bool(fileMode != nil), "queued": .int(Int64(s.queued)),
+                "legacy_in_flight": .int(Int64(s.legacyInFlight)),
+                "in_flight": .int(Int64(s.inFlight)), "forwarded": .int(Int64(s.forwarded)),
+                "mirrored": .int(Int64(s.mirrored)),
+                "quarantined": .int(Int64(s.quarantined)), "collapsed": .int(Int64(s.collapsed)),
+                "dry_run_would_forward": .int(Int64(s.dryRunForward)),
+                "dry_run_would_reject": .int(Int64(s.dryRunReject)),
+                "oldest_unforwarded_age_seconds": s.oldestUnforwardedAge.map { .double($0) } ?? .null,
+                "live_parity_findings": .int(Int64(s.parityFindings)),
+            ])
+            table.append([
+                s.taskType, mode + (differs ? " (file: \(fileMode!))" : "") + (fileMode == nil ? " (unmapped)" : ""),
+                "\(s.queued)", "\(s.inFlight)", "\(s.forwarded)", "\(s.mirrored)", "\(s.quarantined)", "\(s.collapsed)",
+                CLI.ageText(s.oldestUnforwardedAge), "\(s.parityFindings)",
+            ])
+        }
+        let json: JSONValue = [
+            "database": .string(config.legacy.database), "variant": .string(store.schema.variant.rawValue),
+            "objects": .string("\(health)"), "types": .array(rows),
+        ]
+        return View(
+            json: json, table: table,
+            header: "legacy: \(config.legacy.database) (\(store.schema.variant.rawValue)), objects: \(health)")
+    }
+}
