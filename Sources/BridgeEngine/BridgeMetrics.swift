@@ -1,44 +1,49 @@
 import Metrics
 
-/// A counter with one fixed label set. swift-prometheus stops the process when
+/// A metric with one fixed label set. swift-prometheus stops the process when
 /// one name is used with two label sets (issue 7, item 1: a dry-run counted
 /// with labels on one path and without on another), so no metric is built by
-/// hand: each is declared once in `BridgeMetrics` and `increment` checks that
-/// it is given exactly its labels. Guarded by `MetricsTests` and by the CLI
-/// tests that parse a real `/metrics`.
-public struct CounterMetric: Sendable {
+/// hand: each is declared once in `BridgeMetrics`, and every emission checks
+/// that it is given exactly its labels. Guarded by `MetricCatalogueTests` and
+/// by the CLI tests that parse a real `/metrics`.
+public struct MetricDeclaration: Sendable {
     public let name: String
     public let labels: [String]
     public let help: String
 
-    init(_ name: String, labels: [String] = [], _ help: String) {
-        self.name = name
-        self.labels = labels
-        self.help = help
-    }
-
-    public func increment(_ values: String..., by amount: Int = 1) {
+    func dimensions(_ values: [String]) -> [(String, String)] {
         precondition(values.count == labels.count, "\(name) takes the labels \(labels), got \(values.count) value(s)")
-        guard amount > 0 else { return }
-        Counter(label: name, dimensions: Array(zip(labels, values))).increment(by: amount)
+        return Array(zip(labels, values))
     }
 }
 
-/// A gauge with one fixed label set (see `CounterMetric`).
-public struct GaugeMetric: Sendable {
-    public let name: String
-    public let labels: [String]
-    public let help: String
+public struct CounterMetric: Sendable {
+    public let declaration: MetricDeclaration
+    public var name: String { declaration.name }
+    public var help: String { declaration.help }
 
     init(_ name: String, labels: [String] = [], _ help: String) {
-        self.name = name
-        self.labels = labels
-        self.help = help
+        declaration = MetricDeclaration(name: name, labels: labels, help: help)
+    }
+
+    public func increment(_ values: String..., by amount: Int = 1) {
+        let dimensions = declaration.dimensions(values)
+        guard amount > 0 else { return }
+        Counter(label: name, dimensions: dimensions).increment(by: amount)
+    }
+}
+
+public struct GaugeMetric: Sendable {
+    public let declaration: MetricDeclaration
+    public var name: String { declaration.name }
+    public var help: String { declaration.help }
+
+    init(_ name: String, labels: [String] = [], _ help: String) {
+        declaration = MetricDeclaration(name: name, labels: labels, help: help)
     }
 
     public func set(_ value: Double, _ values: String...) {
-        precondition(values.count == labels.count, "\(name) takes the labels \(labels), got \(values.count) value(s)")
-        Gauge(label: name, dimensions: Array(zip(labels, values))).record(value)
+        Gauge(label: name, dimensions: declaration.dimensions(values)).record(value)
     }
 }
 

@@ -157,7 +157,7 @@ public enum CaptureDecision: Sendable, Equatable {
     case ignore
 
     /// The ledger transition that records it.
-    var input: LegacyQueueStore.CaptureInput {
+    public var input: LegacyQueueStore.CaptureInput {
         switch self {
         case .intent(let tmType, let json, let key, let priority, let dueAt):
             return .intent(

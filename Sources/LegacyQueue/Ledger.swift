@@ -196,7 +196,7 @@ public enum Ledger {
     /// none -> intent. Only for a row the bridge holds (`claimed` or `running`
     /// by it) that has no live entry; the fingerprint is the row's now, in the
     /// same transaction. Returns false when an entry already exists.
-    /// Guarded by `LedgerTests.intentOnlyOncePerRow`.
+    /// Guarded by `LedgerTests.rowChangedBetweenReadAndWriteIsDecidedAgain` and `CrashTests`.
     static func recordIntent(_ db: Database, row: LegacyRow, intent: Intent, generation: Int64) throws -> Bool {
         precondition(row.fingerprint != nil, "recordIntent for a row read without its fingerprint")
         let now = LegacyTimestamp.format(Date())
@@ -218,7 +218,7 @@ public enum Ledger {
     /// (refused by TaskManager: only from `intent`, so a late answer never
     /// quarantines a row another send has placed). The row stays claimed by
     /// the bridge and shows the reason in `error_message`.
-    /// Guarded by `EdgeTests` (each reason) and `LedgerTests.lateRefusalNeverQuarantinesAPlacedRow`.
+    /// Guarded by `EdgeTests` (each reason) and `LedgerTests.resendIsNotACollapse` (its late refusal).
     static func recordQuarantine(
         _ db: Database, row: LegacyRow?, legacyID: Int64, taskType: String, code: String, detail: String,
         generation: Int64, bridgeID: String, legacyTable: String
@@ -430,11 +430,9 @@ public enum Ledger {
                 "UPDATE \(legacyTable) SET \(sets.joined(separator: ", ")) WHERE id = ? AND claimed_by = ? AND "
                 + "status IN ('claimed','running')",
             arguments: StatementArguments(args) ?? StatementArguments())
-        let statusNow =
-            current == nil
-            ? nil
-            : try String.fetchOne(
-                db.cachedStatement(sql: "SELECT status FROM \(legacyTable) WHERE id = ?"), arguments: [o.legacyID])
+        // The row's status now, without reading it again: the update's, or the
+        // one read above when the guard kept the row as it was.
+        let statusNow = db.changesCount > 0 ? legacy.rawValue : current?["status"] as String?
         // A deleted row has nothing left to mirror; a row finished behind the bridge neither.
         let rowTerminal = LegacyStatus(text: statusNow)?.isTerminal ?? true
         if legacy.isTerminal || rowTerminal {
@@ -555,6 +553,9 @@ public enum Ledger {
         return changed
     }
 
+    /// The tables that hold a record per legacy id: an archived entry leaves all of them.
+    static let entryTables = ["_taskbridge_ledger", "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_parity"]
+
     /// any live state -> archived: the entry no longer applies to any row; it is
     /// kept (with why) for verify and export. Its quarantine, dry-run and
     /// parity records go with it.
@@ -566,7 +567,7 @@ public enum Ledger {
                 SELECT ?, ?, \(cols) FROM _taskbridge_ledger WHERE legacy_id = ?
                 """,
             arguments: [LegacyTimestamp.format(Date()), reason.rawValue, legacyID])
-        for t in ["_taskbridge_ledger", "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_parity"] {
+        for t in entryTables {
             try db.exec(sql: "DELETE FROM \(t) WHERE legacy_id = ?", arguments: [legacyID])
         }
     }
@@ -594,7 +595,7 @@ public enum Ledger {
             arguments: [LegacyTimestamp.format(Date()), ArchiveReason.newGeneration.rawValue])
         for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
             let marks = chunk.map { _ in "?" }.joined(separator: ",")
-            for t in ["_taskbridge_ledger", "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_parity"] {
+            for t in entryTables {
                 try db.exec(sql: "DELETE FROM \(t) WHERE legacy_id IN (\(marks))", arguments: StatementArguments(chunk))
             }
         }

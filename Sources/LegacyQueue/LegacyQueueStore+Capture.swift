@@ -83,16 +83,10 @@ extension LegacyQueueStore {
                 if bytes > Self.maxBatchBytes { break }
             }
             let ids = Array(Set(take.map(\.rowID)))
-            var rows: [Int64: LegacyRow] = [:]
+            let rows = try Self.rows(db, select: select, ids: ids)
             var entries: [Int64: LedgerEntry] = [:]
             for chunk in Self.chunks(ids) {
                 let marks = chunk.map { _ in "?" }.joined(separator: ",")
-                for r in try Row.fetchAll(
-                    db, sql: "\(select) WHERE id IN (\(marks))", arguments: StatementArguments(chunk))
-                {
-                    let row = LegacyRow(row: r)
-                    rows[row.id] = row
-                }
                 for r in try Row.fetchAll(
                     db, sql: "SELECT \(Ledger.entryColumns) FROM _taskbridge_ledger WHERE legacy_id IN (\(marks))",
                     arguments: StatementArguments(chunk))
@@ -125,16 +119,7 @@ extension LegacyQueueStore {
             result.remaining = batch.remaining
             let generation = try Ledger.generation(db)
             let ids = Array(Set(batch.changes.map(\.rowID)))
-            var now: [Int64: LegacyRow] = [:]
-            for chunk in Self.chunks(ids) {
-                let marks = chunk.map { _ in "?" }.joined(separator: ",")
-                for r in try Row.fetchAll(
-                    db, sql: "\(select) WHERE id IN (\(marks))", arguments: StatementArguments(chunk))
-                {
-                    let row = LegacyRow(row: r)
-                    now[row.id] = row
-                }
-            }
+            let now = try Self.rows(db, select: select, ids: ids)
             var stale = Set<Int64>()
             let ops = Dictionary(grouping: batch.changes, by: \.rowID).mapValues { Set($0.map(\.op)) }
             for id in ids.sorted() {
@@ -264,6 +249,9 @@ extension LegacyQueueStore {
             var result = CaptureResult()
             let generation = try Ledger.generation(db)
             let now = LegacyTimestamp.format(Date())
+            let ids = rows.map(\.id)
+            let held = try Self.ledgerIDs(db, among: ids)
+            var claimedIDs: [Int64] = []
             for row in rows {
                 try db.exec(
                     sql: """
@@ -271,23 +259,18 @@ extension LegacyQueueStore {
                         WHERE id = ? AND status = 'queued' AND CAST(parameters AS BLOB) IS ?
                         """,
                     arguments: [b, now, now, row.id, row.parameters.map { Data($0) }])
-                guard db.changesCount > 0,
-                    let claimed = try Row.fetchOne(
-                        db.cachedStatement(sql: "\(select) WHERE id = ?"), arguments: [row.id]
-                    ).map(LegacyRow.init)
-                else { continue }
+                if db.changesCount > 0 { claimedIDs.append(row.id) }
+            }
+            for claimed in try Self.rows(db, select: select, ids: claimedIDs).values.sorted(by: { $0.id < $1.id }) {
                 result.processed += 1
-                if try Int64.fetchOne(
-                    db.cachedStatement(sql: "SELECT legacy_id FROM _taskbridge_ledger WHERE legacy_id = ?"),
-                    arguments: [row.id]) != nil
-                {
+                if held.contains(claimed.id) {
                     // Its old entry belongs to the row before it was queued again.
-                    try Ledger.archive(db, legacyID: row.id, reason: .requeued)
+                    try Ledger.archive(db, legacyID: claimed.id, reason: .requeued)
                     result.archived += 1
                 }
                 try Self.apply(
-                    decisions[row.id] ?? .ignore, row: claimed, db: db, generation: generation, bridgeID: b, table: t,
-                    result: &result)
+                    decisions[claimed.id] ?? .ignore, row: claimed, db: db, generation: generation, bridgeID: b,
+                    table: t, result: &result)
             }
             return result
         }
@@ -325,19 +308,13 @@ extension LegacyQueueStore {
         return try await writeLedger { db in
             var result = CaptureResult()
             let generation = try Ledger.generation(db)
+            let current = try Self.rows(db, select: select, ids: rows.map(\.id))
+            let held = try Self.ledgerIDs(db, among: rows.map(\.id))
             for row in rows {
-                guard
-                    let current = try Row.fetchOne(
-                        db.cachedStatement(sql: "\(select) WHERE id = ?"), arguments: [row.id]
-                    )
-                    .map(LegacyRow.init), current.sameSnapshot(as: row),
-                    try Int64.fetchOne(
-                        db.cachedStatement(sql: "SELECT legacy_id FROM _taskbridge_ledger WHERE legacy_id = ?"),
-                        arguments: [row.id]) == nil
-                else { continue }
+                guard let now = current[row.id], now.sameSnapshot(as: row), !held.contains(row.id) else { continue }
                 result.processed += 1
                 try Self.apply(
-                    decisions[row.id] ?? .ignore, row: current, db: db, generation: generation, bridgeID: b, table: t,
+                    decisions[row.id] ?? .ignore, row: now, db: db, generation: generation, bridgeID: b, table: t,
                     result: &result)
             }
             return result
@@ -371,6 +348,31 @@ extension LegacyQueueStore {
                 try Self.recordVerdict(db, legacyID: id, taskType: type, verdict: verdict, reason: reason, at: now)
             }
         }
+    }
+
+    /// The rows with these ids, as `select` reads them, in chunks of 500.
+    static func rows(_ db: Database, select: String, ids: [Int64]) throws -> [Int64: LegacyRow] {
+        var out: [Int64: LegacyRow] = [:]
+        for chunk in chunks(ids) {
+            let marks = chunk.map { _ in "?" }.joined(separator: ",")
+            for r in try Row.fetchAll(db, sql: "\(select) WHERE id IN (\(marks))", arguments: StatementArguments(chunk)) {
+                let row = LegacyRow(row: r)
+                out[row.id] = row
+            }
+        }
+        return out
+    }
+
+    /// Which of these ids have a live ledger entry.
+    static func ledgerIDs(_ db: Database, among ids: [Int64]) throws -> Set<Int64> {
+        var out = Set<Int64>()
+        for chunk in chunks(ids) {
+            let marks = chunk.map { _ in "?" }.joined(separator: ",")
+            out.formUnion(try Int64.fetchAll(
+                db, sql: "SELECT legacy_id FROM _taskbridge_ledger WHERE legacy_id IN (\(marks))",
+                arguments: StatementArguments(chunk)))
+        }
+        return out
     }
 
     static func chunks(_ ids: [Int64], size: Int = 500) -> [[Int64]] {

@@ -105,10 +105,6 @@ extension LegacyQueueStore {
         }
     }
 
-    public func currentGeneration() async throws -> Int64 {
-        try await pool.read { db in try db.tableExists("_taskbridge_meta") ? try Ledger.generation(db) : 1 }
-    }
-
     public func archivedCount() async throws -> Int {
         try await pool.read { db in
             try db.tableExists(Ledger.archiveTable)

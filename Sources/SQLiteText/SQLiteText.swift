@@ -10,7 +10,8 @@ import GRDB
 /// that placeholder) stores as TEXT of the full length; it is read back with
 /// `CAST(column AS BLOB)` and `decode`. Text without a NUL binds as usual.
 /// Identifiers never go through here: a NUL in a type name or worker id is
-/// refused before it reaches SQL. Guarded by `NULTextTests`.
+/// refused before it reaches SQL. Guarded by `EdgeTests.nulInAFailedTasksErrorIsMirroredWhole`
+/// and `BadInputTests.nulInIdentifiersIsRefused`.
 public enum SQLiteText {
     /// The value to bind at a `CAST(? AS TEXT)` placeholder.
     public static func bind(_ text: String?) -> DatabaseValue {

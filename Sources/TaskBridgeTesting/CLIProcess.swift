@@ -92,7 +92,6 @@ public struct PrometheusText: Sendable {
     }
 
     public var samples: [Sample] = []
-    public var types: [String: String] = [:]
 
     public init(_ text: String) throws {
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
@@ -105,7 +104,6 @@ public struct PrometheusText: Sendable {
                     else {
                         throw HarnessError("line \(n + 1): bad TYPE: \(line)")
                     }
-                    types[parts[2]] = parts[3]
                 }
                 continue
             }

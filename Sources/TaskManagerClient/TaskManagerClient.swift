@@ -154,9 +154,6 @@ public final class TaskManagerClient: Sendable {
 
     // MARK: - Transport
 
-    /// A request body as this client writes it: `PHPJSON.encodeWire`.
-    public static func wireJSON(_ value: JSONValue) -> String { PHPJSON.encodeWire(value) }
-
     private func decode<T>(_ value: JSONValue, _ make: (JSONValue) -> T?) throws(TaskManagerError) -> T {
         guard let t = make(value) else { throw unexpected(value) }
         return t
@@ -227,7 +224,8 @@ public final class TaskManagerClient: Sendable {
         request.headers.add(name: "Accept", value: "application/json")
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: Self.wireJSON(body)))
+            // Whole floats keep their `.0`, as the server's validator needs (PHPJSON.encodeWire).
+            request.body = .bytes(ByteBuffer(string: PHPJSON.encodeWire(body)))
         }
         let status: Int
         let headers: HTTPHeaders

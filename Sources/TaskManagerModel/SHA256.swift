@@ -20,14 +20,7 @@ public struct SHA256Digest: Sendable {
         hasher.update(data: Array(data))
     }
 
-    public mutating func update(_ text: String) {
-        var t = text
-        t.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
-    }
-
     public func finalize() -> [UInt8] { Array(hasher.finalize()) }
-
-    public func finalizeHex() -> String { Self.hexString(hasher.finalize()) }
 
     static func hexString<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
         let digits: [UInt8] = Array("0123456789abcdef".utf8)

@@ -311,13 +311,7 @@ enum CapturePolicyFactory {
     static func make(_ types: [TypeMapping]) -> CapturePolicy { .init(mappings: types, bridgeID: "taskbridge") }
 
     static func input(_ policy: CapturePolicy, _ row: LegacyRow) -> LegacyQueueStore.CaptureInput {
-        switch policy.decide(row, mode: .forward) {
-        case .intent(let t, let j, let k, let p, let d):
-            return .intent(Ledger.Intent(tmType: t, paramsJSON: j, dedupeKey: k, priority: p, dueAt: d))
-        case .quarantine(let t, let c, let d): return .quarantine(taskType: t, code: c, detail: d)
-        case .dryRun(let v, let r): return .verdict(verdict: v, reason: r)
-        case .ignore: return .ignore
-        }
+        policy.decide(row, mode: .forward).input
     }
 }
 

@@ -116,7 +116,7 @@ import Testing
                         let worker = try LegacyWorker(path: h.legacyPath, workerID: "legacy-\(w)")
                         while true {
                             if await log.legacy.count >= 10 && !resumed.isSet {
-                                try await Task.sleep(for: .milliseconds(3))
+                                _ = try await eventually(timeout: .seconds(60)) { resumed.isSet }
                                 continue
                             }
                             guard let c = try worker.claim() else {

@@ -17,6 +17,17 @@ import Testing
     /// MAX_TASK_ATTEMPTS, so callers repeat until the row shows `failed`).
     static let nulError = String(decoding: Array("boom".utf8) + [0] + Array("tail".utf8), as: UTF8.self)
 
+    /// Fails the row's task until the row shows `failed` (the server retries a
+    /// failure up to its MAX_TASK_ATTEMPTS). A function of its own: written
+    /// inline in the test, the 6.3.1 compiler's SendNonSendable pass crashed.
+    static func failUntilRowFailed(_ h: BridgeHarness, rowID: Int64) async throws -> Bool {
+        let typeID = try await h.typeID(channel.name)
+        return try await eventually(timeout: .seconds(20)) {
+            try await failOne(h.tm.client, typeID: typeID, error: nulError)
+            return try h.scalar("SELECT COUNT(*) FROM task_queue WHERE id = ? AND status = 'failed'", [rowID]) == 1
+        }
+    }
+
     static func failOne(_ client: TaskManagerClient, typeID: Int64, error: String) async throws {
         guard let t = try await client.claimTask(workerID: "w", taskTypeID: typeID) else { return }
         _ = try await client.completeTask(id: t.id, workerID: "w", success: false, error: error)
@@ -77,17 +88,7 @@ import Testing
         try await BridgeHarness.with(types: [channel]) { h in
             let id = try h.producer().insert(type: channel.legacyType, parameters: #"{"channel_url": "nul"}"#)
             #expect(try await eventually { try Self.ledgerState(h, id) == "sent" })
-            let typeID = try await h.typeID(channel.name)
-            // (A polling loop, not `eventually`: that closure form crashes the
-            // 6.3.1 compiler's SendNonSendable pass here.)
-            var failed = false
-            let deadline = ContinuousClock.now + .seconds(20)
-            while !failed && ContinuousClock.now < deadline {
-                try await Self.failOne(h.tm.client, typeID: typeID, error: Self.nulError)
-                failed = try h.scalar("SELECT COUNT(*) FROM task_queue WHERE id = ? AND status = 'failed'", [id]) == 1
-                if !failed { try await Task.sleep(for: .milliseconds(20)) }
-            }
-            #expect(failed)
+            #expect(try await Self.failUntilRowFailed(h, rowID: id))
             let hex = try h.scalarText("SELECT hex(CAST(error_message AS BLOB)) FROM task_queue WHERE id = ?", [id])
             #expect(hex == "626F6F6D007461696C")  // "boom", NUL, "tail"
         }

@@ -31,7 +31,7 @@ enum RawBody: Sendable {
     case chunked([UInt8])
 
     /// Whole floats keep their `.0`, so a test can send `5.0` and mean it.
-    static func json(_ value: JSONValue) -> RawBody { .text(TaskManagerClient.wireJSON(value)) }
+    static func json(_ value: JSONValue) -> RawBody { .text(PHPJSON.encodeWire(value)) }
     static func text(_ s: String) -> RawBody { .bytes(Array(s.utf8)) }
 }
 
