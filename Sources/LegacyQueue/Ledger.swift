@@ -554,7 +554,9 @@ public enum Ledger {
     }
 
     /// The tables that hold a record per legacy id: an archived entry leaves all of them.
-    static let entryTables = ["_taskbridge_ledger", "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_parity"]
+    static let entryTables = [
+        "_taskbridge_ledger", "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_parity",
+    ]
 
     /// any live state -> archived: the entry no longer applies to any row; it is
     /// kept (with why) for verify and export. Its quarantine, dry-run and

@@ -355,7 +355,8 @@ extension LegacyQueueStore {
         var out: [Int64: LegacyRow] = [:]
         for chunk in chunks(ids) {
             let marks = chunk.map { _ in "?" }.joined(separator: ",")
-            for r in try Row.fetchAll(db, sql: "\(select) WHERE id IN (\(marks))", arguments: StatementArguments(chunk)) {
+            let sql = "\(select) WHERE id IN (\(marks))"
+            for r in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(chunk)) {
                 let row = LegacyRow(row: r)
                 out[row.id] = row
             }

@@ -74,6 +74,14 @@ struct BadInputTests {
         Case(
             name: "params failing the schema", body: .text(#"{"type":"test.a","params":{"v":"x"}}"#), status: 400,
             error: "Parameter validation failed: Type mismatch at v: expected integer, got string"),
+        // PHP would decode 1e400 to INF and store 0; refused instead (issue 7, item 2).
+        Case(
+            name: "number out of range", body: .text(#"{"type":"test.a","params":{"v":1e400}}"#), status: 400,
+            error: "Invalid JSON in request body: number out of range"),
+        // SQLite's text binding would cut the name at the NUL and find "test.a".
+        Case(
+            name: "NUL in the type name", body: .text(#"{"type":"test.a\u0000evil","params":{"v":1}}"#), status: 400,
+            error: "Invalid type: contains a NUL character"),
         Case(
             name: "huge body",
             body: .bytes(
@@ -97,6 +105,27 @@ struct BadInputTests {
             #expect(try await h.raw(.GET, "/api/health").status == 200)
             let ok = try await h.client.createTask(type: "test.a", params: ["v": 1])
             #expect(!ok.deduplicated && ok.status == "pending")
+        }
+    }
+
+    /// Identifiers with a NUL are refused on every route that takes one; free
+    /// text keeps its NUL (a worker's error is stored and answered whole).
+    @Test func nulInIdentifiersIsRefused() async throws {
+        try await TaskManagerHarness.with { h in
+            let typeID = try await h.registerOpenType()
+            let register = try await h.raw(
+                .POST, "/api/task-types/register",
+                body: .text(#"{"name":"test.b\u0000x","version":"1","param_schema":{"type":"object"}}"#))
+            #expect(register.status == 400 && register.error == "Invalid name: contains a NUL character")
+            let id = try await h.client.createTask(type: "test.a", params: ["a": 1]).id
+            let claim = try await h.raw(
+                .POST, "/api/tasks/claim", body: .text(#"{"worker_id":"w\u0000x","task_type_id":\#(typeID)}"#))
+            #expect(claim.status == 400 && claim.error == "Invalid worker_id: contains a NUL character")
+            #expect(try await h.client.getTask(id: id).status == .pending, "a refused claim took the task")
+            _ = try await h.client.claimTask(workerID: "w", taskTypeID: typeID)
+            let error = String(decoding: Array("boom".utf8) + [0] + Array("tail".utf8), as: UTF8.self)
+            _ = try await h.client.completeTask(id: id, workerID: "w", success: false, error: error)
+            #expect(try await h.client.getTask(id: id).errorMessage == error)
         }
     }
 
