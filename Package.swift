@@ -76,6 +76,21 @@ let package = Package(
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]
         ),
+        // The migration dashboard served by `run` on the metrics listener: the
+        // page's files are compiled into the binary (no build step, no CDN).
+        .target(
+            name: "BridgeDashboard",
+            dependencies: [
+                "BridgeEngine", "BridgeConfig", "LegacyQueue", "TaskManagerModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [
+                .embedInCode("Resources/index.html"), .embedInCode("Resources/dashboard.js"),
+                .embedInCode("Resources/dashboard.css"),
+            ]
+        ),
         // PrismQ producers and workers, API workers, child processes: what the
         // demo, the benchmarks and the tests simulate legacy life with.
         .target(
@@ -104,7 +119,7 @@ let package = Package(
             name: "taskbridge",
             dependencies: [
                 "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue",
-                "BridgeConfig", "BridgeEngine", "QueueSimulators",
+                "BridgeConfig", "BridgeEngine", "BridgeDashboard", "QueueSimulators",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -151,6 +166,7 @@ let package = Package(
                 "BridgeEngine", "BridgeConfig", "LegacyQueue", "TaskBridgeTesting", "TaskManagerClient",
                 "TaskManagerModel",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .testTarget(

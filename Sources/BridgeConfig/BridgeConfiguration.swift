@@ -85,6 +85,10 @@ public struct BridgeConfiguration: Sendable {
         public init() {}
         public var id = "taskbridge"
         public var metricsListen: String? = "127.0.0.1:9464"
+        /// The dashboard's admin token (mode 0600, generated on first use):
+        /// actions on the page need it in a header; without it the page is
+        /// read-only. Set by the loader (next to the legacy database by default).
+        public var adminTokenFile = "taskbridge-admin.token"
         /// How often `PRAGMA data_version` is checked, and the longest time a
         /// mode change waits before it applies.
         public var pollIntervalSeconds = 0.1

@@ -111,8 +111,12 @@ public enum ConfigLoader {
             [
                 "id", "metrics_listen", "poll_interval_ms", "batch_size", "max_in_flight",
                 "reconcile_interval_seconds", "mirror_interval_ms", "parity_sample_interval_seconds",
-                "persistent_error_attempts", "persistent_error_seconds",
+                "persistent_error_attempts", "persistent_error_seconds", "admin_token_file",
             ], at: "bridge")
+        config.bridge.adminTokenFile = resolve(
+            try r.string(brT, "admin_token_file", at: "bridge")
+                ?? URL(fileURLWithPath: legacy.database).deletingLastPathComponent()
+                .appendingPathComponent("taskbridge-admin.token").path)
         if let id = try r.string(brT, "id", at: "bridge") {
             guard !id.isEmpty, id.count <= 255 else {
                 throw ConfigError(file: file, "[bridge] id must be 1 to 255 characters")

@@ -226,6 +226,40 @@ public final class BridgeEngine: Sendable {
     }
 }
 
+extension BridgeEngine {
+    /// The TaskManager side as the engine last saw it, for the dashboard:
+    /// reachable (no failure since the last success), the last error, the
+    /// global pause (429 Retry-After, 401) and each type's breaker.
+    public func apiSide(now: Date = Date()) async -> JSONValue {
+        let s = await state.snapshot()
+        let t = now.timeIntervalSince1970
+        var breakers: [JSONValue] = []
+        for m in config.types {
+            let b = s.breakers[m.name]
+            let open = (b?.openUntil ?? 0) > t
+            breakers.append([
+                "task_type": .string(m.legacyType), "tm_type": .string(m.name),
+                "state": .string(open ? "open" : ((b?.failures ?? 0) > 0 ? "failing" : "closed")),
+                "failures": .int(Int64(b?.failures ?? 0)),
+                "closes_in_seconds": open ? .double((b!.openUntil - t).rounded(toPlaces: 1)) : .null,
+            ])
+        }
+        return [
+            "url": .string(config.taskManager.isEmbedded ? "embedded" : LogSafe.escape(config.taskManager.url)),
+            "reachable": .bool(s.failingSince == nil && !s.unauthorized),
+            "api_key_accepted": .bool(!s.unauthorized),
+            "failing_for_seconds": s.failingSince.map { .double((t - $0).rounded(toPlaces: 1)) } ?? .null,
+            "last_error": s.lastAPIError.map { .string(LogSafe.escape($0)) } ?? .null,
+            "last_error_age_seconds": s.lastAPIError == nil
+                ? .null : .double((t - s.lastAPIErrorAt).rounded(toPlaces: 1)),
+            "paused_for_seconds": s.pausedUntil > t ? .double((s.pausedUntil - t).rounded(toPlaces: 1)) : .null,
+            "breakers": .array(breakers),
+            "capture_loop_age_seconds": .double((t - s.lastLoopAt).rounded(toPlaces: 3)),
+            "objects_intact": .bool(s.objectsHealthy),
+        ]
+    }
+}
+
 public struct BridgeStartError: Error, CustomStringConvertible, Sendable {
     public var description: String
     init(_ d: String) { description = d }

@@ -103,6 +103,9 @@ actor EngineState {
         var openBreakers: [String]
         var pausedUntil: Double
         var modes: [String: BridgeMode]
+        var failingSince: Double?
+        /// Per TaskManager type: consecutive failures and when an open breaker closes.
+        var breakers: [String: (failures: Int, openUntil: Double)]
     }
 
     func snapshot() -> Snapshot {
@@ -111,6 +114,7 @@ actor EngineState {
             unauthorized: unauthorized, lastAPIError: lastAPIError, lastAPIErrorAt: lastAPIErrorAt,
             objectsHealthy: objectsHealthy, lastLoopAt: lastLoopAt,
             openBreakers: breakers.filter { $0.value.openUntil > now }.map(\.key).sorted(),
-            pausedUntil: globalPauseUntil, modes: modes)
+            pausedUntil: globalPauseUntil, modes: modes, failingSince: failingSince,
+            breakers: breakers.mapValues { ($0.failures, $0.openUntil) })
     }
 }

@@ -18,7 +18,7 @@ import TaskManagerModel
 /// Off-type inserts pay one primary-key lookup in `_taskbridge_mode` and
 /// nothing else.
 public struct BridgeObjects: Sendable {
-    public static let version = 3
+    public static let version = 4
     public let table: String
     public let bridgeID: String
 
@@ -51,7 +51,8 @@ public struct BridgeObjects: Sendable {
             """,
             """
             CREATE TABLE IF NOT EXISTS _taskbridge_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
-                task_type TEXT NOT NULL, from_mode TEXT, to_mode TEXT NOT NULL, reason TEXT, host TEXT, actor TEXT)
+                task_type TEXT NOT NULL, from_mode TEXT, to_mode TEXT NOT NULL, reason TEXT, host TEXT, actor TEXT,
+                action TEXT NOT NULL DEFAULT 'cutover')
             """,
             """
             CREATE TABLE IF NOT EXISTS _taskbridge_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, row_id INTEGER NOT \
@@ -154,11 +155,16 @@ public struct BridgeObjects: Sendable {
 
     public var allNames: [String] { Self.tableNames + Self.triggerNames + Self.indexNames }
 
+    /// Columns added after a table's first release: the ledger's, and the
+    /// audit trail's `action` (version 4: quarantine retries are audited too).
+    static let addedColumns =
+        Ledger.addedColumns + [("_taskbridge_audit", "action", "TEXT NOT NULL DEFAULT 'cutover'")]
+
     /// Creates what is missing, adds columns of later versions, and
     /// (re)creates the triggers; keeps data. Must run inside a transaction.
     public func install(_ db: Database, installedAt: String) throws {
         for sql in tableDDL { try db.execute(sql: sql) }
-        for added in Ledger.addedColumns {
+        for added in Self.addedColumns {
             let present = try String.fetchAll(
                 db, sql: "SELECT name FROM pragma_table_info(?)", arguments: [added.table])
             if !present.contains(added.column) {

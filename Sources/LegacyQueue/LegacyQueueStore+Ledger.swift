@@ -116,10 +116,36 @@ extension LegacyQueueStore {
 
     /// Releases quarantined rows so the bridge decides again from the row as
     /// it is now (after the cause was fixed). Returns the ids released.
-    public func quarantineRetry(ids: [Int64]?, taskType: String?) async throws -> [Int64] {
+    /// The release is audited (action `quarantine-retry`, one entry per type)
+    /// in the same transaction, whoever asked: the CLI, the dashboard, repair.
+    public func quarantineRetry(
+        ids: [Int64]?, taskType: String?, actor: String = "taskbridge", host: String = "", reason: String? = nil
+    ) async throws -> [Int64] {
         let t = table, b = bridgeID
         return try await writeLedger { db in
-            try Ledger.release(db, ids: ids, taskType: taskType, bridgeID: b, legacyTable: t)
+            var types: [Int64: String] = [:]
+            for r in try Row.fetchAll(db, sql: "SELECT legacy_id, task_type FROM _taskbridge_quarantine") {
+                types[r[0]] = r[1]
+            }
+            let released = try Ledger.release(db, ids: ids, taskType: taskType, bridgeID: b, legacyTable: t)
+            let byType = Dictionary(grouping: released, by: { types[$0] ?? "" })
+            let now = LegacyTimestamp.format(Date())
+            for (type, list) in byType.sorted(by: { $0.key < $1.key }) {
+                let mode =
+                    try String.fetchOne(
+                        db, sql: "SELECT mode FROM _taskbridge_mode WHERE task_type = ?", arguments: [type]) ?? "off"
+                let shown = list.prefix(20).map(String.init).joined(separator: " ") + (list.count > 20 ? " ..." : "")
+                try db.exec(
+                    sql: """
+                        INSERT INTO _taskbridge_audit (at, task_type, from_mode, to_mode, reason, host, actor, action)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, 'quarantine-retry')
+                        """,
+                    arguments: [
+                        now, type, mode, mode,
+                        "released \(list.count) row(s): \(shown)" + (reason.map { "; \($0)" } ?? ""), host, actor,
+                    ])
+            }
+            return released
         }
     }
 

@@ -251,14 +251,19 @@ public final class LegacyQueueStore: Sendable {
         }
     }
 
-    public func audit(limit: Int = 100) async throws -> [AuditEntry] {
+    /// The newest audit entries, newest first (of one type when given).
+    public func audit(taskType: String? = nil, limit: Int = 100) async throws -> [AuditEntry] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM _taskbridge_audit ORDER BY id DESC LIMIT ?", arguments: [limit])
-                .map {
-                    AuditEntry(
-                        at: $0["at"], taskType: $0["task_type"], from: $0["from_mode"], to: $0["to_mode"],
-                        reason: $0["reason"], host: $0["host"])
-                }
+            guard try db.tableExists("_taskbridge_audit") else { return [] }
+            let filter = taskType == nil ? "" : "WHERE task_type = ?"
+            return try Row.fetchAll(
+                db, sql: "SELECT * FROM _taskbridge_audit \(filter) ORDER BY id DESC LIMIT ?",
+                arguments: (taskType.map { [$0] } ?? []) + [limit]
+            ).map {
+                AuditEntry(
+                    at: $0["at"], taskType: $0["task_type"], from: $0["from_mode"], to: $0["to_mode"],
+                    reason: $0["reason"], host: $0["host"], actor: $0["actor"], action: $0["action"] ?? "cutover")
+            }
         }
     }
 }

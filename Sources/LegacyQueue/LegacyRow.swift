@@ -199,4 +199,7 @@ public struct AuditEntry: Sendable, Equatable {
     public var to: String
     public var reason: String?
     public var host: String?
+    public var actor: String?
+    /// `cutover` (a mode change) or `quarantine-retry`.
+    public var action: String
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BridgeConfig
+import BridgeEngine
 import Foundation
 import LegacyQueue
 import Logging
@@ -135,13 +136,7 @@ enum CLI {
         print(PrettyJSON.format(value))
     }
 
-    static func ageText(_ seconds: Double?) -> String {
-        guard let s = seconds else { return "-" }
-        if s < 1 { return String(format: "%.0fms", s * 1000) }
-        if s < 120 { return String(format: "%.1fs", s) }
-        if s < 7200 { return String(format: "%.0fm", s / 60) }
-        return String(format: "%.1fh", s / 3600)
-    }
+    static func ageText(_ seconds: Double?) -> String { StatusModel.ageText(seconds) }
 
     static func table(_ header: [String], _ rows: [[String]]) -> String {
         var widths = header.map(\.count)

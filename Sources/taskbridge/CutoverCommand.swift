@@ -1,5 +1,6 @@
 import ArgumentParser
 import BridgeConfig
+import BridgeEngine
 import Foundation
 
 /// `taskbridge cutover TYPE MODE --reason TEXT`: change a type's mode in the
@@ -35,8 +36,8 @@ struct CutoverCommand: AsyncParsableCommand {
                 guard let quiet = Duration.parse(quietPeriod) else {
                     throw CLIError.config("--quiet-period must look like 90s, 30m, 24h or 7d")
                 }
-                let result = try await RetireCheckCommand.check(
-                    config: config, session: session, only: type, quiet: quiet, grace: 60)
+                let result = try await RetireCheck.check(
+                    config: config, store: session.store, client: session.client, only: type, quiet: quiet, grace: 60)
                 await session.close()
                 guard result.passes else {
                     print(result.text)

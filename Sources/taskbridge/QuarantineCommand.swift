@@ -55,6 +55,7 @@ struct QuarantineCommand: AsyncParsableCommand {
         @Argument(help: "Legacy row ids.") var ids: [Int64] = []
         @Option(help: "All quarantined rows of this task_type.") var type: String?
         @Flag(help: "Every quarantined row.") var all = false
+        @Option(help: "Why (recorded in the audit trail).") var reason: String?
 
         func validate() throws {
             let chosen = (ids.isEmpty ? 0 : 1) + (type == nil ? 0 : 1) + (all ? 1 : 0)
@@ -64,7 +65,10 @@ struct QuarantineCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             let store = try CLI.openExisting(config)
-            let released = try await store.quarantineRetry(ids: ids.isEmpty ? nil : ids, taskType: type)
+            let released = try await store.quarantineRetry(
+                ids: ids.isEmpty ? nil : ids, taskType: type,
+                actor: ProcessInfo.processInfo.environment["USER"] ?? "unknown",
+                host: CLI.hostName, reason: reason)
             print(
                 "released \(released.count) row(s) for another attempt"
                     + (released.isEmpty ? "" : ": \(released.map(String.init).joined(separator: " "))"))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BridgeConfig
+import BridgeDashboard
 import BridgeEngine
 import Foundation
 import Hummingbird
@@ -74,7 +75,16 @@ struct BridgeStack {
         let engine = BridgeEngine(
             config: config, store: opened.store, client: client, logger: logger, host: CLI.hostName)
         if metrics, let listen = config.bridge.metricsListen {
-            services.append(try MetricsEndpoint.make(listen: listen, engine: engine, config: config, logger: logger))
+            let token: AdminToken
+            do {
+                token = try AdminToken.loadOrCreate(path: config.bridge.adminTokenFile, announce: announce)
+            } catch {
+                throw CLIError.config("\(config.file): [bridge] admin_token_file: \(error)")
+            }
+            let dashboard = Dashboard(engine: engine, config: config, token: token, host: CLI.hostName, logger: logger)
+            services.append(
+                try MetricsEndpoint.make(
+                    listen: listen, engine: engine, config: config, dashboard: dashboard, logger: logger))
         }
         services.append(EngineService(engine: engine))
         logger.info(
@@ -115,9 +125,10 @@ enum MetricsEndpoint {
         return r
     }()
 
-    /// `/metrics` (Prometheus text) and `/health` (200 or 503 with details).
+    /// `/metrics` (Prometheus text), `/health` (200 or 503 with details),
+    /// `/status.json`, and the dashboard at `/`.
     static func make(
-        listen: String, engine: BridgeEngine, config: BridgeConfiguration, logger: Logger
+        listen: String, engine: BridgeEngine, config: BridgeConfiguration, dashboard: Dashboard, logger: Logger
     ) throws
         -> any Service
     {
@@ -156,6 +167,7 @@ enum MetricsEndpoint {
                 status: h.healthy ? .ok : .serviceUnavailable, headers: headers,
                 body: .init(byteBuffer: ByteBuffer(string: PHPJSON.encode(h.details))))
         }
+        dashboard.addRoutes(to: router)
         var quiet = logger
         quiet.logLevel = .warning
         return Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: quiet)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BridgeConfig
+import BridgeEngine
 import Foundation
 import LegacyQueue
 import TaskManagerModel

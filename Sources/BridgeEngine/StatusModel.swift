@@ -6,18 +6,18 @@ import TaskManagerModel
 /// The per-type status model: what `status --json` prints and what a running
 /// bridge serves at `/status.json` on its metrics listener, built by this one
 /// function so that the two can never disagree.
-enum StatusModel {
-    struct View {
-        var json: JSONValue
-        var table: [[String]]
-        var header: String
+public enum StatusModel {
+    public struct View: Sendable {
+        public var json: JSONValue
+        public var table: [[String]]
+        public var header: String
     }
 
-    static let columns = [
+    public static let columns = [
         "type", "mode", "queued", "in-flight", "forwarded", "mirrored", "quarantined", "collapsed", "lag", "drift",
     ]
 
-    static func build(config: BridgeConfiguration, store: LegacyQueueStore) async throws -> View {
+    public static func build(config: BridgeConfiguration, store: LegacyQueueStore) async throws -> View {
         let report = try await store.statusReport()
         let health = try await store.objectsHealth()
         var rows: [JSONValue] = []
@@ -42,7 +42,7 @@ enum StatusModel {
             table.append([
                 s.taskType, mode + (differs ? " (file: \(fileMode!))" : "") + (fileMode == nil ? " (unmapped)" : ""),
                 "\(s.queued)", "\(s.inFlight)", "\(s.forwarded)", "\(s.mirrored)", "\(s.quarantined)", "\(s.collapsed)",
-                CLI.ageText(s.oldestUnforwardedAge), "\(s.parityFindings)",
+                ageText(s.oldestUnforwardedAge), "\(s.parityFindings)",
             ])
         }
         let json: JSONValue = [
@@ -52,5 +52,14 @@ enum StatusModel {
         return View(
             json: json, table: table,
             header: "legacy: \(config.legacy.database) (\(store.schema.variant.rawValue)), objects: \(health)")
+    }
+
+    /// `850ms`, `12.5s`, `14m`, `3.2h`.
+    public static func ageText(_ seconds: Double?) -> String {
+        guard let s = seconds else { return "-" }
+        if s < 1 { return String(format: "%.0fms", s * 1000) }
+        if s < 120 { return String(format: "%.1fs", s) }
+        if s < 7200 { return String(format: "%.0fm", s / 60) }
+        return String(format: "%.1fh", s / 3600)
     }
 }

@@ -1,0 +1,346 @@
+// The taskbridge dashboard. Every value shown comes from the legacy file or
+// the API and is untrusted: it is written with textContent or as an
+// attribute value, never parsed as markup (no innerHTML anywhere). The admin
+// token lives in this script's memory only: never in a cookie, storage or URL.
+"use strict";
+(() => {
+  const POLL_MS = 2000;
+  const TOKEN_HEADER = "X-Taskbridge-Admin-Token";
+  const SVG = "http://www.w3.org/2000/svg";
+  let token = "";
+  let quarantineOffset = 0;
+  const quarantineLimit = 25;
+  const cards = new Map();
+  document.body.dataset.loadId = String(Math.random()).slice(2);
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "text") node.textContent = String(v);
+      else node.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return node;
+  }
+
+  function age(seconds) {
+    if (seconds === null || seconds === undefined) return "-";
+    if (seconds < 1) return Math.round(seconds * 1000) + "ms";
+    if (seconds < 120) return seconds.toFixed(1) + "s";
+    if (seconds < 7200) return Math.round(seconds / 60) + "m";
+    return (seconds / 3600).toFixed(1) + "h";
+  }
+
+  function bytes(n) {
+    if (n === null || n === undefined) return "-";
+    if (n < 1024) return n + " B";
+    if (n < 1048576) return (n / 1024).toFixed(1) + " KiB";
+    return (n / 1048576).toFixed(1) + " MiB";
+  }
+
+  function say(text, kind) {
+    const m = $("message");
+    m.textContent = text;
+    m.dataset.kind = kind || "info";
+    m.hidden = false;
+  }
+
+  async function getJSON(url) {
+    const r = await fetch(url, { cache: "no-store" });
+    if (!r.ok) throw new Error(url + ": HTTP " + r.status);
+    return r.json();
+  }
+
+  async function act(path, body) {
+    if (!token) {
+      say("Read-only: paste the admin token (the file named by [bridge] admin_token_file) to use actions.", "error");
+      return null;
+    }
+    const r = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", [TOKEN_HEADER]: token },
+      body: JSON.stringify(body),
+    });
+    let answer = {};
+    try { answer = await r.json(); } catch (e) { answer = { error: "HTTP " + r.status }; }
+    if (!r.ok) {
+      say("Refused (HTTP " + r.status + "): " + (answer.error || "unknown error"), "error");
+      if (r.status === 401) setToken("");
+      return null;
+    }
+    return answer;
+  }
+
+  function setToken(value) {
+    token = value;
+    $("token").value = "";
+    $("token-state").textContent = token ? "actions enabled" : "read-only";
+    document.body.dataset.actions = token ? "enabled" : "read-only";
+  }
+
+  // ---- per-type cards -------------------------------------------------------
+
+  const COUNTERS = [
+    ["queued", "queued"], ["in_flight", "in flight"], ["forwarded", "forwarded"], ["mirrored", "mirrored"],
+    ["quarantined", "quarantined"], ["collapsed", "collapsed"], ["lag", "lag"], ["drift", "parity drift"],
+  ];
+
+  function makeCard(type, stages) {
+    const card = el("article", { class: "card", "data-type": type });
+    const title = el("h2", { text: type });
+    const mapped = el("span", { class: "muted" });
+    card.append(el("div", { class: "card-head" }, title, mapped));
+    const stageList = el("ol", { class: "stages", "aria-label": "stage" });
+    for (const s of stages) stageList.append(el("li", { "data-stage": s, text: s }));
+    card.append(stageList);
+    const counters = el("dl", { class: "counters" });
+    const fields = {};
+    for (const [key, label] of COUNTERS) {
+      const dd = el("dd", { "data-field": key, text: "-" });
+      fields[key] = dd;
+      counters.append(el("div", {}, el("dt", { text: label }), dd));
+    }
+    card.append(counters);
+    const chart = el("div", { class: "chart" });
+    card.append(el("h3", { text: "Forwarded and mirrored per minute, last hour" }), chart,
+      el("div", { class: "legend" }, el("span", { class: "fwd", text: "forwarded" }),
+        el("span", { class: "mir", text: "mirrored" }), el("span", { class: "peak" })));
+    const dry = el("div", {});
+    const checks = el("ul", { class: "plain checks" });
+    card.append(el("div", { class: "two" },
+      el("div", {}, el("h3", { text: "Dry-run verdicts" }), dry),
+      el("div", {}, el("h3", { text: "Retire-check" }), checks, el("p", { class: "muted", "data-role": "checked" }))));
+    const audit = el("tbody", {});
+    card.append(el("h3", { text: "Audit trail" }), el("div", { class: "scroll" }, el("table", {},
+      el("thead", {}, el("tr", {}, el("th", { text: "when" }), el("th", { text: "what" }),
+        el("th", { text: "by" }), el("th", { text: "why" }))), audit)));
+    const select = el("select", { "aria-label": "new mode", "data-role": "mode" });
+    for (const s of stages) select.append(el("option", { value: s, text: s }));
+    const reason = el("input", { type: "text", placeholder: "reason (audited)", "data-role": "reason" });
+    const change = el("button", { type: "button", class: "primary", "data-role": "cutover", text: "Change mode" });
+    const retryAll = el("button", { type: "button", "data-role": "retry-type", text: "Retry quarantined rows" });
+    change.addEventListener("click", async () => {
+      const answer = await act("/dashboard/actions/cutover",
+        { task_type: type, mode: select.value, reason: reason.value });
+      if (answer) { say(type + ": " + answer.from + " -> " + answer.to); reason.value = ""; refresh(); }
+    });
+    retryAll.addEventListener("click", async () => {
+      const answer = await act("/dashboard/actions/quarantine-retry", { task_type: type });
+      if (answer) { say(type + ": released " + answer.released.length + " row(s) for another attempt"); refresh(); }
+    });
+    card.append(el("div", { class: "actions" }, select, reason, change, retryAll));
+    return { card, mapped, stageList, fields, chart, dry, checks, audit, select, retryAll, shownStage: null };
+  }
+
+  function setField(dd, value, text, alert) {
+    dd.dataset.value = value === null || value === undefined ? "" : String(value);
+    dd.textContent = text === undefined ? String(value) : text;
+    dd.classList.toggle("alert", !!alert);
+  }
+
+  function drawChart(container, series) {
+    const w = 600, h = 110, pad = 4;
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", "0 0 " + w + " " + (h + 14));
+    svg.setAttribute("role", "img");
+    const fwd = series ? series.forwarded : new Array(60).fill(0);
+    const mir = series ? series.mirrored : new Array(60).fill(0);
+    const peak = Math.max(1, ...fwd, ...mir);
+    const line = (values, color) => {
+      const p = document.createElementNS(SVG, "polyline");
+      const step = (w - 2 * pad) / Math.max(1, values.length - 1);
+      p.setAttribute("points", values.map((v, i) =>
+        (pad + i * step).toFixed(1) + "," + (pad + (h - 2 * pad) * (1 - v / peak)).toFixed(1)).join(" "));
+      p.setAttribute("fill", "none");
+      p.setAttribute("stroke", color);
+      p.setAttribute("stroke-width", "2");
+      p.setAttribute("vector-effect", "non-scaling-stroke");
+      return p;
+    };
+    const base = document.createElementNS(SVG, "line");
+    for (const [k, v] of [["x1", 0], ["x2", w], ["y1", h - pad], ["y2", h - pad], ["stroke", "#dde1e7"]]) {
+      base.setAttribute(k, v);
+    }
+    const label = (x, anchor, text) => {
+      const t = document.createElementNS(SVG, "text");
+      t.setAttribute("x", x); t.setAttribute("y", h + 12); t.setAttribute("font-size", "11");
+      t.setAttribute("fill", "#5d6778"); t.setAttribute("text-anchor", anchor);
+      t.textContent = text;
+      return t;
+    };
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = "forwarded " + fwd.reduce((a, b) => a + b, 0) + ", mirrored " +
+      mir.reduce((a, b) => a + b, 0) + " in the last hour";
+    svg.append(title, base, line(mir, "#1f9d6b"), line(fwd, "#2858c5"), label(0, "start", "-60 min"),
+      label(w, "end", "now"));
+    container.replaceChildren(svg);
+    return peak;
+  }
+
+  function renderType(t, row, stages) {
+    let c = cards.get(t.task_type);
+    if (!c) {
+      c = makeCard(t.task_type, stages);
+      cards.set(t.task_type, c);
+      $("types").append(c.card);
+    }
+    c.mapped.textContent = row.mapped ? (row.file_mode && row.file_mode !== row.mode
+      ? "bridge.conf says " + row.file_mode : "") : "not mapped in bridge.conf";
+    const at = stages.indexOf(row.mode);
+    c.card.dataset.stage = row.mode;
+    for (const li of c.stageList.children) {
+      const i = stages.indexOf(li.dataset.stage);
+      li.className = i === at ? "current" : (i < at ? "done" : "");
+    }
+    if (c.shownStage !== row.mode) { c.select.value = row.mode; c.shownStage = row.mode; }
+    setField(c.fields.queued, row.queued);
+    setField(c.fields.in_flight, row.in_flight);
+    setField(c.fields.forwarded, row.forwarded);
+    setField(c.fields.mirrored, row.mirrored);
+    setField(c.fields.quarantined, row.quarantined, undefined, row.quarantined > 0);
+    setField(c.fields.collapsed, row.collapsed);
+    setField(c.fields.lag, row.oldest_unforwarded_age_seconds, age(row.oldest_unforwarded_age_seconds),
+      row.oldest_unforwarded_age_seconds > 60);
+    setField(c.fields.drift, row.live_parity_findings, undefined, row.live_parity_findings > 0);
+    const peak = drawChart(c.chart, t.series);
+    c.card.querySelector(".peak").textContent = "peak " + peak + "/min";
+    const dry = [el("p", { text: "would forward " + row.dry_run_would_forward + ", would reject " +
+      row.dry_run_would_reject })];
+    if (t.dry_run_reasons.length) {
+      const ul = el("ul", { class: "plain" });
+      for (const r of t.dry_run_reasons) ul.append(el("li", { text: r.count + " x " + r.reason }));
+      dry.push(ul);
+    }
+    c.dry.replaceChildren(...dry);
+    const checks = [];
+    for (const k of (t.retire_check ? t.retire_check.checks : [])) {
+      checks.push(el("li", { "data-ok": k.ok ? "true" : "false" }, k.check, el("span", { class: "evidence",
+        text: k.evidence })));
+    }
+    c.checks.replaceChildren(...checks);
+    c.card.querySelector("[data-role=checked]").textContent = t.retire_check
+      ? "checked " + t.retire_check.checked_at.replace("T", " ").slice(11, 19) + " UTC, quiet period 24h" : "";
+    const rows = t.audit.map((a) => el("tr", {},
+      el("td", { text: a.at.replace("T", " ").slice(0, 19) }),
+      el("td", { text: a.action === "cutover" ? (a.from || "off") + " -> " + a.to : a.action }),
+      el("td", { text: (a.actor || "?") + (a.host ? " @ " + a.host : "") }),
+      el("td", { text: a.reason || "" })));
+    c.audit.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 4, class: "muted",
+      text: "no changes recorded" }))]));
+    c.retryAll.disabled = row.quarantined === 0;
+  }
+
+  // ---- quarantine ------------------------------------------------------------
+
+  async function renderQuarantine() {
+    const type = $("quarantine-type").value;
+    const page = await getJSON("/dashboard/quarantine.json?offset=" + quarantineOffset + "&limit=" +
+      quarantineLimit + (type ? "&type=" + encodeURIComponent(type) : ""));
+    if (page.total > 0 && quarantineOffset >= page.total) {
+      quarantineOffset = Math.max(0, Math.floor((page.total - 1) / quarantineLimit) * quarantineLimit);
+      return renderQuarantine();
+    }
+    $("quarantine-total").textContent = "(" + page.total + ")";
+    $("quarantine-range").textContent = page.total ? (page.offset + 1) + "-" +
+      (page.offset + page.entries.length) + " of " + page.total : "";
+    $("quarantine-prev").disabled = page.offset === 0;
+    $("quarantine-next").disabled = page.offset + page.entries.length >= page.total;
+    $("quarantine-empty").hidden = page.total > 0;
+    const rows = page.entries.map((q) => {
+      const retry = el("button", { type: "button", class: "retry", text: "Retry" });
+      retry.addEventListener("click", async () => {
+        const answer = await act("/dashboard/actions/quarantine-retry", { ids: [q.id] });
+        if (answer) {
+          say(answer.released.length ? "row " + q.id + " released for another attempt"
+            : "row " + q.id + " was no longer in quarantine");
+          refresh();
+        }
+      });
+      return el("tr", { "data-id": q.id },
+        el("td", { class: "num", text: q.id }), el("td", { text: q.task_type }), el("td", { text: q.reason }),
+        el("td", { class: "num", text: q.attempts }), el("td", { class: "detail", text: q.detail }),
+        el("td", { text: q.first_at.replace("T", " ").slice(0, 19) }),
+        el("td", { text: q.last_at.replace("T", " ").slice(0, 19) }), el("td", {}, retry));
+    });
+    $("quarantine-rows").replaceChildren(...rows);
+  }
+
+  // ---- the two sides ---------------------------------------------------------
+
+  function facts(dl, pairs) {
+    dl.replaceChildren(...pairs.flatMap(([k, v, cls]) =>
+      [el("dt", { text: k }), el("dd", { text: v, class: cls || null, "data-fact": k })]));
+  }
+
+  function renderSides(d) {
+    const a = d.api;
+    facts($("api-facts"), [
+      ["url", a.url],
+      ["reachable", a.reachable ? "yes" : "no" + (a.failing_for_seconds !== null ? " (failing for " +
+        age(a.failing_for_seconds) + ")" : ""), a.reachable ? "good" : "bad"],
+      ["API key", a.api_key_accepted ? "accepted" : "refused (401)", a.api_key_accepted ? "" : "bad"],
+      ["429 pause", a.paused_for_seconds === null ? "none" : "for " + age(a.paused_for_seconds),
+        a.paused_for_seconds === null ? "" : "bad"],
+      ["last error", a.last_error === null ? "none" : a.last_error + " (" + age(a.last_error_age_seconds) +
+        " ago)"],
+    ]);
+    $("api-breakers").replaceChildren(...a.breakers.map((b) => el("li", {}, b.task_type + " (" + b.tm_type +
+      "): ", el("span", { class: "state-" + b.state, text: b.state }), b.closes_in_seconds === null ? "" :
+      " for " + age(b.closes_in_seconds), b.failures ? ", " + b.failures + " failure(s) in a row" : "")));
+    const l = d.legacy;
+    facts($("legacy-facts"), [
+      ["file", l.file], ["schema", "variant " + l.variant], ["journal mode", l.journal_mode],
+      ["file size", bytes(l.file_bytes)], ["WAL size", bytes(l.wal_bytes)],
+      ["objects", l.objects, l.objects_intact ? "good" : "bad"],
+      ["write-lock wait", l.write_lock_wait_seconds > 0 ? age(l.write_lock_wait_seconds) : "none",
+        l.write_lock_wait_seconds > 5 ? "bad" : ""],
+    ]);
+  }
+
+  // ---- refresh loop ----------------------------------------------------------
+
+  let refreshing = false;
+  async function refresh() {
+    if (refreshing) return;
+    refreshing = true;
+    try {
+      const d = await getJSON("/dashboard.json");
+      $("where").textContent = d.bridge_id + " on " + d.host + " - " + d.status.database;
+      const byType = new Map(d.types.map((t) => [t.task_type, t]));
+      for (const row of d.status.types) renderType(byType.get(row.task_type), row, d.stages);
+      const select = $("quarantine-type");
+      const known = new Set([...select.options].map((o) => o.value));
+      for (const row of d.status.types) {
+        if (!known.has(row.task_type)) select.append(el("option", { value: row.task_type, text: row.task_type }));
+      }
+      renderSides(d);
+      await renderQuarantine();
+      $("live").textContent = "live";
+      $("live").dataset.state = "live";
+      $("updated").textContent = "updated " + new Date().toLocaleTimeString();
+      document.body.dataset.generatedAt = d.generated_at;
+    } catch (e) {
+      $("live").textContent = "disconnected";
+      $("live").dataset.state = "down";
+    } finally {
+      refreshing = false;
+    }
+  }
+
+  $("token-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    setToken($("token").value.trim());
+  });
+  $("token-forget").addEventListener("click", () => setToken(""));
+  $("quarantine-type").addEventListener("change", () => { quarantineOffset = 0; refresh(); });
+  $("quarantine-prev").addEventListener("click", () => {
+    quarantineOffset = Math.max(0, quarantineOffset - quarantineLimit); refresh();
+  });
+  $("quarantine-next").addEventListener("click", () => { quarantineOffset += quarantineLimit; refresh(); });
+  setToken("");
+  refresh();
+  setInterval(refresh, POLL_MS);
+})();
