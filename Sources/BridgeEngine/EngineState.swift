@@ -23,10 +23,14 @@ actor EngineState {
         var opened = 0
     }
 
+    /// Returns the types that now claim rows. A type that starts claiming
+    /// rows or enters dry-run has a backlog to take or to judge: queued rows
+    /// that no insert trigger will announce again.
     func setModes(_ m: [String: BridgeMode]) -> [String] {
         let newlyForward = m.filter { $0.value.claimsRows && !(modes[$0.key]?.claimsRows ?? false) }.map(\.key)
+        let newlyDry = m.filter { $0.value == .dryRun && modes[$0.key] != .dryRun }
         modes = m
-        if !newlyForward.isEmpty { backlogPending = true }
+        if !newlyForward.isEmpty || !newlyDry.isEmpty { backlogPending = true }
         return newlyForward
     }
 

@@ -134,7 +134,41 @@ struct DashboardScene {
             let modes = try s.h.scalarText(
                 "SELECT mode FROM _taskbridge_mode WHERE task_type = ?", [channel.legacyType])
             #expect(modes == "forward")
+
+            // A cutover from the page: audited as the dashboard's; dry-run's
+            // verdicts and reasons show. The off type holds 5 good rows and
+            // one whose params are not JSON.
+            try s.h.producer().insert(type: video.legacyType, parameters: "not json")
+            let cut = try await http(
+                .POST, "\(s.base)/dashboard/actions/cutover", headers: authorized,
+                body: #"{"task_type": "youtube_video_scrape", "mode": "dry-run", "reason": "look first"}"#)
+            #expect(cut.status == 200, "\(cut.body)")
+            #expect(
+                try s.h.scalar(
+                    "SELECT COUNT(*) FROM _taskbridge_audit WHERE task_type = ? AND to_mode = 'dry-run' AND actor = "
+                        + "'dashboard' AND reason = 'look first'", [video.legacyType]) == 1)
+            #expect(
+                try await eventually(timeout: .seconds(30), interval: .milliseconds(200)) {
+                    try await Self.dryRunSettled(s)
+                })
         }
+    }
+
+    /// The snapshot of the scene once dry-run has judged the off type's six
+    /// rows and the per-minute series has caught up with the 20 forwarded.
+    static func dryRunSettled(_ s: DashboardScene) async throws -> Bool {
+        let d = try JSONParser.parse(try await http(.GET, s.base + "/dashboard.json").body)
+        let types = d["types"]?.arrayValue ?? []
+        let statusTypes = d["status"]?["types"]?.arrayValue ?? []
+        guard let v = types.first(where: { $0["task_type"]?.stringValue == video.legacyType }),
+            let vs = statusTypes.first(where: { $0["task_type"]?.stringValue == video.legacyType }),
+            let c = types.first(where: { $0["task_type"]?.stringValue == channel.legacyType })
+        else { return false }
+        let forwardedInSeries = c["series"]?["forwarded"]?.arrayValue?.compactMap(\.intValue).reduce(0, +)
+        let reasons = v["dry_run_reasons"]?.arrayValue ?? []
+        return vs["dry_run_would_forward"]?.intValue == 5 && vs["dry_run_would_reject"]?.intValue == 1
+            && reasons.count == 1 && reasons[0]["count"]?.intValue == 1 && v["stage"]?.stringValue == "dry-run"
+            && forwardedInSeries == 20
     }
 }
 
