@@ -7,6 +7,9 @@ public enum BridgeMode: String, Sendable, CaseIterable, Codable {
     case dryRun = "dry-run"
     case forward
     case retired
+    /// TaskManager producers, legacy workers: the bridge claims the type's
+    /// tasks, inserts them as queued rows and completes them from the rows.
+    case reverse
 
     /// Modes in which the bridge takes rows for itself.
     public var claimsRows: Bool { self == .forward || self == .retired }

@@ -29,6 +29,8 @@ public actor DashboardModel {
     }
 
     public static let stages = ["off", "dry-run", "forward", "retired"]
+    /// Modes off the forward path: shown instead of the stages.
+    public static let otherModes = ["reverse"]
 
     public func snapshot(now: Date = Date()) async throws -> JSONValue {
         let store = engine.store
@@ -82,6 +84,7 @@ public actor DashboardModel {
             "generated_at": .string(LegacyTimestamp.format(now)),
             "bridge_id": .string(config.bridge.id), "host": .string(host),
             "stages": .array(Self.stages.map { .string($0) }),
+            "other_modes": .array(Self.otherModes.map { .string($0) }),
             "status": status.json,
             "types": .array(types),
             "quarantine_total": .int(Int64(quarantine.total)),
@@ -100,7 +103,8 @@ public actor DashboardModel {
     static func auditJSON(_ a: AuditEntry) -> JSONValue {
         [
             "at": .string(a.at), "action": .string(a.action), "from": a.from.map { .string($0) } ?? .null,
-            "to": .string(a.to), "reason": a.reason.map { .string($0) } ?? .null,
+            "to": .string(a.to), "percent": a.percent.map { .int(Int64($0)) } ?? .null,
+            "reason": a.reason.map { .string($0) } ?? .null,
             "actor": a.actor.map { .string($0) } ?? .null, "host": a.host.map { .string($0) } ?? .null,
         ]
     }

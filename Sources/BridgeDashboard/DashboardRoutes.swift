@@ -144,7 +144,7 @@ public struct Dashboard: Sendable {
         return ["released": .array(released.map { .int($0) })]
     }
 
-    /// `{"task_type": "x", "mode": "forward", "reason": "why"}`: the same
+    /// `{"task_type": "x", "mode": "forward", "percent": 25, "reason": "why"}`: the same
     /// rules as `taskbridge cutover` (a mapping first; retired only through
     /// the retire-check gate; the page has no `--force`).
     func cutover(_ body: JSONValue) async throws -> JSONValue {
@@ -152,7 +152,12 @@ public struct Dashboard: Sendable {
             throw Refusal(status: .badRequest, message: "\"task_type\" is required")
         }
         guard let mode = body["mode"]?.stringValue.flatMap(BridgeMode.init(rawValue:)) else {
-            throw Refusal(status: .badRequest, message: "\"mode\" must be one of off, dry-run, forward, retired")
+            throw Refusal(
+                status: .badRequest, message: "\"mode\" must be one of off, dry-run, forward, retired, reverse")
+        }
+        let percent = body["percent"].map { $0.isNull ? 100 : ($0.intValue.map(Int.init) ?? -1) } ?? 100
+        guard (1...100).contains(percent), percent == 100 || mode == .forward else {
+            throw Refusal(status: .badRequest, message: "\"percent\" is 1 to 100, and only for forward")
         }
         guard let reason = body["reason"]?.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines),
             !reason.isEmpty
@@ -170,10 +175,12 @@ public struct Dashboard: Sendable {
             }
         }
         let old = try await engine.store.setMode(
-            taskType: type, mode: mode.rawValue, reason: reason, host: host, actor: "dashboard")
+            taskType: type, mode: mode.rawValue, percent: percent,
+            shareBy: config.mapping(forLegacyType: type)?.canaryShare, reason: reason, host: host, actor: "dashboard")
+        let from = old.map { $0.mode == "forward" && $0.percent < 100 ? "forward \($0.percent)%" : $0.mode } ?? "off"
+        let to = mode == .forward && percent < 100 ? "forward \(percent)%" : mode.rawValue
         logger.notice(
-            "cutover from the dashboard",
-            metadata: ["task_type": "\(type)", "from": "\(old ?? "off")", "to": "\(mode.rawValue)"])
-        return ["task_type": .string(type), "from": .string(old ?? "off"), "to": .string(mode.rawValue)]
+            "cutover from the dashboard", metadata: ["task_type": "\(type)", "from": "\(from)", "to": "\(to)"])
+        return ["task_type": .string(type), "from": .string(from), "to": .string(to)]
     }
 }

@@ -96,11 +96,19 @@ public final class BridgeEngine: Sendable {
 
     private func runLoops() async throws {
         try await reconcileObjects()
-        for m in config.types where try await store.seedMode(taskType: m.legacyType, mode: m.mode.rawValue, host: host)
+        for m in config.types
+        where try await store.seedMode(
+            taskType: m.legacyType, mode: m.mode.rawValue, shareBy: m.canaryShare, host: host)
         {
             logger.info(
                 "type starts in its configured mode",
                 metadata: ["type": "\(m.legacyType)", "mode": "\(m.mode.rawValue)"])
+        }
+        for t in try await store.syncShareBy(
+            Dictionary(config.types.map { ($0.legacyType, $0.canaryShare) }, uniquingKeysWith: { a, _ in a }))
+        {
+            logger.notice(
+                "the canary of this type now follows its dedupe mode in bridge.conf", metadata: ["type": "\(t)"])
         }
         try await refreshModes()
         let ctx = RunContext(store: store, idleInterval: config.bridge.pollIntervalSeconds)

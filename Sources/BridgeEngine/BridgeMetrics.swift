@@ -80,10 +80,17 @@ public enum BridgeMetrics {
         "taskbridge_legacy_lock_wait_seconds",
         "how long the bridge has been waiting for another process's write lock (0: none)")
 
+    public static let forwardPercent = GaugeMetric(
+        "taskbridge_forward_percent", labels: ["type"],
+        "share of new rows the bridge takes, by legacy type: 100 in forward, the canary share, 0 otherwise")
+    public static let rows = GaugeMetric(
+        "taskbridge_rows", labels: ["type", "side"],
+        "rows of a type by who executes them: side=bridge (forwarded) or legacy (left to legacy workers)")
+
     public static let counters = [
         captured, quarantined, dryRun, forwarded, collapsed, mirrored, apiErrors, loopErrors, retiredRows,
         objectsRepaired,
         parityFindings, paritySampled,
     ]
-    public static let gauges = [lockWait]
+    public static let gauges = [lockWait, forwardPercent, rows]
 }

@@ -9,11 +9,20 @@ import TaskManagerModel
 /// transaction, never inside the write lock (invariant 5).
 extension BridgeEngine {
     func refreshModes() async throws {
-        let raw = try await store.modes()
+        let raw = try await store.modeStates()
         var modes: [String: BridgeMode] = [:]
-        for (k, v) in raw { modes[k] = BridgeMode(rawValue: v) ?? .off }
-        let entered = await state.setModes(modes)
-        for t in entered { logger.info("type entered forward mode; claiming its backlog", metadata: ["type": "\(t)"]) }
+        var percents: [String: Int] = [:]
+        for (k, v) in raw {
+            let mode = BridgeMode(rawValue: v.mode) ?? .off
+            modes[k] = mode
+            percents[k] = mode == .forward ? v.percent : 100
+            BridgeMetrics.forwardPercent.set(mode.claimsRows ? Double(percents[k]!) : 0, k)
+        }
+        let entered = await state.setModes(modes, percents: percents)
+        for t in entered {
+            logger.info(
+                "type entered forward mode or raised its share; claiming its backlog", metadata: ["type": "\(t)"])
+        }
     }
 
     /// Wakes on every commit (the watcher thread) and at least every 20 poll

@@ -26,13 +26,18 @@ actor EngineState {
     /// Returns the types that now claim rows. A type that starts claiming
     /// rows or enters dry-run has a backlog to take or to judge: queued rows
     /// that no insert trigger will announce again.
-    func setModes(_ m: [String: BridgeMode]) -> [String] {
+    /// A canary raised (a larger share) has a backlog too: rows that were
+    /// outside the old share and are inside the new one.
+    func setModes(_ m: [String: BridgeMode], percents p: [String: Int] = [:]) -> [String] {
         let newlyForward = m.filter { $0.value.claimsRows && !(modes[$0.key]?.claimsRows ?? false) }.map(\.key)
         let newlyDry = m.filter { $0.value == .dryRun && modes[$0.key] != .dryRun }
+        let raised = p.filter { m[$0.key]?.claimsRows == true && $0.value > (percents[$0.key] ?? 100) }
         modes = m
-        if !newlyForward.isEmpty || !newlyDry.isEmpty { backlogPending = true }
-        return newlyForward
+        percents = p
+        if !newlyForward.isEmpty || !newlyDry.isEmpty || !raised.isEmpty { backlogPending = true }
+        return newlyForward + raised.keys.filter { !newlyForward.contains($0) }.sorted()
     }
+    var percents: [String: Int] = [:]
 
     func markBacklog(_ pending: Bool) { backlogPending = pending }
     func markRegistered(_ name: String) { registered.insert(name) }

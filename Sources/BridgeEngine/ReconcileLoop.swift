@@ -38,7 +38,9 @@ extension BridgeEngine {
             // A recreated mode table is empty: give every type its configured
             // starting mode again rather than leaving forward types `off`.
             for m in config.types
-            where try await store.seedMode(taskType: m.legacyType, mode: m.mode.rawValue, host: host) {
+            where try await store.seedMode(
+                taskType: m.legacyType, mode: m.mode.rawValue, shareBy: m.canaryShare, host: host)
+            {
                 logger.error(
                     "mode table was lost; type reset to its configured mode (check the audit trail)",
                     metadata: ["type": "\(m.legacyType)", "mode": "\(m.mode.rawValue)"])
@@ -70,6 +72,11 @@ extension BridgeEngine {
             if isStopping { return }
             await attempt("reconcile") {
                 try await reconcileObjects()
+                // Who executes each type's rows (a canary's split), every ten seconds.
+                for s in try await store.statusReport() where config.mapping(forLegacyType: s.taskType) != nil {
+                    BridgeMetrics.rows.set(Double(s.forwarded), s.taskType, "bridge")
+                    BridgeMetrics.rows.set(Double(s.leftToLegacy), s.taskType, "legacy")
+                }
                 let now = Date().timeIntervalSince1970
                 if now - lastFull >= config.bridge.reconcileIntervalSeconds {
                     lastFull = now

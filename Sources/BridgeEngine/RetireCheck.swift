@@ -76,7 +76,8 @@ public enum RetireCheck {
         quiet: Duration, grace: Double, depth: VerifyDepth = .full, now: Date = Date()
     ) async throws -> Result {
         let report = try await store.statusReport()
-        let modes = try await store.modes()
+        let states = try await store.modeStates()
+        let modes = states.mapValues(\.mode)
         let quarantine = try await store.quarantineList()
         let present = try await store.distinctTypes()
         var typesToCheck = only.map { [$0] } ?? Array(Set(present + config.types.map(\.legacyType))).sorted()
@@ -93,10 +94,14 @@ public enum RetireCheck {
             let mode = modes[t] ?? "off"
             let mapping = config.mapping(forLegacyType: t)
             if mapping != nil {
+                // A canary below 100 % still leaves new rows to legacy workers.
+                let percent = states[t]?.percent ?? 100
+                let partial = mode == "forward" && percent < 100
                 checks.append(
                     Check(
-                        name: "mode is forward or retired", ok: mode == "forward" || mode == "retired",
-                        evidence: "mode \(mode)"))
+                        name: "mode is forward at 100 %, reverse or retired",
+                        ok: (mode == "forward" && !partial) || mode == "retired" || mode == "reverse",
+                        evidence: partial ? "mode forward at \(percent) %: raise it to 100 first" : "mode \(mode)"))
             } else {
                 checks.append(
                     Check(

@@ -28,6 +28,8 @@ public enum StatusModel {
             let differs = fileMode != nil && fileMode != mode
             rows.append([
                 "task_type": .string(s.taskType), "mode": .string(mode),
+                "percent": .int(Int64(mode == "forward" ? s.percent : (mode == "retired" ? 100 : 0))),
+                "left_to_legacy": .int(Int64(s.leftToLegacy)),
                 "file_mode": fileMode.map { .string($0) } ?? .null,
                 "mapped": .bool(fileMode != nil), "queued": .int(Int64(s.queued)),
                 "legacy_in_flight": .int(Int64(s.legacyInFlight)),
@@ -40,7 +42,9 @@ public enum StatusModel {
                 "live_parity_findings": .int(Int64(s.parityFindings)),
             ])
             table.append([
-                s.taskType, mode + (differs ? " (file: \(fileMode!))" : "") + (fileMode == nil ? " (unmapped)" : ""),
+                s.taskType,
+                mode + (mode == "forward" && s.percent < 100 ? " \(s.percent)%" : "")
+                    + (differs ? " (file: \(fileMode!))" : "") + (fileMode == nil ? " (unmapped)" : ""),
                 "\(s.queued)", "\(s.inFlight)", "\(s.forwarded)", "\(s.mirrored)", "\(s.quarantined)", "\(s.collapsed)",
                 ageText(s.oldestUnforwardedAge), "\(s.parityFindings)",
             ])
@@ -62,4 +66,10 @@ public enum StatusModel {
         if s < 7200 { return String(format: "%.0fm", s / 60) }
         return String(format: "%.1fh", s / 3600)
     }
+}
+
+extension TypeMapping {
+    /// How the canary splits this type's rows: collapse types by params, so
+    /// identical rows land on one side; per-row types by id.
+    public var canaryShare: Canary.ShareBy { dedupe == .collapse ? .params : .id }
 }

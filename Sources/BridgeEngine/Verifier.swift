@@ -78,7 +78,9 @@ public struct Verifier: Sendable {
                 let mode = BridgeMode(rawValue: modes[row.taskType] ?? "off") ?? .off
                 guard let l = item.ledger else {
                     let status = LegacyStatus(text: row.status)
-                    if status == .queued, mode.claimsRows, age(row.createdAt) > options.grace {
+                    // A queued row outside a canary's share is the legacy
+                    // workers' by design, like every row they executed.
+                    if status == .queued, mode.claimsRows, item.bridgeShare, age(row.createdAt) > options.grace {
                         let due =
                             row.runAfter.flatMap(LegacyTimestamp.parse).map { $0.timeIntervalSince1970 <= now } ?? true
                         if due {

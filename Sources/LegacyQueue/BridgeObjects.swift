@@ -18,7 +18,7 @@ import TaskManagerModel
 /// Off-type inserts pay one primary-key lookup in `_taskbridge_mode` and
 /// nothing else.
 public struct BridgeObjects: Sendable {
-    public static let version = 4
+    public static let version = 5
     public let table: String
     public let bridgeID: String
 
@@ -46,8 +46,7 @@ public struct BridgeObjects: Sendable {
         [
             "CREATE TABLE IF NOT EXISTS _taskbridge_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
             """
-            CREATE TABLE IF NOT EXISTS _taskbridge_mode (task_type TEXT PRIMARY KEY, mode TEXT NOT NULL
-                CHECK (mode IN ('off','dry-run','forward','retired')), changed_at TEXT NOT NULL) WITHOUT ROWID
+            \(Self.modeDDL)
             """,
             """
             CREATE TABLE IF NOT EXISTS _taskbridge_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
@@ -75,7 +74,7 @@ public struct BridgeObjects: Sendable {
                 class TEXT NOT NULL, detail TEXT, at TEXT NOT NULL)
             """,
             "INSERT OR IGNORE INTO _taskbridge_echo (id, active) VALUES (1, 0)",
-        ] + Ledger.indexDDL
+        ]
     }
 
     public var triggerDDL: [String] {
@@ -83,12 +82,12 @@ public struct BridgeObjects: Sendable {
             """
             CREATE TRIGGER _taskbridge_ai AFTER INSERT ON \(t)
             WHEN EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode <> 'off')
+              AND (SELECT active FROM _taskbridge_echo WHERE id = 1) = 0
             BEGIN
                 UPDATE \(t) SET status = 'claimed', claimed_by = \(b), claimed_at = \(Self.now), updated_at =
                     \(Self.now)
                 WHERE id = NEW.id AND status = 'queued'
-                  AND EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode IN
-                      ('forward','retired'));
+                  AND \(Canary.bridgeTakesSQL("NEW"));
                 INSERT INTO _taskbridge_changes (row_id, op) VALUES (NEW.id, 'I');
             END
             """,
@@ -111,8 +110,7 @@ public struct BridgeObjects: Sendable {
             CREATE TRIGGER _taskbridge_aq AFTER UPDATE OF status ON \(t)
             WHEN NEW.status = 'queued' AND OLD.status IS NOT 'queued' AND OLD.claimed_by = \(b)
               AND (SELECT active FROM _taskbridge_echo WHERE id = 1) = 0
-              AND EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode IN
-                  ('forward','retired'))
+              AND \(Canary.bridgeTakesSQL("NEW"))
             BEGIN
                 UPDATE \(t) SET status = 'claimed', claimed_by = \(b), claimed_at = \(Self.now), updated_at =
                     \(Self.now)
@@ -135,7 +133,9 @@ public struct BridgeObjects: Sendable {
     /// or DDL means the installed objects are out of date.
     public var definitionHash: String {
         SHA256Digest.hex(
-            Array((["v\(Self.version)", table, bridgeID] + tableDDL + triggerDDL).joined(separator: "\u{1}").utf8))
+            Array(
+                (["v\(Self.version)", table, bridgeID] + tableDDL + Ledger.indexDDL + triggerDDL)
+                    .joined(separator: "\u{1}").utf8))
     }
 
     public static func installedSQL(_ db: Database) throws -> [String: String] {
@@ -156,13 +156,58 @@ public struct BridgeObjects: Sendable {
     public var allNames: [String] { Self.tableNames + Self.triggerNames + Self.indexNames }
 
     /// Columns added after a table's first release: the ledger's, and the
-    /// audit trail's `action` (version 4: quarantine retries are audited too).
+    /// audit trail's `action` (version 4: quarantine retries are audited too)
+    /// and `percent` (version 5: the canary share of a cutover).
     static let addedColumns =
-        Ledger.addedColumns + [("_taskbridge_audit", "action", "TEXT NOT NULL DEFAULT 'cutover'")]
+        Ledger.addedColumns + [
+            ("_taskbridge_audit", "action", "TEXT NOT NULL DEFAULT 'cutover'"),
+            ("_taskbridge_audit", "percent", "INTEGER"),
+        ]
+
+    /// Version 5 added `reverse` to the mode CHECK and the canary columns; a
+    /// CHECK cannot be altered in place, so an older table is rebuilt.
+    static let modeDDL = """
+        CREATE TABLE IF NOT EXISTS _taskbridge_mode (task_type TEXT PRIMARY KEY, mode TEXT NOT NULL
+            CHECK (mode IN ('off','dry-run','forward','retired','reverse')), changed_at TEXT NOT NULL,
+            percent INTEGER NOT NULL DEFAULT 100 CHECK (percent BETWEEN 1 AND 100),
+            share_by TEXT NOT NULL DEFAULT 'id' CHECK (share_by IN ('id','params'))) WITHOUT ROWID
+        """
+
+    /// Tables whose constraints changed after their first release, with a
+    /// text every current definition holds: an installed table without it is
+    /// rebuilt (new table, rows copied by common column, old dropped, new
+    /// renamed), inside the install transaction.
+    static var rebuilt: [(table: String, ddl: String, marker: String)] {
+        [("_taskbridge_mode", modeDDL, "share_by")]
+    }
+
+    static func rebuildOutdated(_ db: Database) throws {
+        for (table, ddl, marker) in rebuilt {
+            guard
+                let sql = try String.fetchOne(
+                    db, sql: "SELECT sql FROM sqlite_master WHERE name = ?", arguments: [table]),
+                !sql.contains(marker)
+            else { continue }
+            let old = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?)", arguments: [table])
+            let fresh = "_taskbridge_rebuild"
+            try db.execute(sql: "DROP TABLE IF EXISTS \(fresh)")
+            try db.execute(
+                sql: ddl.replacingOccurrences(
+                    of: "CREATE TABLE IF NOT EXISTS \(table) ", with: "CREATE TABLE \(fresh) "))
+            let new = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?)", arguments: [fresh])
+            let common = old.filter(new.contains).joined(separator: ", ")
+            try db.execute(sql: "INSERT INTO \(fresh) (\(common)) SELECT \(common) FROM \(table)")
+            try db.execute(sql: "DROP TABLE \(table)")
+            try db.execute(sql: "ALTER TABLE \(fresh) RENAME TO \(table)")
+        }
+    }
 
     /// Creates what is missing, adds columns of later versions, and
     /// (re)creates the triggers; keeps data. Must run inside a transaction.
     public func install(_ db: Database, installedAt: String) throws {
+        // Triggers first: they name the tables a rebuild drops and renames,
+        // and SQLite refuses a rename while a trigger names a missing table.
+        for name in Self.triggerNames { try db.execute(sql: "DROP TRIGGER IF EXISTS \(name)") }
         for sql in tableDDL { try db.execute(sql: sql) }
         for added in Self.addedColumns {
             let present = try String.fetchAll(
@@ -171,8 +216,9 @@ public struct BridgeObjects: Sendable {
                 try db.execute(sql: "ALTER TABLE \(added.table) ADD COLUMN \(added.column) \(added.definition)")
             }
         }
+        try Self.rebuildOutdated(db)
+        for sql in Ledger.indexDDL { try db.execute(sql: sql) }
         try Ledger.backfillFingerprints(db, legacyTable: t)
-        for name in Self.triggerNames { try db.execute(sql: "DROP TRIGGER IF EXISTS \(name)") }
         for sql in triggerDDL { try db.execute(sql: sql) }
         let installed = try Self.installedSQL(db).filter { $0.key != "_taskbridge_meta" }
         let meta: [(String, String)] = [

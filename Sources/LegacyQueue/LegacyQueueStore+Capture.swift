@@ -224,6 +224,7 @@ extension LegacyQueueStore {
     public func readBacklog(types: [String], limit: Int) async throws -> [LegacyRow] {
         guard !types.isEmpty else { return [] }
         let select = LegacyRow.selectSQL(schema)
+        let t = table
         return try await pool.read { db in
             var args = StatementArguments(types)
             args += StatementArguments([limit])
@@ -231,7 +232,8 @@ extension LegacyQueueStore {
                 db,
                 sql:
                     "\(select) WHERE status = 'queued' AND task_type IN "
-                    + "(\(types.map { _ in "?" }.joined(separator: ","))) ORDER BY id LIMIT ?",
+                    + "(\(types.map { _ in "?" }.joined(separator: ","))) AND \(Canary.bridgeTakesSQL(t)) "
+                    + "ORDER BY id LIMIT ?",
                 arguments: args
             ).map(LegacyRow.init)
         }
@@ -257,6 +259,7 @@ extension LegacyQueueStore {
                     sql: """
                         UPDATE \(t) SET status = 'claimed', claimed_by = ?, claimed_at = ?, updated_at = ?
                         WHERE id = ? AND status = 'queued' AND CAST(parameters AS BLOB) IS ?
+                            AND \(Canary.bridgeTakesSQL(t))
                         """,
                     arguments: [b, now, now, row.id, row.parameters.map { Data($0) }])
                 if db.changesCount > 0 { claimedIDs.append(row.id) }
@@ -369,9 +372,10 @@ extension LegacyQueueStore {
         var out = Set<Int64>()
         for chunk in chunks(ids) {
             let marks = chunk.map { _ in "?" }.joined(separator: ",")
-            out.formUnion(try Int64.fetchAll(
-                db, sql: "SELECT legacy_id FROM _taskbridge_ledger WHERE legacy_id IN (\(marks))",
-                arguments: StatementArguments(chunk)))
+            out.formUnion(
+                try Int64.fetchAll(
+                    db, sql: "SELECT legacy_id FROM _taskbridge_ledger WHERE legacy_id IN (\(marks))",
+                    arguments: StatementArguments(chunk)))
         }
         return out
     }

@@ -202,8 +202,22 @@ public final class LegacyQueueStore: Sendable {
         }
     }
 
+    /// Each type's mode with its canary share.
+    public func modeStates() async throws -> [String: ModeState] {
+        try await pool.read { db in
+            guard try db.tableExists("_taskbridge_mode") else { return [:] }
+            var out: [String: ModeState] = [:]
+            for r in try Row.fetchAll(db, sql: "SELECT task_type, mode, percent, share_by FROM _taskbridge_mode") {
+                out[r[0]] = ModeState(mode: r[1], percent: r[2], shareBy: Canary.ShareBy(rawValue: r[3]) ?? .id)
+            }
+            return out
+        }
+    }
+
     /// Gives a type its starting mode if the database has none yet.
-    public func seedMode(taskType: String, mode: String, host: String) async throws -> Bool {
+    public func seedMode(
+        taskType: String, mode: String, shareBy: Canary.ShareBy = .id, host: String
+    ) async throws -> Bool {
         try await writeLedger { db in
             guard
                 try String.fetchOne(
@@ -211,42 +225,65 @@ public final class LegacyQueueStore: Sendable {
             else { return false }
             let now = LegacyTimestamp.format(Date())
             try db.exec(
-                sql: "INSERT INTO _taskbridge_mode (task_type, mode, changed_at) VALUES (?, ?, ?)",
-                arguments: [taskType, mode, now])
+                sql: "INSERT INTO _taskbridge_mode (task_type, mode, changed_at, share_by) VALUES (?, ?, ?, ?)",
+                arguments: [taskType, mode, now, shareBy.rawValue])
             try db.exec(
                 sql:
                     """
-                    INSERT INTO _taskbridge_audit (at, task_type, from_mode, to_mode, reason, host, actor) VALUES (?, \
-                    ?, NULL, ?, ?, ?, 'taskbridge')
+                    INSERT INTO _taskbridge_audit (at, task_type, from_mode, to_mode, reason, host, actor, percent) \
+                    VALUES (?, ?, NULL, ?, ?, ?, 'taskbridge', 100)
                     """,
                 arguments: [now, taskType, mode, "initial mode from bridge.conf", host])
             return true
         }
     }
 
-    /// Changes a type's mode and records it in the audit trail, atomically.
+    /// Keeps each type's canary rule in step with its dedupe mode in
+    /// bridge.conf (collapse types share by params). Returns the types changed.
+    public func syncShareBy(_ wanted: [String: Canary.ShareBy]) async throws -> [String] {
+        try await writeLedger { db in
+            var changed: [String] = []
+            for (type, by) in wanted.sorted(by: { $0.key < $1.key }) {
+                try db.exec(
+                    sql: "UPDATE _taskbridge_mode SET share_by = ? WHERE task_type = ? AND share_by <> ?",
+                    arguments: [by.rawValue, type, by.rawValue])
+                if db.changesCount > 0 { changed.append(type) }
+            }
+            return changed
+        }
+    }
+
+    /// Changes a type's mode (and canary percent, 100 but for a partial
+    /// `forward`) and records it in the audit trail, atomically. Returns the
+    /// state before.
     @discardableResult
     public func setMode(
-        taskType: String, mode: String, reason: String?, host: String, actor: String
-    ) async throws -> String? {
-        try await writeLedger { db in
-            let old = try String.fetchOne(
-                db, sql: "SELECT mode FROM _taskbridge_mode WHERE task_type = ?", arguments: [taskType])
+        taskType: String, mode: String, percent: Int = 100, shareBy: Canary.ShareBy? = nil, reason: String?,
+        host: String, actor: String
+    ) async throws -> ModeState? {
+        precondition((1...100).contains(percent), "percent is 1...100")
+        return try await writeLedger { db in
+            let old = try Row.fetchOne(
+                db, sql: "SELECT mode, percent, share_by FROM _taskbridge_mode WHERE task_type = ?",
+                arguments: [taskType]
+            ).map { ModeState(mode: $0[0], percent: $0[1], shareBy: Canary.ShareBy(rawValue: $0[2]) ?? .id) }
             let now = LegacyTimestamp.format(Date())
+            let by = shareBy ?? old?.shareBy ?? .id
             try db.exec(
                 sql:
                     """
-                    INSERT INTO _taskbridge_mode (task_type, mode, changed_at) VALUES (?, ?, ?) ON CONFLICT(task_type) \
-                    DO UPDATE SET mode = excluded.mode, changed_at = excluded.changed_at
+                    INSERT INTO _taskbridge_mode (task_type, mode, changed_at, percent, share_by) \
+                    VALUES (?, ?, ?, ?, ?) ON CONFLICT(task_type) DO UPDATE SET mode = excluded.mode, changed_at = excluded.changed_at, \
+                    percent = excluded.percent, share_by = excluded.share_by
                     """,
-                arguments: [taskType, mode, now])
+                arguments: [taskType, mode, now, percent, by.rawValue])
             try db.exec(
                 sql:
                     """
-                    INSERT INTO _taskbridge_audit (at, task_type, from_mode, to_mode, reason, host, actor) VALUES (?, \
-                    ?, ?, ?, ?, ?, ?)
+                    INSERT INTO _taskbridge_audit (at, task_type, from_mode, to_mode, reason, host, actor, percent) \
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """,
-                arguments: [now, taskType, old, mode, reason, host, actor])
+                arguments: [now, taskType, old?.mode, mode, reason, host, actor, percent])
             return old
         }
     }
@@ -262,7 +299,8 @@ public final class LegacyQueueStore: Sendable {
             ).map {
                 AuditEntry(
                     at: $0["at"], taskType: $0["task_type"], from: $0["from_mode"], to: $0["to_mode"],
-                    reason: $0["reason"], host: $0["host"], actor: $0["actor"], action: $0["action"] ?? "cutover")
+                    reason: $0["reason"], host: $0["host"], actor: $0["actor"], action: $0["action"] ?? "cutover",
+                    percent: $0["percent"])
             }
         }
     }

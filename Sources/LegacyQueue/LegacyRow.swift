@@ -202,4 +202,6 @@ public struct AuditEntry: Sendable, Equatable {
     public var actor: String?
     /// `cutover` (a mode change) or `quarantine-retry`.
     public var action: String
+    /// The canary share a cutover set (nil in entries from before version 5).
+    public var percent: Int?
 }

@@ -8,6 +8,9 @@ extension LegacyQueueStore {
     public struct BridgedRow: Sendable {
         public var row: LegacyRow
         public var ledger: LedgerEntry?
+        /// The canary rule gives this row to the bridge (see `Canary`); false
+        /// for a row of a partial `forward` type left to legacy workers.
+        public var bridgeShare = true
     }
 
     public func countRows(types: [String]) async throws -> Int {
@@ -48,7 +51,16 @@ extension LegacyQueueStore {
                     ledger[e.legacyID] = e
                 }
             }
-            return rows.map { BridgedRow(row: $0, ledger: ledger[$0.id]) }
+            let t = self.table
+            let shared =
+                try !db.tableExists("_taskbridge_mode")
+                ? []
+                : Set(
+                    try Int64.fetchAll(
+                        db,
+                        sql: "SELECT id FROM \(t) WHERE id BETWEEN ? AND ? AND \(Canary.bridgeTakesSQL(t))",
+                        arguments: [first, last]))
+            return rows.map { BridgedRow(row: $0, ledger: ledger[$0.id], bridgeShare: shared.contains($0.id)) }
         }
     }
 

@@ -6,6 +6,10 @@ import GRDB
 public struct TypeStatus: Sendable, Equatable {
     public var taskType: String
     public var mode: String?
+    /// The canary share of `forward` (100 otherwise).
+    public var percent = 100
+    /// Rows the bridge never held: queued for, or executed by, legacy workers.
+    public var leftToLegacy = 0
     public var queued = 0
     public var legacyInFlight = 0
     public var inFlight = 0
@@ -35,21 +39,26 @@ extension LegacyQueueStore {
             }
             let hasObjects = try db.tableExists("_taskbridge_ledger")
             if hasObjects {
-                for r in try Row.fetchAll(db, sql: "SELECT task_type, mode FROM _taskbridge_mode") {
-                    with(r["task_type"]) { $0.mode = r["mode"] }
+                for r in try Row.fetchAll(db, sql: "SELECT task_type, mode, percent FROM _taskbridge_mode") {
+                    with(r["task_type"]) {
+                        $0.mode = r["mode"]
+                        $0.percent = r["percent"]
+                    }
                 }
             }
             for r in try Row.fetchAll(
                 db,
                 sql: """
                     SELECT task_type, SUM(status = 'queued') AS q,
-                           SUM(status IN ('claimed','running') AND (claimed_by IS NOT ? OR claimed_by IS NULL)) AS lf
+                           SUM(status IN ('claimed','running') AND (claimed_by IS NOT ? OR claimed_by IS NULL)) AS lf,
+                           SUM(claimed_by IS NOT ? OR claimed_by IS NULL) AS legacy
                     FROM \(t) GROUP BY task_type
-                    """, arguments: [b])
+                    """, arguments: [b, b])
             {
                 let type: String = r["task_type"] ?? ""
                 with(type) {
                     $0.queued = r["q"] ?? 0; $0.legacyInFlight = r["lf"] ?? 0
+                    $0.leftToLegacy = r["legacy"] ?? 0
                 }
             }
             guard hasObjects else { return byType.values.sorted { $0.taskType < $1.taskType } }

@@ -236,15 +236,16 @@ enum Bench {
 
     /// Single-row autocommit inserts, the way a producer writes, into three
     /// identical files: no bridge, bridge installed with the type off, and
-    /// with the type in forward (the trigger claims). Rounds alternate to
-    /// spread machine noise evenly; the median round counts.
+    /// with the type in forward (the trigger claims), and in a 25 % canary
+    /// shared by params (the trigger computes the row's bucket). Rounds
+    /// alternate to spread machine noise evenly; the median round counts.
     static func insertCost(
         rows: Int, synchronous: String
-    ) async throws -> (baseline: Double, off: Double, forward: Double) {
+    ) async throws -> (baseline: Double, off: Double, forward: Double, canary: Double) {
         let dir = try TemporaryDirectory(prefix: "bench-insert")
         var rates: [String: [Double]] = [:]
         for round in 0..<3 {
-            for scenario in ["baseline", "off", "forward"] {
+            for scenario in ["baseline", "off", "forward", "canary"] {
                 let path = dir.path("\(scenario)-\(round).db")
                 try LegacyFixture.a.create(at: path)
                 if scenario != "baseline" {
@@ -252,7 +253,10 @@ enum Bench {
                         path: path, table: "task_queue", bridgeID: "taskbridge", createIfMissing: false
                     ).store
                     try await store.install()
-                    try await store.setMode(taskType: "t", mode: scenario, reason: nil, host: "bench", actor: "bench")
+                    try await store.setMode(
+                        taskType: "t", mode: scenario == "canary" ? "forward" : scenario,
+                        percent: scenario == "canary" ? 25 : 100, shareBy: .params, reason: nil, host: "bench",
+                        actor: "bench")
                     try store.close()
                 }
                 rates[scenario, default: []].append(
@@ -260,7 +264,7 @@ enum Bench {
             }
         }
         func median(_ s: String) -> Double { percentile(rates[s]!, 0.5) }
-        return (median("baseline"), median("off"), median("forward"))
+        return (median("baseline"), median("off"), median("forward"), median("canary"))
     }
 
     /// Synchronous on purpose: the producer's own cost, without async hops.

@@ -41,6 +41,11 @@ extension BenchCommand {
                         "  cost with triggers, forward type (trigger claims)",
                         String(format: "%.2fx", r.baseline / r.forward), "<= 1.6x"
                     ))
+                results.append(
+                    (
+                        "  cost with triggers, forward 25 % canary by params",
+                        String(format: "%.2fx", r.baseline / r.canary), "<= 1.6x"
+                    ))
             }
             if parts.contains("throughput") {
                 let t = try await Shape.throughput(rows: rows)

@@ -2,6 +2,7 @@ import ArgumentParser
 import BridgeConfig
 import BridgeEngine
 import Foundation
+import LegacyQueue
 
 /// `taskbridge cutover TYPE MODE --reason TEXT`: change a type's mode in the
 /// database; a running bridge applies it within one poll interval and the
@@ -12,7 +13,9 @@ struct CutoverCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOption
     @Argument(help: "Legacy task_type.") var type: String
-    @Argument(help: "off | dry-run | forward | retired") var mode: String
+    @Argument(help: "off | dry-run | forward | retired | reverse") var mode: String
+    @Option(help: "forward only: the canary share of new rows the bridge takes, 1 to 100 (default 100).")
+    var percent: Int?
     @Option(help: "Why (recorded in the audit trail).") var reason: String?
     @Flag(help: "Allow an unmapped type, or retire without passing retire-check (needs --reason).") var force = false
     @Option(name: .customLong("quiet-period"), help: "Quiet period the retirement gate requires (as retire-check).")
@@ -21,7 +24,13 @@ struct CutoverCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         guard let target = BridgeMode(rawValue: mode) else {
-            throw CLIError.config("mode must be one of off, dry-run, forward, retired (got \(mode))")
+            throw CLIError.config("mode must be one of off, dry-run, forward, retired, reverse (got \(mode))")
+        }
+        if let percent {
+            guard target == .forward else { throw CLIError.config("--percent applies to forward only") }
+            guard (1...100).contains(percent) else {
+                throw CLIError.config("--percent must be 1 to 100 (0 is `cutover \(type) off`)")
+            }
         }
         if config.mapping(forLegacyType: type) == nil && target != .off && !force {
             throw CLIError.config("\(config.file): task_type \"\(type)\" has no [types.\(type)] mapping; add one first")
@@ -50,13 +59,22 @@ struct CutoverCommand: AsyncParsableCommand {
         }
         let store = try CLI.openExisting(config)
         if case .notInstalled = try await store.objectsHealth() { try await store.install() }
+        let share = percent ?? 100
         let old = try await store.setMode(
-            taskType: type, mode: target.rawValue, reason: reason, host: CLI.hostName,
+            taskType: type, mode: target.rawValue, percent: share,
+            shareBy: config.mapping(forLegacyType: type)?.canaryShare, reason: reason, host: CLI.hostName,
             actor: ProcessInfo.processInfo.environment["USER"] ?? "unknown")
-        print("\(type): \(old ?? "off") -> \(target.rawValue)" + (reason.map { " (\($0))" } ?? ""))
-        if old == BridgeMode.forward.rawValue && target == .off {
-            print("rows already forwarded stay with TaskManager and keep being mirrored; new rows go to legacy workers")
+        let now = Self.describe(ModeState(mode: target.rawValue, percent: share))
+        print("\(type): \(old.map(Self.describe) ?? "off") -> \(now)" + (reason.map { " (\($0))" } ?? ""))
+        if old?.mode == BridgeMode.forward.rawValue && (target == .off || share < (old?.percent ?? 100)) {
+            print(
+                "rows already forwarded stay with TaskManager and keep being mirrored; "
+                    + (target == .off ? "new rows go to legacy workers" : "new rows outside the share stay queued"))
         }
         try store.close()
+    }
+
+    static func describe(_ m: ModeState) -> String {
+        m.mode == BridgeMode.forward.rawValue && m.percent < 100 ? "forward \(m.percent)%" : m.mode
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BridgeEngine
 import Foundation
 
 /// `taskbridge install`: add the `_taskbridge_*` objects (run does this too).
@@ -17,7 +18,8 @@ struct InstallCommand: AsyncParsableCommand {
         let before = try await store.objectsHealth()
         try await store.install()
         for m in config.types {
-            _ = try await store.seedMode(taskType: m.legacyType, mode: m.mode.rawValue, host: CLI.hostName)
+            _ = try await store.seedMode(
+                taskType: m.legacyType, mode: m.mode.rawValue, shareBy: m.canaryShare, host: CLI.hostName)
         }
         print(
             """

@@ -196,7 +196,7 @@ import Testing
             let queued = try producer.insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "q"}"#)
             (status, checks) = try await check()
             #expect(
-                status == 1 && checks["mode is forward or retired"] == false
+                status == 1 && checks["mode is forward at 100 %, reverse or retired"] == false
                     && checks["no queued or in-flight rows"] == false)
             try producer.execute("DELETE FROM task_queue WHERE id = ?", [queued])
             try producer.execute("UPDATE _taskbridge_mode SET mode = 'forward'")

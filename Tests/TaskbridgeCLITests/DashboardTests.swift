@@ -191,7 +191,9 @@ extension JSONValue {
             ?? FileManager.default.currentDirectoryPath + "/.build/test-artifacts"
     }
 
-    static let counters = ["queued", "in_flight", "forwarded", "mirrored", "quarantined", "collapsed"]
+    static let counters = [
+        "queued", "in_flight", "forwarded", "mirrored", "quarantined", "collapsed", "left_to_legacy", "percent",
+    ]
 
     /// What the page shows per type, read from the DOM's data-value attributes.
     static let readPage = """

@@ -86,9 +86,10 @@
   const COUNTERS = [
     ["queued", "queued"], ["in_flight", "in flight"], ["forwarded", "forwarded"], ["mirrored", "mirrored"],
     ["quarantined", "quarantined"], ["collapsed", "collapsed"], ["lag", "lag"], ["drift", "parity drift"],
+    ["left_to_legacy", "left to legacy"], ["percent", "bridge share"],
   ];
 
-  function makeCard(type, stages) {
+  function makeCard(type, stages, modes) {
     const card = el("article", { class: "card", "data-type": type });
     const title = el("h2", { text: type });
     const mapped = el("span", { class: "muted" });
@@ -118,21 +119,26 @@
       el("thead", {}, el("tr", {}, el("th", { text: "when" }), el("th", { text: "what" }),
         el("th", { text: "by" }), el("th", { text: "why" }))), audit)));
     const select = el("select", { "aria-label": "new mode", "data-role": "mode" });
-    for (const s of stages) select.append(el("option", { value: s, text: s }));
+    for (const s of modes) select.append(el("option", { value: s, text: s }));
+    const percent = el("input", { type: "number", min: 1, max: 100, value: 100, "aria-label": "percent",
+      title: "forward: the share of new rows the bridge takes", "data-role": "percent", class: "percent" });
     const reason = el("input", { type: "text", placeholder: "reason (audited)", "data-role": "reason" });
     const change = el("button", { type: "button", class: "primary", "data-role": "cutover", text: "Change mode" });
     const retryAll = el("button", { type: "button", "data-role": "retry-type", text: "Retry quarantined rows" });
     change.addEventListener("click", async () => {
-      const answer = await act("/dashboard/actions/cutover",
-        { task_type: type, mode: select.value, reason: reason.value });
+      const body = { task_type: type, mode: select.value, reason: reason.value };
+      if (select.value === "forward") body.percent = Number(percent.value || 100);
+      const answer = await act("/dashboard/actions/cutover", body);
       if (answer) { say(type + ": " + answer.from + " -> " + answer.to); reason.value = ""; refresh(); }
     });
     retryAll.addEventListener("click", async () => {
       const answer = await act("/dashboard/actions/quarantine-retry", { task_type: type });
       if (answer) { say(type + ": released " + answer.released.length + " row(s) for another attempt"); refresh(); }
     });
-    card.append(el("div", { class: "actions" }, select, reason, change, retryAll));
-    return { card, mapped, stageList, fields, chart, dry, checks, audit, select, retryAll, shownStage: null };
+    select.addEventListener("change", () => { percent.hidden = select.value !== "forward"; });
+    card.append(el("div", { class: "actions" }, select, percent, reason, change, retryAll));
+    return { card, mapped, stageList, fields, chart, dry, checks, audit, select, percent, retryAll,
+      shownStage: null };
   }
 
   function setField(dd, value, text, alert) {
@@ -180,22 +186,33 @@
     return peak;
   }
 
-  function renderType(t, row, stages) {
+  function renderType(t, row, stages, modes) {
     let c = cards.get(t.task_type);
     if (!c) {
-      c = makeCard(t.task_type, stages);
+      c = makeCard(t.task_type, stages, modes);
       cards.set(t.task_type, c);
       $("types").append(c.card);
     }
-    c.mapped.textContent = row.mapped ? (row.file_mode && row.file_mode !== row.mode
-      ? "bridge.conf says " + row.file_mode : "") : "not mapped in bridge.conf";
+    const note = row.mode === "reverse" ? "reverse: TaskManager producers, legacy workers" : "";
+    c.mapped.textContent = [note, row.mapped ? (row.file_mode && row.file_mode !== row.mode
+      ? "bridge.conf says " + row.file_mode : "") : "not mapped in bridge.conf"].filter((x) => x).join("; ");
     const at = stages.indexOf(row.mode);
     c.card.dataset.stage = row.mode;
+    c.card.dataset.percent = String(row.percent);
     for (const li of c.stageList.children) {
       const i = stages.indexOf(li.dataset.stage);
       li.className = i === at ? "current" : (i < at ? "done" : "");
+      li.textContent = li.dataset.stage + (li.dataset.stage === "forward" && row.mode === "forward" &&
+        row.percent < 100 ? " " + row.percent + "%" : "");
     }
-    if (c.shownStage !== row.mode) { c.select.value = row.mode; c.shownStage = row.mode; }
+    c.stageList.classList.toggle("elsewhere", at < 0);
+    const shown = row.mode + ":" + row.percent;
+    if (c.shownStage !== shown) {
+      c.select.value = row.mode;
+      c.percent.value = row.mode === "forward" ? row.percent : 100;
+      c.percent.hidden = row.mode !== "forward";
+      c.shownStage = shown;
+    }
     setField(c.fields.queued, row.queued);
     setField(c.fields.in_flight, row.in_flight);
     setField(c.fields.forwarded, row.forwarded);
@@ -205,6 +222,8 @@
     setField(c.fields.lag, row.oldest_unforwarded_age_seconds, age(row.oldest_unforwarded_age_seconds),
       row.oldest_unforwarded_age_seconds > 60);
     setField(c.fields.drift, row.live_parity_findings, undefined, row.live_parity_findings > 0);
+    setField(c.fields.left_to_legacy, row.left_to_legacy);
+    setField(c.fields.percent, row.percent, row.percent + "%");
     const peak = drawChart(c.chart, t.series);
     c.card.querySelector(".peak").textContent = "peak " + peak + "/min";
     const dry = [el("p", { text: "would forward " + row.dry_run_would_forward + ", would reject " +
@@ -225,7 +244,8 @@
       ? "checked " + t.retire_check.checked_at.replace("T", " ").slice(11, 19) + " UTC, quiet period 24h" : "";
     const rows = t.audit.map((a) => el("tr", {},
       el("td", { text: a.at.replace("T", " ").slice(0, 19) }),
-      el("td", { text: a.action === "cutover" ? (a.from || "off") + " -> " + a.to : a.action }),
+      el("td", { text: a.action === "cutover" ? (a.from || "off") + " -> " + a.to +
+        (a.to === "forward" && a.percent !== null && a.percent < 100 ? " " + a.percent + "%" : "") : a.action }),
       el("td", { text: (a.actor || "?") + (a.host ? " @ " + a.host : "") }),
       el("td", { text: a.reason || "" })));
     c.audit.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 4, class: "muted",
@@ -310,7 +330,9 @@
       const d = await getJSON("/dashboard.json");
       $("where").textContent = d.bridge_id + " on " + d.host + " - " + d.status.database;
       const byType = new Map(d.types.map((t) => [t.task_type, t]));
-      for (const row of d.status.types) renderType(byType.get(row.task_type), row, d.stages);
+      for (const row of d.status.types) {
+        renderType(byType.get(row.task_type), row, d.stages, d.stages.concat(d.other_modes));
+      }
       const select = $("quarantine-type");
       const known = new Set([...select.options].map((o) => o.value));
       for (const row of d.status.types) {
