@@ -110,6 +110,10 @@ public struct BridgeConfiguration: Sendable {
         /// both this many attempts have failed and this much time has passed
         /// since its first failure.
         public var persistentErrorAttempts = 10
+        /// Reverse types: rows inserted from claimed tasks that no legacy
+        /// worker took yet, at most, per type. Leases run from the claim, so
+        /// claiming far ahead of the legacy workers spends them in the queue.
+        public var reversePrefetch = 20
         public var persistentErrorSeconds = 600.0
     }
 

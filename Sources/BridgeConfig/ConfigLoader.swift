@@ -111,7 +111,7 @@ public enum ConfigLoader {
             [
                 "id", "metrics_listen", "poll_interval_ms", "batch_size", "max_in_flight",
                 "reconcile_interval_seconds", "mirror_interval_ms", "parity_sample_interval_seconds",
-                "persistent_error_attempts", "persistent_error_seconds", "admin_token_file",
+                "persistent_error_attempts", "persistent_error_seconds", "admin_token_file", "reverse_prefetch",
             ], at: "bridge")
         config.bridge.adminTokenFile = resolve(
             try r.string(brT, "admin_token_file", at: "bridge")
@@ -160,6 +160,12 @@ public enum ConfigLoader {
             config.bridge.mirrorIntervalSeconds = Double(v) / 1000
         }
 
+        if let v = try r.int(brT, "reverse_prefetch", at: "bridge") {
+            guard (1...10_000).contains(v) else {
+                throw ConfigError(file: file, "[bridge] reverse_prefetch must be 1..10000")
+            }
+            config.bridge.reversePrefetch = v
+        }
         if let v = try r.int(brT, "persistent_error_attempts", at: "bridge") {
             guard v >= 1 else { throw ConfigError(file: file, "[bridge] persistent_error_attempts must be at least 1") }
             config.bridge.persistentErrorAttempts = v

@@ -125,7 +125,7 @@ public final class BridgeEngine: Sendable {
                     ("capture", { try await self.captureLoop(ctx) }), ("mirror", { try await self.mirrorLoop(ctx) }),
                     ("reconcile", { try await self.reconcileLoop(ctx) }),
                     ("register", { try await self.registerLoop(ctx) }),
-                    ("parity", { try await self.parityLoop() }),
+                    ("parity", { try await self.parityLoop() }), ("reverse", { try await self.reverseLoop(ctx) }),
                 ]
                 for (name, body) in loops { group.addTask { await self.guarded(name, body) } }
             }

@@ -87,10 +87,23 @@ public enum BridgeMetrics {
         "taskbridge_rows", labels: ["type", "side"],
         "rows of a type by who executes them: side=bridge (forwarded) or legacy (left to legacy workers)")
 
+    public static let reverseInserted = CounterMetric(
+        "taskbridge_reverse_inserted_total", labels: ["type"],
+        "reverse: TaskManager tasks claimed and inserted as legacy rows, by legacy type")
+    public static let reverseRecognised = CounterMetric(
+        "taskbridge_reverse_recognised_total", labels: ["type"],
+        "reverse: claims of a task the bridge already held a row for (an expired lease), nothing inserted")
+    public static let reverseCompleted = CounterMetric(
+        "taskbridge_reverse_completed_total", labels: ["type", "outcome"],
+        "reverse: legacy outcomes TaskManager took (outcome=completed or failed)")
+    public static let reverseConflicts = CounterMetric(
+        "taskbridge_reverse_conflicts_total", labels: ["type", "reason"],
+        "reverse: completions TaskManager refused for good (reason=reclaimed: 403, or gone: 404); never retried")
+
     public static let counters = [
         captured, quarantined, dryRun, forwarded, collapsed, mirrored, apiErrors, loopErrors, retiredRows,
         objectsRepaired,
-        parityFindings, paritySampled,
+        parityFindings, paritySampled, reverseInserted, reverseRecognised, reverseCompleted, reverseConflicts,
     ]
     public static let gauges = [lockWait, forwardPercent, rows]
 }

@@ -40,7 +40,13 @@ actor EngineState {
     var percents: [String: Int] = [:]
 
     func markBacklog(_ pending: Bool) { backlogPending = pending }
-    func markRegistered(_ name: String) { registered.insert(name) }
+    func markRegistered(_ name: String, id: Int64? = nil) {
+        registered.insert(name)
+        if let id { typeIDs[name] = id }
+    }
+    /// TaskManager type ids by name, from registration (reverse claims need them).
+    var typeIDs: [String: Int64] = [:]
+    func typeID(_ name: String) -> Int64? { typeIDs[name] }
     func isRegistered(_ name: String) -> Bool { registered.contains(name) }
     func tick() { lastLoopAt = Date().timeIntervalSince1970 }
     func setObjectsHealthy(_ ok: Bool) { objectsHealthy = ok }

@@ -121,7 +121,7 @@ extension BridgeEngine {
                 do {
                     let r = try await client.registerTaskType(
                         name: m.name, version: m.version, paramSchema: m.paramSchema)
-                    await state.markRegistered(m.name)
+                    await state.markRegistered(m.name, id: r.id)
                     if await state.recordAPISuccess() { try? await store.resetBackoff() }
                     logger.info(
                         "task type registered",

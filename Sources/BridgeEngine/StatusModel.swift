@@ -15,6 +15,7 @@ public enum StatusModel {
 
     public static let columns = [
         "type", "mode", "queued", "in-flight", "forwarded", "mirrored", "quarantined", "collapsed", "lag", "drift",
+        "reverse held/done/conflicts",
     ]
 
     public static func build(config: BridgeConfiguration, store: LegacyQueueStore) async throws -> View {
@@ -40,6 +41,11 @@ public enum StatusModel {
                 "dry_run_would_reject": .int(Int64(s.dryRunReject)),
                 "oldest_unforwarded_age_seconds": s.oldestUnforwardedAge.map { .double($0) } ?? .null,
                 "live_parity_findings": .int(Int64(s.parityFindings)),
+                "reverse_held": .int(Int64((s.reverse[.inserted] ?? 0) + (s.reverse[.completing] ?? 0))),
+                "reverse_completing": .int(Int64(s.reverse[.completing] ?? 0)),
+                "reverse_done": .int(Int64(s.reverse[.done] ?? 0)),
+                "reverse_conflicts": .int(Int64(s.reverse[.conflict] ?? 0)),
+                "reverse_lost": .int(Int64(s.reverse[.lost] ?? 0)),
             ])
             table.append([
                 s.taskType,
@@ -47,6 +53,10 @@ public enum StatusModel {
                     + (differs ? " (file: \(fileMode!))" : "") + (fileMode == nil ? " (unmapped)" : ""),
                 "\(s.queued)", "\(s.inFlight)", "\(s.forwarded)", "\(s.mirrored)", "\(s.quarantined)", "\(s.collapsed)",
                 ageText(s.oldestUnforwardedAge), "\(s.parityFindings)",
+                s.reverse.isEmpty && mode != "reverse"
+                    ? "-"
+                    : "\((s.reverse[.inserted] ?? 0) + (s.reverse[.completing] ?? 0))/\(s.reverse[.done] ?? 0)/"
+                        + "\(s.reverse[.conflict] ?? 0)",
             ])
         }
         let json: JSONValue = [

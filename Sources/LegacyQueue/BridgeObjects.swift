@@ -30,10 +30,10 @@ public struct BridgeObjects: Sendable {
     public static let tableNames = [
         "_taskbridge_meta", "_taskbridge_mode", "_taskbridge_audit", "_taskbridge_changes", "_taskbridge_ledger",
         "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_echo", "_taskbridge_parity",
-        "_taskbridge_ledger_archive",
+        "_taskbridge_ledger_archive", ReverseLedger.table,
     ]
     public static let triggerNames = ["_taskbridge_ai", "_taskbridge_au", "_taskbridge_aq", "_taskbridge_ad"]
-    public static let indexNames = Ledger.indexNames
+    public static let indexNames = Ledger.indexNames + ReverseLedger.indexNames
 
     static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
     var t: String { "\"\(table)\"" }
@@ -60,6 +60,7 @@ public struct BridgeObjects: Sendable {
             Ledger.tableDDL,
             Ledger.archiveDDL,
             Ledger.quarantineDDL,
+            ReverseLedger.ddl,
             """
             CREATE TABLE IF NOT EXISTS _taskbridge_dryrun (legacy_id INTEGER PRIMARY KEY, task_type TEXT NOT NULL,
                 verdict TEXT NOT NULL CHECK (verdict IN ('would-forward','would-reject')), reason TEXT, at TEXT NOT
@@ -134,7 +135,7 @@ public struct BridgeObjects: Sendable {
     public var definitionHash: String {
         SHA256Digest.hex(
             Array(
-                (["v\(Self.version)", table, bridgeID] + tableDDL + Ledger.indexDDL + triggerDDL)
+                (["v\(Self.version)", table, bridgeID] + tableDDL + Self.indexDDL + triggerDDL)
                     .joined(separator: "\u{1}").utf8))
     }
 
@@ -166,6 +167,8 @@ public struct BridgeObjects: Sendable {
 
     /// Version 5 added `reverse` to the mode CHECK and the canary columns; a
     /// CHECK cannot be altered in place, so an older table is rebuilt.
+    static let indexDDL = Ledger.indexDDL + ReverseLedger.indexDDL
+
     static let modeDDL = """
         CREATE TABLE IF NOT EXISTS _taskbridge_mode (task_type TEXT PRIMARY KEY, mode TEXT NOT NULL
             CHECK (mode IN ('off','dry-run','forward','retired','reverse')), changed_at TEXT NOT NULL,
@@ -217,7 +220,7 @@ public struct BridgeObjects: Sendable {
             }
         }
         try Self.rebuildOutdated(db)
-        for sql in Ledger.indexDDL { try db.execute(sql: sql) }
+        for sql in Self.indexDDL { try db.execute(sql: sql) }
         try Ledger.backfillFingerprints(db, legacyTable: t)
         for sql in triggerDDL { try db.execute(sql: sql) }
         let installed = try Self.installedSQL(db).filter { $0.key != "_taskbridge_meta" }
@@ -274,8 +277,9 @@ public struct BridgeObjects: Sendable {
                 ($0["key"] as String, $0["value"] as String)
             },
             uniquingKeysWith: { a, _ in a })
-        if !missing.isEmpty { return .damaged(missing: missing, altered: false) }
+        // Another version's objects first: an upgrade adds objects, which is not damage.
         if meta["definition_hash"] != definitionHash { return .outdated }
+        if !missing.isEmpty { return .damaged(missing: missing, altered: false) }
         let altered = meta["objects_hash"] != Self.objectsHash(installed.filter { $0.key != "_taskbridge_meta" })
         return altered ? .damaged(missing: [], altered: true) : .intact
     }

@@ -10,6 +10,8 @@ public struct TypeStatus: Sendable, Equatable {
     public var percent = 100
     /// Rows the bridge never held: queued for, or executed by, legacy workers.
     public var leftToLegacy = 0
+    /// Reverse entries by state (tasks turned into rows, and back).
+    public var reverse: [ReverseLedger.State: Int] = [:]
     public var queued = 0
     public var legacyInFlight = 0
     public var inFlight = 0
@@ -80,6 +82,13 @@ extension LegacyQueueStore {
                     $0.mirrored = r["done"] ?? 0
                     $0.quarantined = r["q"] ?? 0
                     $0.collapsed = r["c"] ?? 0
+                }
+            }
+            if try db.tableExists(ReverseLedger.table) {
+                for r in try Row.fetchAll(
+                    db, sql: "SELECT task_type, state, COUNT(*) FROM _taskbridge_reverse GROUP BY task_type, state")
+                {
+                    if let s = ReverseLedger.State(rawValue: r[1]) { with(r[0]) { $0.reverse[s] = r[2] } }
                 }
             }
             if try db.tableExists("_taskbridge_parity") {

@@ -7,6 +7,7 @@ import Logging
 import Synchronization
 import TaskManagerClient
 import TaskManagerModel
+import TaskManagerServer
 
 /// A legacy queue file of a chosen variant, the embedded TaskManager on an
 /// ephemeral port, and a bridge engine between them, all in one temporary
@@ -28,9 +29,10 @@ public final class BridgeHarness: Sendable {
         withProxy: Bool = false,
         configure: (inout BridgeConfiguration) -> Void = { _ in },
         startEngine: Bool = true,
-        logLevel: Logger.Level = .warning
+        logLevel: Logger.Level = .warning,
+        server: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> BridgeHarness {
-        let tm = try await TaskManagerHarness.start()
+        let tm = try await TaskManagerHarness.start(configure: server)
         var proxy: FaultProxy?
         if withProxy {
             let p = FaultProxy(upstream: tm.baseURL)
@@ -178,10 +180,12 @@ public final class BridgeHarness: Sendable {
     public static func with<T: Sendable>(
         variant: LegacyFixture = .a, types: [TypeMapping], withProxy: Bool = false,
         configure: (inout BridgeConfiguration) -> Void = { _ in },
-        startEngine: Bool = true, _ body: (BridgeHarness) async throws -> T
+        startEngine: Bool = true, server: (inout ServerConfiguration) -> Void = { _ in },
+        _ body: (BridgeHarness) async throws -> T
     ) async throws -> T {
         let h = try await start(
-            variant: variant, types: types, withProxy: withProxy, configure: configure, startEngine: startEngine)
+            variant: variant, types: types, withProxy: withProxy, configure: configure, startEngine: startEngine,
+            server: server)
         do {
             let r = try await body(h)
             await h.shutdown()

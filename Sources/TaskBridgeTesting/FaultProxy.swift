@@ -54,6 +54,8 @@ public final class FaultProxy: Sendable {
     public func set(_ m: Mode) { mode.withLock { $0 = m } }
     /// Requests seen per "METHOD path", whatever the mode.
     public func count(_ key: String) -> Int { counts.withLock { $0[key] ?? 0 } }
+    /// Every "METHOD path" seen, with its count.
+    public func seen() -> [String: Int] { counts.withLock { $0 } }
     public func total() -> Int { counts.withLock { $0.values.reduce(0, +) } }
     public var baseURL: String { "http://127.0.0.1:\(port)/api" }
 
