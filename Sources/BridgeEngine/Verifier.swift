@@ -160,8 +160,17 @@ public struct Verifier: Sendable {
                     keep: options.keepFindings)
             }
         }
+        // Reverse types (now, or with rows from a reverse stage): every task
+        // the bridge turned into a row, and back.
+        let withEntries = Set(try await store.reverseCounts().keys)
+        let reverseTypes = options.types.filter {
+            modes[$0.legacyType] == "reverse" || withEntries.contains($0.legacyType)
+        }
+        let reverseNames = Set(reverseTypes.map(\.legacyType))
+        try await verifyReverse(reverseTypes, into: &report)
+        if !report.readErrors.isEmpty { return report }
         // Tasks of bridged types that no legacy row produced.
-        for m in options.types {
+        for m in options.types where !reverseNames.contains(m.legacyType) {
             var offset = 0
             while true {
                 let page: [TaskInfo]
@@ -185,6 +194,114 @@ public struct Verifier: Sendable {
             }
         }
         return report
+    }
+
+    /// The reverse direction: a task without a row (the bridge holds it and
+    /// no row exists), a row without a task, an outcome TaskManager does not
+    /// show (or refused: a conflict), params that differ.
+    func verifyReverse(_ types: [TypeMapping], into report: inout Report) async throws {
+        guard !types.isEmpty else { return }
+        let names = types.map(\.legacyType)
+        let now = Date().timeIntervalSince1970
+        var known = Set<Int64>()
+        var after: Int64 = 0
+        while true {
+            let page = try await store.reverseEntries(types: names, afterID: after, limit: options.pageSize)
+            guard let last = page.last else { break }
+            after = last.entryID
+            known.formUnion(page.map(\.taskID))
+            let tasks = await fetch(page.filter { $0.state != .lost }.map(\.taskID))
+            for e in page where e.state != .lost {
+                report.checkedRows += 1
+                func add(_ kind: ParityClass, _ detail: String) {
+                    report.add(
+                        ParityFinding(
+                            kind: kind, taskType: e.taskType, legacyID: e.legacyID, taskID: e.taskID, detail: detail),
+                        keep: options.keepFindings)
+                }
+                let task: TaskInfo
+                switch tasks[e.taskID] {
+                case .some(.success(let t)): task = t
+                case .some(.failure(.notFound)):
+                    add(.missingInTaskManager, "legacy row \(e.legacyID) was made for task \(e.taskID), which is gone")
+                    continue
+                case .some(.failure(let error)):
+                    report.readErrors.append("task \(e.taskID): \(error)")
+                    continue
+                case .none:
+                    report.readErrors.append("task \(e.taskID): not fetched")
+                    continue
+                }
+                guard let row = e.row else {
+                    add(.missingInSQLite, "task \(e.taskID)'s legacy row \(e.legacyID) is gone or replaced")
+                    continue
+                }
+                let legacy = LegacyStatus(text: row.status)
+                switch e.state {
+                case .conflict:
+                    add(
+                        .statusDiverged,
+                        "the legacy row ran (\(row.status ?? "NULL")) but TaskManager refused its outcome: "
+                            + (e.lastError ?? "conflict"))
+                case .done:
+                    let ok: Bool
+                    switch legacy {
+                    case .completed: ok = task.rawStatus == "completed"
+                    case .failed, .cancelled: ok = ["failed", "pending", "claimed"].contains(task.rawStatus)
+                    default: ok = false
+                    }
+                    if !ok {
+                        add(.statusDiverged, "legacy \(row.status ?? "NULL") vs TaskManager \(task.rawStatus)")
+                    }
+                case .inserted, .completing:
+                    let age = LegacyTimestamp.parse(e.claimedAt).map { now - $0.timeIntervalSince1970 } ?? 0
+                    if age > options.grace, task.rawStatus != "claimed" || task.claimedBy != bridgeID {
+                        add(
+                            .statusDiverged,
+                            "row \(row.status ?? "NULL") for the bridge's claim, TaskManager \(task.rawStatus)"
+                                + (task.claimedBy.map { " by \($0)" } ?? ""))
+                    }
+                case .lost:
+                    break
+                }
+                let rowParams = row.parameters.flatMap { bytes in try? JSONParser.parse(bytes) }
+                if let expected = task.params, let rowParams, !expected.semanticallyEquals(rowParams) {
+                    add(.payloadDiverged, "row parameters differ from task \(e.taskID)'s params")
+                }
+            }
+            if !report.readErrors.isEmpty { return }
+        }
+        // Tasks TaskManager shows held by the bridge that have no row (yet).
+        for m in types {
+            var offset = 0
+            while true {
+                let page: [TaskInfo]
+                do {
+                    page = try await client.listTasks(type: m.name, limit: options.pageSize, offset: offset)
+                } catch {
+                    report.readErrors.append("list tasks of \(m.name): \(error)")
+                    return
+                }
+                if page.isEmpty { break }
+                offset += page.count
+                for t in page where !known.contains(t.id) {
+                    if t.rawStatus == "claimed" && t.claimedBy == bridgeID {
+                        report.add(
+                            ParityFinding(
+                                kind: .missingInSQLite, taskType: m.legacyType, legacyID: nil, taskID: t.id,
+                                detail: "claimed by the bridge, no legacy row (the bridge inserts one when it runs)"),
+                            keep: options.keepFindings)
+                    } else if t.rawStatus != "pending" {
+                        report.add(
+                            ParityFinding(
+                                kind: .apiNative, taskType: m.legacyType, legacyID: nil, taskID: t.id,
+                                detail: "executed outside the bridge (status \(t.rawStatus))"),
+                            keep: options.keepFindings)
+                    }
+                }
+                if page.count < options.pageSize { break }
+            }
+        }
     }
 
     func fetch(_ ids: [Int64]) async -> [Int64: Result<TaskInfo, TaskManagerError>] {

@@ -111,7 +111,8 @@ extension LegacyQueueStore {
                 sql: """
                     SELECT id, tm_task_id, legacy_id, task_type, state, params_json, tm_status, success, last_error,
                         fingerprint, claimed_at
-                    FROM _taskbridge_reverse WHERE id > ? AND task_type IN (\(types.map { _ in "?" }.joined(separator: ",")))
+                    FROM _taskbridge_reverse
+                    WHERE id > ? AND task_type IN (\(types.map { _ in "?" }.joined(separator: ",")))
                     ORDER BY id LIMIT ?
                     """, arguments: StatementArguments([afterID]) + StatementArguments(types) + [limit])
             let rows = try Self.rows(db, select: select, ids: entries.map { $0["legacy_id"] })

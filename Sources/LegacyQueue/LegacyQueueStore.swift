@@ -273,7 +273,8 @@ public final class LegacyQueueStore: Sendable {
                 sql:
                     """
                     INSERT INTO _taskbridge_mode (task_type, mode, changed_at, percent, share_by) \
-                    VALUES (?, ?, ?, ?, ?) ON CONFLICT(task_type) DO UPDATE SET mode = excluded.mode, changed_at = excluded.changed_at, \
+                    VALUES (?, ?, ?, ?, ?) ON CONFLICT(task_type) DO UPDATE SET mode = excluded.mode, \
+                    changed_at = excluded.changed_at, \
                     percent = excluded.percent, share_by = excluded.share_by
                     """,
                 arguments: [taskType, mode, now, percent, by.rawValue])

@@ -98,7 +98,8 @@ public enum ReverseLedger {
         if let held = try Int64.fetchOne(
             db.cachedStatement(
                 sql: """
-                    SELECT legacy_id FROM _taskbridge_reverse WHERE tm_task_id = ? AND state IN ('inserted','completing')
+                    SELECT legacy_id FROM _taskbridge_reverse
+                    WHERE tm_task_id = ? AND state IN ('inserted','completing')
                     """), arguments: [task.taskID])
         {
             try db.exec(
@@ -159,7 +160,8 @@ public enum ReverseLedger {
             if rowID == nil || (r["fp"] as String?) != (r["fingerprint"] as String) {
                 try db.exec(
                     sql:
-                        "UPDATE _taskbridge_reverse SET state = 'lost', updated_at = ? WHERE id = ? AND state = 'inserted'",
+                        "UPDATE _taskbridge_reverse SET state = 'lost', updated_at = ? WHERE id = ? "
+                        + "AND state = 'inserted'",
                     arguments: [now, entryID])
                 lost.append(r["tm_task_id"])
                 continue

@@ -93,8 +93,17 @@ public final class WebDriver: Sendable {
         return id
     }
 
+    /// Finds and clicks; found again when the page replaced the element in
+    /// between (a live page redraws).
     public func click(_ css: String) async throws {
-        _ = try await command(.POST, "element/\(try await element(css))/click", [:])
+        for attempt in 0..<5 {
+            do {
+                _ = try await command(.POST, "element/\(try await element(css))/click", [:])
+                return
+            } catch let e as HarnessError where e.description.contains("stale element") && attempt < 4 {
+                continue
+            }
+        }
     }
 
     public func type(_ css: String, _ text: String) async throws {

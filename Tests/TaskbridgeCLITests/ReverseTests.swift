@@ -120,6 +120,16 @@ import Testing
             #expect(row?["reverse_done"]?.intValue == 500 && row?["reverse_conflicts"]?.intValue == 0)
             let verify = try await CLIRun.run(["verify", "--grace", "0", "--json"], harness: h)
             #expect(verify.status == 0, "\(verify.stdout.suffix(1500)) \(verify.stderr)")
+
+            // Verify compares this direction too: a row edited, a row deleted.
+            let producer = try h.producer()
+            try producer.execute(#"UPDATE task_queue SET parameters = '{"comment": -1}' WHERE id = 2"#)
+            try producer.execute("DELETE FROM task_queue WHERE id = 3")
+            let broken = try await CLIRun.run(["verify", "--grace", "0", "--json"], harness: h)
+            #expect(broken.status == 1, "\(broken.stdout.suffix(1500))")
+            let findings = try json(broken.stdout)["findings"]?.arrayValue ?? []
+            let classes = Set(findings.compactMap { $0["class"]?.stringValue })
+            #expect(classes == ["payload_diverged", "missing_in_sqlite"], "\(classes)")
         }
     }
 
@@ -265,6 +275,9 @@ import Testing
                 $0["task_type"]?.stringValue == Self.reverse.legacyType
             }
             #expect(typeRow?["reverse_conflicts"]?.intValue == 1)
+            let verify = try await CLIRun.run(["verify", "--grace", "0", "--json"], harness: h)
+            #expect(
+                verify.status == 1 && verify.stdout.contains("refused its outcome"), "\(verify.stdout.suffix(1500))")
         }
     }
 }

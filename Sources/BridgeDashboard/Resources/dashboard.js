@@ -10,6 +10,7 @@
   let token = "";
   let quarantineOffset = 0;
   const quarantineLimit = 25;
+  let quarantineShown = "";
   const cards = new Map();
   document.body.dataset.loadId = String(Math.random()).slice(2);
 
@@ -105,6 +106,8 @@
       counters.append(el("div", {}, el("dt", { text: label }), dd));
     }
     card.append(counters);
+    const reverse = el("p", { class: "reverse", "data-role": "reverse", hidden: true });
+    card.append(reverse);
     const chart = el("div", { class: "chart" });
     card.append(el("h3", { text: "Forwarded and mirrored per minute, last hour" }), chart,
       el("div", { class: "legend" }, el("span", { class: "fwd", text: "forwarded" }),
@@ -137,7 +140,7 @@
     });
     select.addEventListener("change", () => { percent.hidden = select.value !== "forward"; });
     card.append(el("div", { class: "actions" }, select, percent, reason, change, retryAll));
-    return { card, mapped, stageList, fields, chart, dry, checks, audit, select, percent, retryAll,
+    return { card, mapped, stageList, fields, chart, dry, checks, audit, select, percent, retryAll, reverse,
       shownStage: null };
   }
 
@@ -223,6 +226,12 @@
       row.oldest_unforwarded_age_seconds > 60);
     setField(c.fields.drift, row.live_parity_findings, undefined, row.live_parity_findings > 0);
     setField(c.fields.left_to_legacy, row.left_to_legacy);
+    const reverseRows = row.reverse_held + row.reverse_done + row.reverse_conflicts + row.reverse_lost;
+    c.reverse.hidden = row.mode !== "reverse" && reverseRows === 0;
+    c.reverse.textContent = "Reverse (TaskManager tasks run by legacy workers): " + row.reverse_held +
+      " held (" + row.reverse_completing + " reporting back), " + row.reverse_done + " done, " +
+      row.reverse_conflicts + " conflicts (TaskManager refused the outcome), " + row.reverse_lost + " rows lost";
+    c.reverse.classList.toggle("bad", row.reverse_conflicts > 0);
     setField(c.fields.percent, row.percent, row.percent + "%");
     const peak = drawChart(c.chart, t.series);
     c.card.querySelector(".peak").textContent = "peak " + peak + "/min";
@@ -269,6 +278,11 @@
     $("quarantine-prev").disabled = page.offset === 0;
     $("quarantine-next").disabled = page.offset + page.entries.length >= page.total;
     $("quarantine-empty").hidden = page.total > 0;
+    // Rebuilt only when the page of rows changed, so a button is not
+    // replaced under the operator's click.
+    const signature = JSON.stringify(page.entries);
+    if (signature === quarantineShown) return;
+    quarantineShown = signature;
     const rows = page.entries.map((q) => {
       const retry = el("button", { type: "button", class: "retry", text: "Retry" });
       retry.addEventListener("click", async () => {
