@@ -171,17 +171,7 @@ public struct Verifier: Sendable {
         if !report.readErrors.isEmpty { return report }
         // Tasks of bridged types that no legacy row produced.
         for m in options.types where !reverseNames.contains(m.legacyType) {
-            var offset = 0
-            while true {
-                let page: [TaskInfo]
-                do {
-                    page = try await client.listTasks(type: m.name, limit: options.pageSize, offset: offset)
-                } catch {
-                    report.readErrors.append("list tasks of \(m.name): \(error)")
-                    return report
-                }
-                if page.isEmpty { break }
-                offset += page.count
+            let read = try await eachTaskPage(of: m, into: &report) { page, report in
                 let known = try await store.ledgerTaskIDs(among: page.map(\.id))
                 for t in page where !known.contains(t.id) {
                     report.add(
@@ -190,10 +180,31 @@ public struct Verifier: Sendable {
                             detail: "created in TaskManager directly (status \(t.rawStatus))"),
                         keep: options.keepFindings)
                 }
-                if page.count < options.pageSize { break }
             }
+            if !read { return report }
         }
         return report
+    }
+
+    /// Every task of a type, a page at a time (the list API has no params
+    /// and no total). False when a page could not be read (recorded).
+    func eachTaskPage(
+        of m: TypeMapping, into report: inout Report, _ body: ([TaskInfo], inout Report) async throws -> Void
+    ) async throws -> Bool {
+        var offset = 0
+        while true {
+            let page: [TaskInfo]
+            do {
+                page = try await client.listTasks(type: m.name, limit: options.pageSize, offset: offset)
+            } catch {
+                report.readErrors.append("list tasks of \(m.name): \(error)")
+                return false
+            }
+            if page.isEmpty { return true }
+            offset += page.count
+            try await body(page, &report)
+            if page.count < options.pageSize { return true }
+        }
     }
 
     /// The reverse direction: a task without a row (the bridge holds it and
@@ -273,17 +284,7 @@ public struct Verifier: Sendable {
         }
         // Tasks TaskManager shows held by the bridge that have no row (yet).
         for m in types {
-            var offset = 0
-            while true {
-                let page: [TaskInfo]
-                do {
-                    page = try await client.listTasks(type: m.name, limit: options.pageSize, offset: offset)
-                } catch {
-                    report.readErrors.append("list tasks of \(m.name): \(error)")
-                    return
-                }
-                if page.isEmpty { break }
-                offset += page.count
+            let read = try await eachTaskPage(of: m, into: &report) { page, report in
                 for t in page where !known.contains(t.id) {
                     if t.rawStatus == "claimed" && t.claimedBy == bridgeID {
                         report.add(
@@ -299,8 +300,8 @@ public struct Verifier: Sendable {
                             keep: options.keepFindings)
                     }
                 }
-                if page.count < options.pageSize { break }
             }
+            if !read { return }
         }
     }
 
