@@ -26,24 +26,44 @@ public final class AsyncProcess: Sendable {
     /// Exactly what the child wrote to stderr (no UTF-8 repair).
     public var stderrBytes: [UInt8] { [UInt8](stderrData.withLock { $0 }) }
 
+    /// Each pipe is drained by a thread of its own with blocking reads, not
+    /// by `readabilityHandler`: clearing a handler while its dispatch source
+    /// fires crashed libdispatch's event loop in CI (Foundation on Linux).
+    private let drained = DispatchGroup()
+
+    private func drain(_ pipe: Pipe, stdout: Bool) {
+        let fd = pipe.fileHandleForReading.fileDescriptor
+        drained.enter()
+        let thread = Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    let chunk = Data(buffer[0..<n])
+                    if stdout {
+                        stdoutData.withLock { $0.append(chunk) }
+                    } else {
+                        stderrData.withLock { $0.append(chunk) }
+                    }
+                } else if n < 0 && errno == EINTR {
+                    continue
+                } else {
+                    break
+                }
+            }
+            drained.leave()
+        }
+        thread.name = "async-process-pipe"
+        thread.start()
+    }
+
     public func start() throws {
         process.standardOutput = out
         process.standardError = err
-        out.fileHandleForReading.readabilityHandler = { [self] fh in
-            let d = fh.availableData
-            stdoutData.withLock { $0.append(d) }
-        }
-        err.fileHandleForReading.readabilityHandler = { [self] fh in
-            let d = fh.availableData
-            stderrData.withLock { $0.append(d) }
-        }
         process.terminationHandler = { [self] p in
-            out.fileHandleForReading.readabilityHandler = nil
-            err.fileHandleForReading.readabilityHandler = nil
-            let restOut = out.fileHandleForReading.readDataToEndOfFile()
-            let restErr = err.fileHandleForReading.readDataToEndOfFile()
-            stdoutData.withLock { $0.append(restOut) }
-            stderrData.withLock { $0.append(restErr) }
+            // A grandchild that inherited the pipes can keep them open: wait
+            // for the output a little, never for ever.
+            _ = drained.wait(timeout: .now() + 5)
             let waiters = exit.withLock { e -> [CheckedContinuation<Int32, Never>] in
                 e.status = p.terminationStatus
                 defer { e.waiters = [] }
@@ -52,6 +72,8 @@ public final class AsyncProcess: Sendable {
             for w in waiters { w.resume(returning: p.terminationStatus) }
         }
         try process.run()
+        drain(out, stdout: true)
+        drain(err, stdout: false)
     }
 
     /// The exit status, once the process has ended and its output is read.
