@@ -177,8 +177,8 @@ public struct Dashboard: Sendable {
         let old = try await engine.store.setMode(
             taskType: type, mode: mode.rawValue, percent: percent,
             shareBy: config.mapping(forLegacyType: type)?.canaryShare, reason: reason, host: host, actor: "dashboard")
-        let from = old.map { $0.mode == "forward" && $0.percent < 100 ? "forward \($0.percent)%" : $0.mode } ?? "off"
-        let to = mode == .forward && percent < 100 ? "forward \(percent)%" : mode.rawValue
+        let from = old?.label ?? "off"
+        let to = ModeState(mode: mode.rawValue, percent: percent).label
         logger.notice(
             "cutover from the dashboard", metadata: ["task_type": "\(type)", "from": "\(from)", "to": "\(to)"])
         return ["task_type": .string(type), "from": .string(from), "to": .string(to)]

@@ -58,6 +58,9 @@ public struct ModeState: Sendable, Equatable {
     /// The canary share of `forward`, 1...100 (100 for every other mode).
     public var percent: Int
     public var shareBy: Canary.ShareBy
+    /// `forward 25%` for a canary, the mode otherwise.
+    public var label: String { mode == "forward" && percent < 100 ? "forward \(percent)%" : mode }
+
     public init(mode: String, percent: Int = 100, shareBy: Canary.ShareBy = .id) {
         self.mode = mode
         self.percent = percent

@@ -117,9 +117,8 @@ public enum ReverseLedger {
                 """,
             arguments: [legacyType, SQLiteText.bind(parameters), legacyPriority(task.priority), now, now])
         let id = db.lastInsertedRowID
-        let fingerprint =
-            try String.fetchOne(
-                db, sql: "SELECT \(fingerprintSQL("q")) FROM \(legacyTable) q WHERE id = ?", arguments: [id]) ?? ""
+        // `fingerprintSQL` of the row just written, without reading it back.
+        let fingerprint = legacyType + "\u{1}" + now
         try db.exec(
             sql: """
                 INSERT INTO _taskbridge_reverse (tm_task_id, legacy_id, task_type, tm_type, state, params_json,

@@ -268,6 +268,30 @@ public final class LegacyWorker: Sendable {
     }
 
     public func close() throws { try queue.close() }
+
+    /// How long an idle worker waits before its next claim (BaseWorker's
+    /// `poll_interval`, shortened): the worker's own pacing, never a wait for
+    /// a result.
+    public static let idlePoll = Duration.milliseconds(2)
+
+    /// Claims and completes rows until `stop`, logging each execution;
+    /// `outcome` decides each row's completion (success with the default data).
+    public func run(
+        until stop: Deadline, log: ExecutionLog,
+        outcome: @Sendable (Claimed) -> (success: Bool, data: String?, error: String?) = { _ in
+            (true, #"{"items_processed": 1}"#, nil)
+        }
+    ) async throws {
+        while !stop.passed && !Task.isCancelled {
+            guard let c = try claim() else {
+                try await Task.sleep(for: Self.idlePoll)
+                continue
+            }
+            await log.legacyExecuted(c.id)
+            let o = outcome(c)
+            try complete(c.id, success: o.success, data: o.data, error: o.error)
+        }
+    }
 }
 
 /// A TaskManager-side worker, as PrismQ's BaseWorker: claim by type id,
@@ -280,6 +304,14 @@ public struct APIWorker: Sendable {
         self.client = client
         self.workerID = workerID
         self.typeIDs = typeIDs
+    }
+
+    /// Claims and completes tasks until `stop`, pacing idle polls as a
+    /// legacy worker does (`LegacyWorker.idlePoll`).
+    public func run(until stop: Deadline, log: ExecutionLog) async throws {
+        while !stop.passed && !Task.isCancelled {
+            if try await runOnce(log: log) == nil { try await Task.sleep(for: LegacyWorker.idlePoll) }
+        }
     }
 
     /// Claims and completes one task; nil when every type was empty.

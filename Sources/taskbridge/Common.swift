@@ -68,24 +68,13 @@ enum CLI {
     /// Only the file's path is ever printed.
     static func embeddedKey(_ config: BridgeConfiguration, announce: (String) -> Void) throws -> String {
         if let k = config.taskManager.apiKey { return k }
-        let path = config.embedded.keyFile
-        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(
-            in: .whitespacesAndNewlines),
-            !existing.isEmpty
-        {
-            return existing
+        do {
+            return try SecretFile.loadOrCreate(
+                path: config.embedded.keyFile, what: "an API key for the embedded TaskManager", ownerOnly: false,
+                announce: announce)
+        } catch {
+            throw CLIError.runtime("the embedded API key file: \(error)")
         }
-        var bytes = [UInt8](repeating: 0, count: 32)
-        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
-        let key = bytes.map { String(format: "%02x", $0) }.joined()
-        try FileManager.default.createDirectory(
-            atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
-        guard
-            FileManager.default.createFile(
-                atPath: path, contents: Data((key + "\n").utf8), attributes: [.posixPermissions: 0o600])
-        else { throw CLIError.runtime("cannot write the generated API key file \(path)") }
-        announce("generated an API key for the embedded TaskManager; it is stored in \(path) (mode 0600)")
-        return key
     }
 
     static func clientConfiguration(url: String, key: String, config: BridgeConfiguration) throws -> ClientConfiguration

@@ -64,17 +64,13 @@ struct CutoverCommand: AsyncParsableCommand {
             taskType: type, mode: target.rawValue, percent: share,
             shareBy: config.mapping(forLegacyType: type)?.canaryShare, reason: reason, host: CLI.hostName,
             actor: ProcessInfo.processInfo.environment["USER"] ?? "unknown")
-        let now = Self.describe(ModeState(mode: target.rawValue, percent: share))
-        print("\(type): \(old.map(Self.describe) ?? "off") -> \(now)" + (reason.map { " (\($0))" } ?? ""))
+        let now = ModeState(mode: target.rawValue, percent: share).label
+        print("\(type): \(old?.label ?? "off") -> \(now)" + (reason.map { " (\($0))" } ?? ""))
         if old?.mode == BridgeMode.forward.rawValue && (target == .off || share < (old?.percent ?? 100)) {
             print(
                 "rows already forwarded stay with TaskManager and keep being mirrored; "
                     + (target == .off ? "new rows go to legacy workers" : "new rows outside the share stay queued"))
         }
         try store.close()
-    }
-
-    static func describe(_ m: ModeState) -> String {
-        m.mode == BridgeMode.forward.rawValue && m.percent < 100 ? "forward \(m.percent)%" : m.mode
     }
 }

@@ -18,21 +18,11 @@ import Testing
                 group.addTask {
                     let worker = try LegacyWorker(path: h.legacyPath, workerID: "legacy-\(w)")
                     defer { try? worker.close() }
-                    while !stop.passed {
-                        if let c = try worker.claim() {
-                            await log.legacyExecuted(c.id)
-                            try worker.complete(c.id)
-                        } else {
-                            try await Task.sleep(for: .milliseconds(2))
-                        }
-                    }
+                    try await worker.run(until: stop, log: log)
                 }
             }
             group.addTask {
-                let worker = APIWorker(client: h.tm.client, workerID: "api-0", typeIDs: typeIDs)
-                while !stop.passed {
-                    if try await worker.runOnce(log: log) == nil { try await Task.sleep(for: .milliseconds(2)) }
-                }
+                try await APIWorker(client: h.tm.client, workerID: "api-0", typeIDs: typeIDs).run(until: stop, log: log)
             }
             try await group.waitForAll()
         }

@@ -208,6 +208,11 @@ extension JSONValue {
           scripts: document.querySelectorAll('script').length });
         """
 
+    /// When the page's last snapshot was made (changes with every redraw).
+    static func generatedAt(_ wd: WebDriver) async throws -> String? {
+        try await wd.execute("return document.body.dataset.generatedAt || null").stringValue
+    }
+
     static func pageState(_ wd: WebDriver) async throws -> JSONValue {
         try JSONParser.parse(try await wd.execute(readPage).stringValue ?? "{}")
     }
@@ -229,18 +234,19 @@ extension JSONValue {
         try await DashboardScene.with { s in
             let wd = try await WebDriver.start()
             defer { Task { await wd.quit() } }
-            // Rows keep flowing while the page is open.
+            // Rows keep flowing while the page is open: one more row per redraw of the page.
             let producer = try s.h.producer()
-            let flowing = Task {
-                for i in 0..<40 {
-                    try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "live\#(i)"}"#)
-                    try await Task.sleep(for: .milliseconds(50))
-                }
-            }
             try await wd.navigate(s.base + "/")
             let first = try await Self.pageState(wd)
             let loadID = try #require(first["loadId"]?.stringValue)
-            try await flowing.value
+            for i in 0..<5 {
+                let shown = try await Self.generatedAt(wd)
+                try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "live\#(i)"}"#)
+                #expect(
+                    try await eventually(timeout: .seconds(20), interval: .milliseconds(100)) {
+                        try await Self.generatedAt(wd) != shown
+                    }, "the page redraws by itself")
+            }
             #expect(
                 try await eventually(timeout: .seconds(30), interval: .milliseconds(300)) {
                     try await Self.pageMatchesStatus(wd, s)

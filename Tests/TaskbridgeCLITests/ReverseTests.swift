@@ -19,18 +19,10 @@ import Testing
                 group.addTask {
                     let worker = try LegacyWorker(path: h.legacyPath, workerID: "legacy-\(w)", strategy: "FIFO")
                     defer { try? worker.close() }
-                    while !stop.passed {
-                        guard let c = try worker.claim() else {
-                            try await Task.sleep(for: .milliseconds(2))
-                            continue
-                        }
-                        await log.legacyExecuted(c.id)
+                    try await worker.run(until: stop, log: log) { c in
                         let params = try? JSONParser.parse(c.parameters ?? "")
-                        if params?["fail"]?.boolValue == true {
-                            try worker.complete(c.id, success: false, data: nil, error: "boom \(c.id)")
-                        } else {
-                            try worker.complete(c.id, data: #"{"rows": \#(c.id), "ok": true}"#)
-                        }
+                        return params?["fail"]?.boolValue == true
+                            ? (false, nil, "boom \(c.id)") : (true, #"{"rows": \#(c.id), "ok": true}"#, nil)
                     }
                 }
             }
