@@ -36,6 +36,7 @@ let package = Package(
             dependencies: [
                 "TaskManagerModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -76,12 +77,21 @@ let package = Package(
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]
         ),
+        // The composition root: configuration to store, client, embedded
+        // server and engine; a queue is one instance of it, a fleet a list.
+        .target(
+            name: "BridgeRuntime",
+            dependencies: [
+                "BridgeConfig", "BridgeEngine", "LegacyQueue", "TaskManagerClient", "TaskManagerServer",
+                "TaskManagerModel", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The migration dashboard served by `run` on the metrics listener: the
         // page's files are compiled into the binary (no build step, no CDN).
         .target(
             name: "BridgeDashboard",
             dependencies: [
-                "BridgeEngine", "BridgeConfig", "LegacyQueue", "TaskManagerModel",
+                "BridgeEngine", "BridgeRuntime", "BridgeConfig", "LegacyQueue", "TaskManagerModel",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -108,18 +118,21 @@ let package = Package(
             dependencies: [
                 "QueueSimulators",
                 "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue", "BridgeConfig",
-                "BridgeEngine",
+                "BridgeEngine", "BridgeRuntime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        // A test-only trait: bounds how many tests that start servers, child
+        // processes or a browser run at once. Linked by test targets only.
+        .target(name: "TestSlots"),
         .executableTarget(
             name: "taskbridge",
             dependencies: [
                 "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "LegacyQueue",
-                "BridgeConfig", "BridgeEngine", "BridgeDashboard", "QueueSimulators",
+                "BridgeConfig", "BridgeEngine", "BridgeDashboard", "BridgeRuntime", "QueueSimulators",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -144,6 +157,7 @@ let package = Package(
         .testTarget(
             name: "TaskManagerConformanceTests",
             dependencies: [
+                "TestSlots",
                 "TaskManagerModel", "TaskManagerClient", "TaskManagerServer", "TaskBridgeTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -163,6 +177,7 @@ let package = Package(
         .testTarget(
             name: "TaskbridgeCLITests",
             dependencies: [
+                "TestSlots",
                 "BridgeEngine", "BridgeConfig", "LegacyQueue", "TaskBridgeTesting", "TaskManagerClient",
                 "TaskManagerModel",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -171,7 +186,9 @@ let package = Package(
         ),
         .testTarget(
             name: "BridgeEngineTests",
-            dependencies: ["BridgeEngine", "BridgeConfig", "LegacyQueue", "TaskBridgeTesting", "TaskManagerClient"]
+            dependencies: [
+                "TestSlots", "BridgeEngine", "BridgeConfig", "LegacyQueue", "TaskBridgeTesting", "TaskManagerClient",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

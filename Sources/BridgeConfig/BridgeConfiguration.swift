@@ -32,6 +32,9 @@ public struct TypeMapping: Sendable, Equatable {
     public var dedupe: DedupeMode
     /// Params field that carries the legacy id under `per-row`.
     public var marker: String
+    /// Params field that carries the queue generation's origin under
+    /// `per-row` (with the legacy id, a row's identity across queues).
+    public var originMarker = "_legacy_origin"
     public var paramSchema: JSONValue
 
     public init(
@@ -118,6 +121,9 @@ public struct BridgeConfiguration: Sendable {
     }
 
     public var file: String
+    /// The queue's name (`[queues.NAME]`; `default` for the single-queue
+    /// form): the `queue` label of its metrics and `--queue` of commands.
+    public var queue = "default"
     public var legacy: Legacy
     public var taskManager = TaskManager()
     public var embedded: Embedded
@@ -141,5 +147,50 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable, Equatable {
     public init(file: String, _ message: String) {
         self.file = file
         self.message = message
+    }
+}
+
+/// Every queue one `bridge.conf` names, in name order (TOML tables keep no
+/// order of their own): one process bridges
+/// them all (`run`), and every per-queue command picks one with `--queue`.
+public struct FleetConfiguration: Sendable {
+    public var file: String
+    public var queues: [BridgeConfiguration]
+    /// The file uses `[queues.NAME]` (false: the single-queue form).
+    public var named: Bool
+
+    public init(file: String, queues: [BridgeConfiguration], named: Bool) {
+        self.file = file
+        self.queues = queues
+        self.named = named
+    }
+
+    public var names: [String] { queues.map(\.queue) }
+
+    /// The queue `name` picks, or the only one when `name` is nil; a usage
+    /// error naming the configured queues otherwise.
+    public func select(_ name: String?) throws(ConfigError) -> BridgeConfiguration {
+        if let name {
+            guard let q = queues.first(where: { $0.queue == name }) else {
+                throw ConfigError(
+                    file: file, "no queue named \"\(name)\" (configured: \(names.joined(separator: ", ")))")
+            }
+            return q
+        }
+        return try only()
+    }
+
+    public func only() throws(ConfigError) -> BridgeConfiguration {
+        guard queues.count == 1 else {
+            throw ConfigError(
+                file: file,
+                "this file names \(queues.count) queues (\(names.joined(separator: ", "))): choose one with --queue NAME")
+        }
+        return queues[0]
+    }
+
+    /// One queue when `name` is given, every queue otherwise.
+    public func selectAll(_ name: String?) throws(ConfigError) -> [BridgeConfiguration] {
+        name == nil ? queues : [try select(name)]
     }
 }

@@ -9,22 +9,44 @@ import TaskManagerModel
 /// every unknown key, wrong type and bad identifier is an error naming the key
 /// and the file.
 public enum ConfigLoader {
+    /// The file's only queue (the single-queue form, or one `[queues.NAME]`).
     public static func load(
         path: String, environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ConfigError)
         -> BridgeConfiguration
     {
+        try loadFleet(path: path, environment: environment).only()
+    }
+
+    public static func loadFleet(
+        path: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigError)
+        -> FleetConfiguration
+    {
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
         guard let text = try? String(contentsOfFile: absolute, encoding: .utf8) else {
             throw ConfigError(file: path, "cannot read the configuration file (use --config PATH)")
         }
-        return try parse(text, file: absolute, environment: environment)
+        return try parseFleet(text, file: absolute, environment: environment)
     }
 
     public static func parse(
         _ text: String, file: String, environment: [String: String] = [:]
     ) throws(ConfigError)
         -> BridgeConfiguration
+    {
+        try parseFleet(text, file: file, environment: environment).only()
+    }
+
+    /// Every queue the file names. `[legacy]` and `[types.*]` are the
+    /// single-queue form (one queue named `default`); `[queues.NAME]` tables
+    /// name several, each with the `[legacy]` keys, `bridge_id` and
+    /// `[queues.NAME.types.*]`. `[taskmanager]`, `[embedded]` and `[bridge]`
+    /// are shared.
+    public static func parseFleet(
+        _ text: String, file: String, environment: [String: String] = [:]
+    ) throws(ConfigError)
+        -> FleetConfiguration
     {
         let root: TOMLTable
         do {
@@ -39,35 +61,50 @@ public enum ConfigLoader {
             p.hasPrefix("/") ? p : URL(fileURLWithPath: baseDir).appendingPathComponent(p).standardizedFileURL.path
         }
         var r = Reader(file: file)
-        try r.allowKeys(root, ["legacy", "taskmanager", "embedded", "bridge", "types"], at: "")
-
-        let legacyT = try r.table(root, "legacy", at: "") ?? TOMLTable()
-        try r.allowKeys(legacyT, ["database", "table", "create_if_missing", "busy_timeout_ms"], at: "legacy")
-        var legacy = BridgeConfiguration.Legacy(
-            database: resolve(try r.string(legacyT, "database", at: "legacy") ?? "data/worker_queue.db"))
-        if let t = try r.string(legacyT, "table", at: "legacy") {
-            guard isPlainIdentifier(t) else {
-                throw ConfigError(
-                    file: file,
-                    """
-                    [legacy] table = \"\(t)\" is not a plain SQL identifier (letters, digits, underscore; not starting \
-                    with a digit)
-                    """
-                )
-            }
-            guard !t.lowercased().hasPrefix("_taskbridge") else {
-                throw ConfigError(file: file, "[legacy] table = \"\(t)\" uses the reserved _taskbridge prefix")
-            }
-            legacy.table = t
+        try r.allowKeys(root, ["legacy", "taskmanager", "embedded", "bridge", "types", "queues"], at: "")
+        let queuesT = try r.table(root, "queues", at: "")
+        if queuesT != nil, root["legacy"] != nil || root["types"] != nil {
+            throw ConfigError(
+                file: file,
+                "[queues.NAME] and the single-queue form ([legacy], [types.*]) exclude each other: move [legacy] and "
+                    + "[types.*] into a [queues.NAME] table")
         }
-        legacy.createIfMissing = try r.bool(legacyT, "create_if_missing", at: "legacy") ?? false
-        if let b = try r.int(legacyT, "busy_timeout_ms", at: "legacy") {
-            guard b >= 5_000 else {
-                throw ConfigError(
-                    file: file, "[legacy] busy_timeout_ms must be at least 5000 (legacy workers use 5000)")
-            }
-            legacy.busyTimeoutMilliseconds = b
+        // Per queue: its [legacy] keys and its types, parsed the same way
+        // for both forms.
+        struct QueueSection {
+            var name: String
+            var at: String
+            var legacy: TOMLTable
+            var types: TOMLTable?
+            var bridgeID: String?
         }
+        var sections: [QueueSection] = []
+        if let queuesT {
+            guard !queuesT.keys.isEmpty else { throw ConfigError(file: file, "[queues] names no queue") }
+            for name in queuesT.keys {
+                let at = "queues.\(name)"
+                guard isPlainIdentifier(name) else {
+                    throw ConfigError(
+                        file: file, "[\(at)]: a queue name is letters, digits and underscores (it is a metric label)")
+                }
+                guard let q = queuesT[name]?.table else { throw ConfigError(file: file, "[\(at)] must be a table") }
+                try r.allowKeys(
+                    q, Self.legacyKeys + ["types", "bridge_id"], at: at)
+                guard q["database"] != nil else { throw ConfigError(file: file, "[\(at)] database is required") }
+                sections.append(
+                    QueueSection(
+                        name: name, at: at, legacy: q, types: try r.table(q, "types", at: at),
+                        bridgeID: try r.string(q, "bridge_id", at: at)))
+            }
+        } else {
+            let legacyT = try r.table(root, "legacy", at: "") ?? TOMLTable()
+            try r.allowKeys(legacyT, Self.legacyKeys, at: "legacy")
+            sections.append(
+                QueueSection(
+                    name: "default", at: "legacy", legacy: legacyT, types: try r.table(root, "types", at: ""),
+                    bridgeID: nil))
+        }
+        let legacy = try parseLegacy(sections[0].legacy, at: sections[0].at, resolve: resolve, r: r)
 
         let embT = try r.table(root, "embedded", at: "") ?? TOMLTable()
         try r.allowKeys(embT, ["listen", "database", "key_file"], at: "embedded")
@@ -181,50 +218,6 @@ public enum ConfigLoader {
             config.bridge.paritySampleIntervalSeconds = v
         }
 
-        if let typesT = try r.table(root, "types", at: "") {
-            for legacyType in typesT.keys {
-                let at = "types.\(legacyType)"
-                guard let t = typesT[legacyType]?.table else {
-                    throw ConfigError(file: file, "[\(at)] must be a table")
-                }
-                try r.allowKeys(t, ["name", "version", "mode", "dedupe", "marker", "param_schema"], at: at)
-                guard let name = try r.string(t, "name", at: at), !name.trimmingCharacters(in: .whitespaces).isEmpty
-                else {
-                    throw ConfigError(file: file, "[\(at)] name is required (the TaskManager task type name)")
-                }
-                var m = TypeMapping(legacyType: legacyType, name: name)
-                m.version = try r.string(t, "version", at: at) ?? "1.0.0"
-                if let mode = try r.string(t, "mode", at: at) {
-                    guard let v = BridgeMode(rawValue: mode) else {
-                        throw ConfigError(
-                            file: file, "[\(at)] mode = \"\(mode)\" is not one of off, dry-run, forward, retired")
-                    }
-                    m.mode = v
-                }
-                if let d = try r.string(t, "dedupe", at: at) {
-                    guard let v = DedupeMode(rawValue: d) else {
-                        throw ConfigError(file: file, "[\(at)] dedupe = \"\(d)\" is not one of collapse, per-row")
-                    }
-                    m.dedupe = v
-                }
-                if let marker = try r.string(t, "marker", at: at) {
-                    guard !marker.isEmpty else { throw ConfigError(file: file, "[\(at)] marker must not be empty") }
-                    m.marker = marker
-                }
-                if let schema = t["param_schema"] {
-                    let json = toJSON(schema)
-                    guard PHPJSON.isAssociative(json), json["type"] != nil else {
-                        throw ConfigError(file: file, "[\(at)] param_schema must be a table with a \"type\" key")
-                    }
-                    m.paramSchema = json
-                }
-                if config.types.contains(where: { $0.name == m.name }) {
-                    throw ConfigError(file: file, "[\(at)] name \"\(m.name)\" is already mapped by another legacy type")
-                }
-                config.types.append(m)
-            }
-        }
-
         // Environment: the process environment wins over .env, which wins over the file.
         let dotEnv = DotEnvFile.load(paths: [URL(fileURLWithPath: baseDir).appendingPathComponent(".env").path, ".env"])
         if let url = environment["TASKMANAGER_API_URL"] ?? dotEnv["TASKMANAGER_API_URL"], !url.isEmpty {
@@ -249,7 +242,118 @@ public enum ConfigLoader {
                 )
             }
         }
-        return config
+        var queues: [BridgeConfiguration] = []
+        for section in sections {
+            var q = config
+            q.queue = section.name
+            q.legacy = try parseLegacy(section.legacy, at: section.at, resolve: resolve, r: r)
+            if let id = section.bridgeID {
+                guard !id.isEmpty, id.count <= 255 else {
+                    throw ConfigError(file: file, "[\(section.at)] bridge_id must be 1 to 255 characters")
+                }
+                q.bridge.id = id
+            }
+            let prefix = sections.count == 1 && queuesT == nil ? "types" : "\(section.at).types"
+            q.types = try section.types.map { t throws(ConfigError) in try parseTypes(t, at: prefix, r: r) } ?? []
+            if let other = queues.first(where: { $0.legacy.database == q.legacy.database }) {
+                throw ConfigError(
+                    file: file,
+                    "[\(section.at)] database \(q.legacy.database) is already the database of queue \(other.queue)")
+            }
+            queues.append(q)
+        }
+        return FleetConfiguration(file: file, queues: queues, named: queuesT != nil)
+    }
+
+    static let legacyKeys = ["database", "table", "create_if_missing", "busy_timeout_ms"]
+
+    static func parseLegacy(
+        _ legacyT: TOMLTable, at: String, resolve: (String) -> String, r: Reader
+    ) throws(ConfigError) -> BridgeConfiguration.Legacy {
+        let file = r.file
+        var legacy = BridgeConfiguration.Legacy(
+            database: resolve(try r.string(legacyT, "database", at: at) ?? "data/worker_queue.db"))
+        if let t = try r.string(legacyT, "table", at: at) {
+            guard isPlainIdentifier(t) else {
+                throw ConfigError(
+                    file: file,
+                    """
+                    [\(at)] table = \"\(t)\" is not a plain SQL identifier (letters, digits, underscore; not starting \
+                    with a digit)
+                    """
+                )
+            }
+            guard !t.lowercased().hasPrefix("_taskbridge") else {
+                throw ConfigError(file: file, "[\(at)] table = \"\(t)\" uses the reserved _taskbridge prefix")
+            }
+            legacy.table = t
+        }
+        legacy.createIfMissing = try r.bool(legacyT, "create_if_missing", at: at) ?? false
+        if let b = try r.int(legacyT, "busy_timeout_ms", at: at) {
+            guard b >= 5_000 else {
+                throw ConfigError(
+                    file: file, "[\(at)] busy_timeout_ms must be at least 5000 (legacy workers use 5000)")
+            }
+            legacy.busyTimeoutMilliseconds = b
+        }
+        return legacy
+    }
+
+    static func parseTypes(_ typesT: TOMLTable, at prefix: String, r: Reader) throws(ConfigError) -> [TypeMapping] {
+        let file = r.file
+        var config = (types: [TypeMapping](), unused: 0)
+        do {
+            for legacyType in typesT.keys {
+                let at = "\(prefix).\(legacyType)"
+                guard let t = typesT[legacyType]?.table else {
+                    throw ConfigError(file: file, "[\(at)] must be a table")
+                }
+                try r.allowKeys(
+                    t, ["name", "version", "mode", "dedupe", "marker", "origin_marker", "param_schema"], at: at)
+                guard let name = try r.string(t, "name", at: at), !name.trimmingCharacters(in: .whitespaces).isEmpty
+                else {
+                    throw ConfigError(file: file, "[\(at)] name is required (the TaskManager task type name)")
+                }
+                var m = TypeMapping(legacyType: legacyType, name: name)
+                m.version = try r.string(t, "version", at: at) ?? "1.0.0"
+                if let mode = try r.string(t, "mode", at: at) {
+                    guard let v = BridgeMode(rawValue: mode) else {
+                        throw ConfigError(
+                            file: file, "[\(at)] mode = \"\(mode)\" is not one of off, dry-run, forward, retired")
+                    }
+                    m.mode = v
+                }
+                if let d = try r.string(t, "dedupe", at: at) {
+                    guard let v = DedupeMode(rawValue: d) else {
+                        throw ConfigError(file: file, "[\(at)] dedupe = \"\(d)\" is not one of collapse, per-row")
+                    }
+                    m.dedupe = v
+                }
+                if let marker = try r.string(t, "marker", at: at) {
+                    guard !marker.isEmpty else { throw ConfigError(file: file, "[\(at)] marker must not be empty") }
+                    m.marker = marker
+                }
+                if let origin = try r.string(t, "origin_marker", at: at) {
+                    guard !origin.isEmpty, origin != m.marker else {
+                        throw ConfigError(file: file, "[\(at)] origin_marker must be non-empty and differ from marker")
+                    }
+                    m.originMarker = origin
+                }
+                if let schema = t["param_schema"] {
+                    let json = toJSON(schema)
+                    guard PHPJSON.isAssociative(json), json["type"] != nil else {
+                        throw ConfigError(file: file, "[\(at)] param_schema must be a table with a \"type\" key")
+                    }
+                    m.paramSchema = json
+                }
+                if config.types.contains(where: { $0.name == m.name }) {
+                    throw ConfigError(file: file, "[\(at)] name \"\(m.name)\" is already mapped by another legacy type")
+                }
+                config.types.append(m)
+            }
+        }
+
+        return config.types
     }
 
     public static func isPlainIdentifier(_ s: String) -> Bool {

@@ -58,7 +58,8 @@ public struct Dashboard: Sendable {
         json(["error": .string(message)], status: status)
     }
 
-    public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
+    /// The page and its assets, the same for every queue.
+    static func addAssets<Context: RequestContext>(to router: Router<Context>) {
         let assets: [(String, String, [UInt8])] = [
             ("/", "text/html; charset=utf-8", PackageResources.index_html),
             ("/dashboard.js", "text/javascript; charset=utf-8", PackageResources.dashboard_js),
@@ -68,30 +69,25 @@ public struct Dashboard: Sendable {
             let body = ByteBuffer(bytes: bytes)
             router.get(RouterPath(path)) { _, _ in Self.response(type: type, body: body) }
         }
-        let model = self.model
-        router.get("/dashboard.json") { _, _ -> Response in
-            do {
-                return Self.json(try await model.snapshot())
-            } catch {
-                return Self.error(.serviceUnavailable, LogSafe.escape("\(error)"))
-            }
+    }
+
+    func snapshotResponse() async -> Response {
+        do {
+            return Self.json(try await model.snapshot())
+        } catch {
+            return Self.error(.serviceUnavailable, LogSafe.escape("\(error)"))
         }
-        router.get("/dashboard/quarantine.json") { request, _ -> Response in
-            let q = request.uri.queryParameters
-            let offset = max(0, q.get("offset", as: Int.self) ?? 0)
-            let limit = min(200, max(1, q.get("limit", as: Int.self) ?? 25))
-            let type = q.get("type").flatMap { $0.isEmpty ? nil : String($0) }
-            do {
-                return Self.json(try await model.quarantine(taskType: type, offset: offset, limit: limit))
-            } catch {
-                return Self.error(.serviceUnavailable, LogSafe.escape("\(error)"))
-            }
-        }
-        router.post("/dashboard/actions/quarantine-retry") { request, _ -> Response in
-            await self.action(request) { body in try await self.retry(body) }
-        }
-        router.post("/dashboard/actions/cutover") { request, _ -> Response in
-            await self.action(request) { body in try await self.cutover(body) }
+    }
+
+    func quarantineResponse(_ request: Request) async -> Response {
+        let q = request.uri.queryParameters
+        let offset = max(0, q.get("offset", as: Int.self) ?? 0)
+        let limit = min(200, max(1, q.get("limit", as: Int.self) ?? 25))
+        let type = q.get("type").flatMap { $0.isEmpty ? nil : String($0) }
+        do {
+            return Self.json(try await model.quarantine(taskType: type, offset: offset, limit: limit))
+        } catch {
+            return Self.error(.serviceUnavailable, LogSafe.escape("\(error)"))
         }
     }
 
@@ -162,23 +158,23 @@ public struct Dashboard: Sendable {
         guard let reason = body["reason"]?.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines),
             !reason.isEmpty
         else { throw Refusal(status: .badRequest, message: "a cutover needs a reason (it is audited)") }
-        if config.mapping(forLegacyType: type) == nil && mode != .off {
-            throw Refusal(
-                status: .conflict, message: "task_type \"\(type)\" has no [types.\(type)] mapping in bridge.conf")
-        }
-        if mode == .retired {
-            let result = try await RetireCheck.check(
-                config: config, store: engine.store, client: engine.client, only: type, quiet: .seconds(86400),
-                grace: 60)
-            guard result.passes else {
-                throw Refusal(status: .conflict, message: "\(type) does not pass retire-check:\n" + result.text)
+        // The CLI's rules (the page has no --force).
+        let request = Cutover.Request(
+            taskType: type, mode: mode, percent: mode == .forward ? percent : nil, reason: reason, actor: "dashboard",
+            host: host)
+        let outcome: Cutover.Outcome
+        do {
+            outcome = try await Cutover.perform(request, config: config, store: engine.store) {
+                try await RetireCheck.check(
+                    config: config, store: engine.store, client: engine.client, only: type, quiet: .seconds(86400),
+                    grace: 60)
             }
+        } catch let r as Cutover.Refusal {
+            throw Refusal(
+                status: r.kind == .usage ? .badRequest : .conflict,
+                message: r.description + (r.gateReport.map { ":\n" + $0 } ?? ""))
         }
-        let old = try await engine.store.setMode(
-            taskType: type, mode: mode.rawValue, percent: percent,
-            shareBy: config.mapping(forLegacyType: type)?.canaryShare, reason: reason, host: host, actor: "dashboard")
-        let from = old?.label ?? "off"
-        let to = ModeState(mode: mode.rawValue, percent: percent).label
+        let from = outcome.from, to = outcome.to
         logger.notice(
             "cutover from the dashboard", metadata: ["task_type": "\(type)", "from": "\(from)", "to": "\(to)"])
         return ["task_type": .string(type), "from": .string(from), "to": .string(to)]

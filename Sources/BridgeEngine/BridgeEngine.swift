@@ -59,12 +59,19 @@ public final class BridgeEngine: Sendable {
 
     public var isStopping: Bool { stopping.load(ordering: .acquiring) }
 
+    /// The `queue` label of every metric this engine emits.
+    var queueLabel: String { config.queue }
+
     /// Installs or repairs the objects, seeds modes, then runs until `stop()`
     /// or cancellation.
     public func run() async throws {
         stopping.store(false, ordering: .releasing)
         watchLock()
-        defer { store.lockWatch.configure(waitForever: false, observer: nil) }
+        watchWriteFailures()
+        defer {
+            store.lockWatch.configure(waitForever: false, observer: nil)
+            store.writeFailures.configure(observer: nil)
+        }
         try await withTaskCancellationHandler {
             try await runLoops()
         } onCancel: {
@@ -75,21 +82,42 @@ public final class BridgeEngine: Sendable {
     /// A daemon rides out another process's write lock: one warning when the
     /// wait begins, one info when it ends, the current wait as a gauge.
     func watchLock() {
-        let logger = self.logger, path = store.path
+        let logger = self.logger, path = store.path, queue = queueLabel
         store.lockWatch.configure(waitForever: true) { event in
             switch event {
             case .began:
                 logger.warning(
                     "the legacy file is write-locked by another process; waiting for it",
                     metadata: ["database": "\(path)"])
-                BridgeMetrics.lockWait.set(0)
+                BridgeMetrics.lockWait.set(0, queue)
             case .waiting(let seconds):
-                BridgeMetrics.lockWait.set(seconds)
+                BridgeMetrics.lockWait.set(seconds, queue)
             case .ended(let seconds):
                 logger.info(
                     "the legacy file's write lock is free again; catching up",
                     metadata: ["waited_seconds": "\(seconds.rounded(toPlaces: 1))"])
-                BridgeMetrics.lockWait.set(0)
+                BridgeMetrics.lockWait.set(0, queue)
+            }
+        }
+    }
+
+    /// A full disk (or another write failure only the outside can fix):
+    /// one warning when writes start failing, one info when one succeeds
+    /// again, the episode as a gauge; the loops retry quietly meanwhile.
+    func watchWriteFailures() {
+        let logger = self.logger, path = store.path, queue = queueLabel
+        store.writeFailures.configure { event in
+            switch event {
+            case .began(let reason):
+                logger.warning(
+                    "writes to the legacy file fail (disk full?); retrying quietly until one succeeds",
+                    metadata: ["database": "\(path)", "reason": "\(LogSafe.escape(reason))"])
+                BridgeMetrics.writeFailing.set(1, queue)
+            case .ended(let seconds):
+                logger.info(
+                    "writes to the legacy file succeed again; catching up",
+                    metadata: ["failed_for_seconds": "\(seconds.rounded(toPlaces: 1))"])
+                BridgeMetrics.writeFailing.set(0, queue)
             }
         }
     }
@@ -126,6 +154,7 @@ public final class BridgeEngine: Sendable {
                     ("reconcile", { try await self.reconcileLoop(ctx) }),
                     ("register", { try await self.registerLoop(ctx) }),
                     ("parity", { try await self.parityLoop() }), ("reverse", { try await self.reverseLoop(ctx) }),
+                    ("reopen", { try await self.replacementLoop(ctx) }),
                 ]
                 for (name, body) in loops { group.addTask { await self.guarded(name, body) } }
             }
@@ -153,8 +182,18 @@ public final class BridgeEngine: Sendable {
                 return
             } catch {
                 if Task.isCancelled { return }
+                if case .fileReplaced? = error as? LegacyQueueError {
+                    context.withLock { $0 }?.watcher.replacements.signal()
+                    try? await Task.sleep(for: .milliseconds(20))
+                    continue
+                }
+                if WriteFailureWatch.isPersistent(error) {
+                    BridgeMetrics.loopErrors.increment(queueLabel, name)
+                    try? await Task.sleep(for: .seconds(1))
+                    continue
+                }
                 logger.error("loop failed; restarting", metadata: ["loop": "\(name)", "error": "\(error)"])
-                BridgeMetrics.loopErrors.increment(name)
+                BridgeMetrics.loopErrors.increment(queueLabel, name)
                 try? await Task.sleep(for: .seconds(1))
             }
         }
@@ -168,8 +207,20 @@ public final class BridgeEngine: Sendable {
             try await body()
         } catch {
             if error is CancellationError || Task.isCancelled { return }
+            if case .fileReplaced? = error as? LegacyQueueError {
+                // Not a failure: the replacement loop reopens the file and logs it once.
+                context.withLock { $0 }?.watcher.replacements.signal()
+                try? await Task.sleep(for: .milliseconds(20))
+                return
+            }
+            if WriteFailureWatch.isPersistent(error) {
+                // Reported once by `watchWriteFailures`; retried here quietly.
+                BridgeMetrics.loopErrors.increment(queueLabel, name)
+                try? await Task.sleep(for: .seconds(1))
+                return
+            }
             logger.error("loop failed; retrying", metadata: ["loop": "\(name)", "error": "\(error)"])
-            BridgeMetrics.loopErrors.increment(name)
+            BridgeMetrics.loopErrors.increment(queueLabel, name)
             try? await Task.sleep(for: .seconds(1))
         }
     }
@@ -191,7 +242,7 @@ public final class BridgeEngine: Sendable {
             }
         }
         await state.recordAPIError(error.description, unauthorized: unauthorized)
-        BridgeMetrics.apiErrors.increment(Self.kind(error))
+        BridgeMetrics.apiErrors.increment(queueLabel, Self.kind(error))
     }
 
     static func kind(_ e: TaskManagerError) -> String {
@@ -220,7 +271,7 @@ public final class BridgeEngine: Sendable {
         let s = await state.snapshot()
         let now = Date().timeIntervalSince1970
         let stalled = now - s.lastLoopAt > max(10, config.bridge.pollIntervalSeconds * 100)
-        let healthy = !s.unauthorized && s.objectsHealthy && !stalled
+        let healthy = !s.unauthorized && s.objectsHealthy && !stalled && store.writeFailures.current == nil
         var details: [JSONMember] = [
             JSONMember("status", .string(healthy ? "ok" : "degraded")),
             JSONMember("api_key_accepted", .bool(!s.unauthorized)),
@@ -228,7 +279,13 @@ public final class BridgeEngine: Sendable {
             JSONMember("capture_loop_age_seconds", .double((now - s.lastLoopAt).rounded(toPlaces: 3))),
             JSONMember("open_circuits", .array(s.openBreakers.map { .string($0) })),
             JSONMember("legacy_lock_wait_seconds", .double(store.lockWatch.currentWait.rounded(toPlaces: 3))),
+            JSONMember(
+                "legacy_write_failing_seconds",
+                store.writeFailures.current.map { .double($0.seconds.rounded(toPlaces: 1)) } ?? .null),
         ]
+        if let w = store.writeFailures.current {
+            details.append(JSONMember("legacy_write_failure", .string(LogSafe.escape(w.reason))))
+        }
         if let e = s.lastAPIError { details.append(JSONMember("last_api_error", .string(LogSafe.escape(e)))) }
         return Health(healthy: healthy, details: .object(details))
     }
@@ -244,12 +301,12 @@ extension BridgeEngine {
         var breakers: [JSONValue] = []
         for m in config.types {
             let b = s.breakers[m.name]
-            let open = (b?.openUntil ?? 0) > t
+            let open = b?.open ?? false
             breakers.append([
                 "task_type": .string(m.legacyType), "tm_type": .string(m.name),
                 "state": .string(open ? "open" : ((b?.failures ?? 0) > 0 ? "failing" : "closed")),
                 "failures": .int(Int64(b?.failures ?? 0)),
-                "closes_in_seconds": open ? .double((b!.openUntil - t).rounded(toPlaces: 1)) : .null,
+                "closes_in_seconds": b?.probeIn.map { .double($0.rounded(toPlaces: 1)) } ?? .null,
             ])
         }
         return [

@@ -22,8 +22,9 @@ public struct CounterMetric: Sendable {
     public var name: String { declaration.name }
     public var help: String { declaration.help }
 
+    /// Every metric carries `queue` first: one process bridges many queues.
     init(_ name: String, labels: [String] = [], _ help: String) {
-        declaration = MetricDeclaration(name: name, labels: labels, help: help)
+        declaration = MetricDeclaration(name: name, labels: ["queue"] + labels, help: help)
     }
 
     public func increment(_ values: String..., by amount: Int = 1) {
@@ -38,8 +39,9 @@ public struct GaugeMetric: Sendable {
     public var name: String { declaration.name }
     public var help: String { declaration.help }
 
+    /// Every metric carries `queue` first: one process bridges many queues.
     init(_ name: String, labels: [String] = [], _ help: String) {
-        declaration = MetricDeclaration(name: name, labels: labels, help: help)
+        declaration = MetricDeclaration(name: name, labels: ["queue"] + labels, help: help)
     }
 
     public func set(_ value: Double, _ values: String...) {
@@ -80,6 +82,10 @@ public enum BridgeMetrics {
         "taskbridge_legacy_lock_wait_seconds",
         "how long the bridge has been waiting for another process's write lock (0: none)")
 
+    public static let writeFailing = GaugeMetric(
+        "taskbridge_legacy_write_failing",
+        "1 while writes to the legacy file fail for a reason outside (a full disk, an I/O error), else 0")
+
     public static let forwardPercent = GaugeMetric(
         "taskbridge_forward_percent", labels: ["type"],
         "share of new rows the bridge takes, by legacy type: 100 in forward, the canary share, 0 otherwise")
@@ -100,10 +106,14 @@ public enum BridgeMetrics {
         "taskbridge_reverse_conflicts_total", labels: ["type", "reason"],
         "reverse: completions TaskManager refused for good (reason=reclaimed: 403, or gone: 404); never retried")
 
+    public static let fileReplaced = CounterMetric(
+        "taskbridge_legacy_file_replaced_total",
+        "times another file was found at the legacy database's path (a restore) and reopened as a new generation")
+
     public static let counters = [
         captured, quarantined, dryRun, forwarded, collapsed, mirrored, apiErrors, loopErrors, retiredRows,
-        objectsRepaired,
+        objectsRepaired, fileReplaced,
         parityFindings, paritySampled, reverseInserted, reverseRecognised, reverseCompleted, reverseConflicts,
     ]
-    public static let gauges = [lockWait, forwardPercent, rows]
+    public static let gauges = [lockWait, writeFailing, forwardPercent, rows]
 }

@@ -16,7 +16,7 @@ extension BridgeEngine {
             let mode = BridgeMode(rawValue: v.mode) ?? .off
             modes[k] = mode
             percents[k] = mode == .forward ? v.percent : 100
-            BridgeMetrics.forwardPercent.set(mode.claimsRows ? Double(percents[k]!) : 0, k)
+            BridgeMetrics.forwardPercent.set(mode.claimsRows ? Double(percents[k]!) : 0, queueLabel, k)
         }
         let entered = await state.setModes(modes, percents: percents)
         for t in entered {
@@ -61,7 +61,9 @@ extension BridgeEngine {
         for _ in 0..<64 {
             guard !isStopping, let batch = try await store.readChanges(limit: 500) else { break }
             var decisions: [Int64: LegacyQueueStore.CaptureInput] = [:]
-            for row in batch.toDecide { decisions[row.id] = policy.decide(row, mode: modes[row.taskType]).input }
+            for row in batch.toDecide {
+                decisions[row.id] = policy.decide(row, mode: modes[row.taskType], origin: batch.origin).input
+            }
             let r = try await store.applyChanges(batch, decisions: decisions)
             if r.processed > 0 { any = true }
             if r.requeued > 0 { await state.markBacklog(true) }
@@ -79,12 +81,19 @@ extension BridgeEngine {
     func claimBacklog(modes: [String: BridgeMode]) async throws -> Bool {
         var any = false
         let forward = modes.filter { $0.value.claimsRows }.map(\.key).sorted()
+        let request = await state.backlogRequests
         var remaining = !forward.isEmpty
         while remaining && !isStopping {
+            let origin = try await store.origin()
             let rows = try await store.readBacklog(types: forward, limit: config.bridge.batchSize)
             var decisions: [Int64: LegacyQueueStore.CaptureInput] = [:]
-            for row in rows { decisions[row.id] = policy.decideClaimed(row).input }
-            let r = try await store.claimBacklog(rows, decisions: decisions)
+            for row in rows { decisions[row.id] = policy.decideClaimed(row, origin: origin).input }
+            let r = try await store.claimBacklog(rows, decisions: decisions, origin: origin)
+            if r.remaining {
+                // A generation began between the read and the claim: read again.
+                count(r)
+                continue
+            }
             if r.processed > 0 {
                 any = true
                 logger.debug("claimed backlog rows", metadata: ["count": "\(r.processed)"])
@@ -96,20 +105,25 @@ extension BridgeEngine {
         if !dry.isEmpty {
             var verdicts: [(Int64, String, String, String?)] = []
             for row in try await store.dryRunBacklog(types: dry, limit: 1000) {
-                if case .dryRun(let v, let reason) = policy.decide(row, mode: .dryRun) {
+                if case .dryRun(let v, let reason) = policy.decide(row, mode: .dryRun, origin: nil) {
                     verdicts.append((row.id, row.taskType, v, reason))
-                    BridgeMetrics.dryRun.increment(row.taskType, v)
+                    BridgeMetrics.dryRun.increment(queueLabel, row.taskType, v)
                 }
             }
             try await store.recordDryRun(verdicts)
         }
-        if !remaining { await state.markBacklog(false) }
+        if !remaining { await state.backlogSwept(since: request) }
         return any
     }
 
     func count(_ r: LegacyQueueStore.CaptureResult) {
-        for (type, n) in r.intentsByType { BridgeMetrics.captured.increment(type, by: n) }
-        for (key, n) in r.verdicts { BridgeMetrics.dryRun.increment(key.taskType, key.verdict, by: n) }
+        if let g = r.newGeneration {
+            logger.warning(
+                "task_queue is not the table the ledger was made for (recreated or restored); new ledger generation",
+                metadata: ["generation": "\(g.generation)", "archived_entries": "\(g.archived)"])
+        }
+        for (type, n) in r.intentsByType { BridgeMetrics.captured.increment(queueLabel, type, by: n) }
+        for (key, n) in r.verdicts { BridgeMetrics.dryRun.increment(queueLabel, key.taskType, key.verdict, by: n) }
         noteQuarantines(r.quarantines)
         if r.archived > 0 {
             logger.notice(
@@ -129,7 +143,7 @@ extension BridgeEngine {
                     "legacy_id": "\(q.legacyID)", "type": "\(q.taskType)", "reason": "\(q.code)",
                     "detail": "\(LogSafe.escape(excerpt))",
                 ])
-            BridgeMetrics.quarantined.increment(q.taskType, q.code)
+            BridgeMetrics.quarantined.increment(queueLabel, q.taskType, q.code)
         }
     }
 }

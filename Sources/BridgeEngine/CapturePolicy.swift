@@ -36,7 +36,11 @@ public struct CapturePolicy: Sendable {
     }
 
     /// What would be sent for this row under its mapping.
-    public func validate(_ row: LegacyRow, mapping: TypeMapping) -> Validation {
+    /// Under `per-row`, params carry the legacy id under `marker` and the
+    /// generation's `origin` under `originMarker`: together they name the row
+    /// across every queue, host and generation of its table (invariant 10).
+    /// Without an origin (objects not yet installed) only the id is added.
+    public func validate(_ row: LegacyRow, mapping: TypeMapping, origin: String?) -> Validation {
         var params: JSONValue
         var notes: [String] = []
         switch LegacyParameters.decode(row.parameters, maxBodyBytes: maxBodyBytes) {
@@ -49,17 +53,18 @@ public struct CapturePolicy: Sendable {
             guard case .object(var members) = params else {
                 return .reject(code: "params_not_object", detail: "parameters is not an object")
             }
-            if members.contains(where: { $0.key == mapping.marker }) {
+            for field in [mapping.marker, mapping.originMarker] where members.contains(where: { $0.key == field }) {
                 return .reject(
                     code: "marker_conflict",
                     detail:
                         """
-                        parameters already has the per-row marker field \"\(mapping.marker)\"; choose another marker \
+                        parameters already has the per-row marker field \"\(field)\"; choose another marker \
                         in bridge.conf
                         """
                 )
             }
             members.append(JSONMember(mapping.marker, .int(row.id)))
+            if let origin { members.append(JSONMember(mapping.originMarker, .string(origin))) }
             params = .object(members)
         }
         let errors = JSONSchemaValidator().validate(params, schema: mapping.paramSchema)
@@ -112,14 +117,14 @@ public struct CapturePolicy: Sendable {
     /// truth. Dry-run verdicts need the mode, since nothing was claimed.
     /// For a queued row of a forward type, before the backlog claim: what
     /// the bridge would record once it holds the row.
-    public func decideClaimed(_ row: LegacyRow) -> CaptureDecision {
+    public func decideClaimed(_ row: LegacyRow, origin: String?) -> CaptureDecision {
         var held = row
         held.claimedBy = bridgeID
         held.status = LegacyStatus.claimed.rawValue
-        return decide(held, mode: .forward)
+        return decide(held, mode: .forward, origin: origin)
     }
 
-    public func decide(_ row: LegacyRow, mode: BridgeMode?) -> CaptureDecision {
+    public func decide(_ row: LegacyRow, mode: BridgeMode?, origin: String?) -> CaptureDecision {
         // `running` too: an orphan a legacy tool moved on is still the bridge's (issue 8, item 3).
         let ours = row.claimedBy == bridgeID && [.claimed, .running].contains(LegacyStatus(text: row.status))
         guard let mapping = mappings[row.taskType] else {
@@ -129,7 +134,7 @@ public struct CapturePolicy: Sendable {
                     detail: "task_type \"\(row.taskType)\" has no mapping in bridge.conf") : .ignore
         }
         if ours {
-            switch validate(row, mapping: mapping) {
+            switch validate(row, mapping: mapping, origin: origin) {
             case .ok(_, let json, let key, let priority, let dueAt, _):
                 return .intent(tmType: mapping.name, paramsJSON: json, dedupeKey: key, priority: priority, dueAt: dueAt)
             case .reject(let code, let detail):
@@ -137,7 +142,7 @@ public struct CapturePolicy: Sendable {
             }
         }
         if mode == .dryRun, LegacyStatus(text: row.status) == .queued {
-            switch validate(row, mapping: mapping) {
+            switch validate(row, mapping: mapping, origin: origin) {
             case .ok(_, _, _, _, _, let notes):
                 return .dryRun(verdict: "would-forward", reason: notes.isEmpty ? nil : notes.joined(separator: "; "))
             case .reject(let code, let detail): return .dryRun(verdict: "would-reject", reason: "\(code): \(detail)")

@@ -8,6 +8,10 @@ actor EngineState {
     var modes: [String: BridgeMode] = [:]
     var registered: Set<String> = []
     var backlogPending = true
+    /// Bumped by every request for a sweep: a sweep that started before a
+    /// request must not clear it (a recreated table asks again while the
+    /// sweep of the old one is finishing).
+    var backlogRequests = 0
     /// Sends of every type wait until then (429 Retry-After, 401).
     var globalPauseUntil: Double = 0
     var unauthorized = false
@@ -15,13 +19,7 @@ actor EngineState {
     var lastAPIErrorAt: Double = 0
     var objectsHealthy = true
     var lastLoopAt: Double = Date().timeIntervalSince1970
-    var breakers: [String: Breaker] = [:]
-
-    struct Breaker {
-        var failures = 0
-        var openUntil: Double = 0
-        var opened = 0
-    }
+    var breakers: [String: CircuitBreaker] = [:]
 
     /// Returns the types that now claim rows. A type that starts claiming
     /// rows or enters dry-run has a backlog to take or to judge: queued rows
@@ -34,12 +32,23 @@ actor EngineState {
         let raised = p.filter { m[$0.key]?.claimsRows == true && $0.value > (percents[$0.key] ?? 100) }
         modes = m
         percents = p
-        if !newlyForward.isEmpty || !newlyDry.isEmpty || !raised.isEmpty { backlogPending = true }
+        if !newlyForward.isEmpty || !newlyDry.isEmpty || !raised.isEmpty {
+            backlogPending = true
+            backlogRequests += 1
+        }
         return newlyForward + raised.keys.filter { !newlyForward.contains($0) }.sorted()
     }
     var percents: [String: Int] = [:]
 
-    func markBacklog(_ pending: Bool) { backlogPending = pending }
+    func markBacklog(_ pending: Bool) {
+        if pending { backlogRequests += 1 }
+        backlogPending = pending
+    }
+
+    /// Clears the flag only if nobody asked for a sweep since `request`.
+    func backlogSwept(since request: Int) {
+        if backlogRequests == request { backlogPending = false }
+    }
     func markRegistered(_ name: String, id: Int64? = nil) {
         registered.insert(name)
         if let id { typeIDs[name] = id }
@@ -71,21 +80,11 @@ actor EngineState {
         return failingSince != nil
     }
 
-    /// Per-type circuit breaker: five transient failures in a row open it
-    /// for an exponentially growing, jittered period; a success closes it.
-    func breakerFailure(_ type: String, now: Double) -> Bool {
-        var b = breakers[type] ?? Breaker()
-        b.failures += 1
-        var opened = false
-        if b.failures >= 5 {
-            b.opened += 1
-            let base = min(60, pow(2, Double(min(b.opened, 6))))
-            b.openUntil = now + base * Double.random(in: 0.8...1.2)
-            b.failures = 0
-            opened = true
-        }
-        breakers[type] = b
-        return opened
+    /// A send of `type` that started at `startedAt` failed (transiently).
+    func breakerFailure(_ type: String, startedAt: Double, now: Double) -> CircuitBreaker.Event? {
+        var b = breakers[type] ?? CircuitBreaker()
+        defer { breakers[type] = b }
+        return b.failure(startedAt: startedAt, now: now)
     }
 
     /// When a create of each TaskManager type last succeeded: the
@@ -94,19 +93,39 @@ actor EngineState {
     func recordSendSuccess(_ type: String, at t: Double) { sendSuccessAt[type] = t }
     func lastSendSuccess(_ type: String) -> Double? { sendSuccessAt[type] }
 
-    func breakerSuccess(_ type: String) {
-        if breakers[type] != nil { breakers[type] = Breaker() }
+    func breakerSuccess(_ type: String, now: Double) -> CircuitBreaker.Event? {
+        guard var b = breakers[type] else { return nil }
+        defer { breakers[type] = b }
+        return b.success(now: now)
     }
 
     /// What the sender needs before it reads due intents: nil while every
-    /// send is paused; else the open breakers, the registered types, the modes.
-    func sendGate(now: Double) -> (Set<String>, Set<String>, [String: BridgeMode])? {
+    /// send is paused; else the types whose breaker holds sends back, the
+    /// types that may send one probe now, the registered types, the modes.
+    func sendGate(now: Double) -> (blocked: Set<String>, probes: Set<String>, Set<String>, [String: BridgeMode])? {
         if now < globalPauseUntil { return nil }
-        return (openBreakers(now: now), registered, modes)
+        var blocked = Set<String>(), probes = Set<String>()
+        for (type, var b) in breakers where b.isOpen {
+            if case .open = b.state, b.allows(now: now) {
+                probes.insert(type)
+                breakers[type] = b
+            } else {
+                blocked.insert(type)
+            }
+        }
+        return (blocked, probes, registered, modes)
     }
 
-    func openBreakers(now: Double) -> Set<String> {
-        Set(breakers.filter { $0.value.openUntil > now }.map(\.key))
+    /// A probe admitted by `sendGate` that found no row to carry: the next
+    /// batch may probe again.
+    func probeUnused(_ type: String, now: Double) {
+        guard var b = breakers[type], case .halfOpen(let openedAt, _, let interval) = b.state else { return }
+        b = CircuitBreaker(reopened: openedAt, interval: interval, probeAt: now)
+        breakers[type] = b
+    }
+
+    func openBreakers() -> Set<String> {
+        Set(breakers.filter { $0.value.isOpen }.map(\.key))
     }
 
     struct Snapshot: Sendable {
@@ -119,8 +138,8 @@ actor EngineState {
         var pausedUntil: Double
         var modes: [String: BridgeMode]
         var failingSince: Double?
-        /// Per TaskManager type: consecutive failures and when an open breaker closes.
-        var breakers: [String: (failures: Int, openUntil: Double)]
+        /// Per TaskManager type: consecutive failures and, while open, when the next probe may go.
+        var breakers: [String: (failures: Int, open: Bool, probeIn: Double?)]
     }
 
     func snapshot() -> Snapshot {
@@ -128,8 +147,8 @@ actor EngineState {
         return Snapshot(
             unauthorized: unauthorized, lastAPIError: lastAPIError, lastAPIErrorAt: lastAPIErrorAt,
             objectsHealthy: objectsHealthy, lastLoopAt: lastLoopAt,
-            openBreakers: breakers.filter { $0.value.openUntil > now }.map(\.key).sorted(),
+            openBreakers: breakers.filter { $0.value.isOpen }.map(\.key).sorted(),
             pausedUntil: globalPauseUntil, modes: modes, failingSince: failingSince,
-            breakers: breakers.mapValues { ($0.failures, $0.openUntil) })
+            breakers: breakers.mapValues { ($0.failures, $0.isOpen, $0.closesIn(now: now)) })
     }
 }

@@ -169,7 +169,7 @@ extension BridgeEngine {
     private func writeMirror(_ observations: [Ledger.Observation]) async throws -> Int {
         guard !observations.isEmpty else { return 0 }
         let r = try await store.recordMirror(observations)
-        BridgeMetrics.mirrored.increment(by: r.terminal)
+        BridgeMetrics.mirrored.increment(queueLabel, by: r.terminal)
         if r.archived > 0 {
             logger.notice(
                 "ledger entries archived: their rows are other rows now", metadata: ["count": "\(r.archived)"])

@@ -77,7 +77,8 @@ public enum MirrorPlanner {
                 return
             }
             failures += 1
-            until = now + min(10, 0.25 * Double(1 << min(failures, 6)))
+            // At most 4 s: mirroring resumes within that long of the API answering again.
+            until = now + min(4, 0.25 * Double(1 << min(failures, 6)))
         }
     }
 }

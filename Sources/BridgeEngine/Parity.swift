@@ -18,6 +18,10 @@ public enum ParityClass: String, Sendable, CaseIterable, Codable {
     case collapsed
     /// Informational: a task of a bridged type that no legacy row produced.
     case apiNative = "api_native"
+    /// A row the bridge should have taken at insert (its type was taking
+    /// rows when it was created) that a legacy worker executed: it arrived
+    /// while the insert trigger was missing (a recreated table).
+    case executedByLegacy = "executed_by_legacy"
 
     /// Findings that break parity (the others are reported, not failed).
     public var breaksParity: Bool { self != .collapsed && self != .apiNative }
@@ -101,6 +105,14 @@ public enum ParityClassifier {
         }
         guard let mapping, mapping.dedupe == .perRow, case .object(var m) = v else { return v }
         if !m.contains(where: { $0.key == mapping.marker }) { m.append(JSONMember(mapping.marker, .int(row.id))) }
+        // The origin is the generation's, recorded with the intent (entries of
+        // earlier versions have none and their tasks none either).
+        if !m.contains(where: { $0.key == mapping.originMarker }), let sent = ledger.paramsJSON,
+            case .object(let recorded)? = try? JSONParser.parse(sent),
+            let origin = recorded.first(where: { $0.key == mapping.originMarker })
+        {
+            m.append(origin)
+        }
         return .object(m)
     }
 

@@ -30,16 +30,16 @@ extension BridgeEngine {
                     task: task, settled: settled
                 ).first { $0.kind.breaksParity }
                 results.append((item.row.id, item.row.taskType, f?.kind.rawValue, f?.detail))
-                if let f { BridgeMetrics.parityFindings.increment(f.kind.rawValue) }
+                if let f { BridgeMetrics.parityFindings.increment(queueLabel, f.kind.rawValue) }
             } catch .notFound {
                 results.append(
                     (item.row.id, item.row.taskType, ParityClass.missingInTaskManager.rawValue, "task \(id) not found"))
-                BridgeMetrics.parityFindings.increment(ParityClass.missingInTaskManager.rawValue)
+                BridgeMetrics.parityFindings.increment(queueLabel, ParityClass.missingInTaskManager.rawValue)
             } catch {
                 await noteAPIError(error, context: "parity sample")
             }
         }
-        BridgeMetrics.paritySampled.increment(by: results.count)
+        BridgeMetrics.paritySampled.increment(queueLabel, by: results.count)
         try await store.recordParity(results)
     }
 }

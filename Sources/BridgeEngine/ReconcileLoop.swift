@@ -33,7 +33,7 @@ extension BridgeEngine {
             logger.warning(
                 "_taskbridge_* objects were dropped or altered; reinstalling",
                 metadata: ["missing": "\(missing.joined(separator: ","))", "altered": "\(altered)"])
-            BridgeMetrics.objectsRepaired.increment()
+            BridgeMetrics.objectsRepaired.increment(queueLabel)
             try await store.install()
             // A recreated mode table is empty: give every type its configured
             // starting mode again rather than leaving forward types `off`.
@@ -67,15 +67,17 @@ extension BridgeEngine {
     func reconcileLoop(_ ctx: RunContext) async throws {
         var lastFull = 0.0
         let ticks = AsyncTimerSequence(interval: .seconds(10), clock: .continuous).map { _ in () }
-        // A first pass at start, then every ten seconds.
-        for await _ in chain([()].async, ticks) {
+        // A first pass at start, then every ten seconds, and at once when the
+        // schema changed (a recreated table lost its triggers: until they are
+        // back, a forward row arrives as a plain queued row).
+        for await _ in chain([()].async, merge(ticks, ctx.watcher.schemaChanges.stream)) {
             if isStopping { return }
             await attempt("reconcile") {
                 try await reconcileObjects()
                 // Who executes each type's rows (a canary's split), every ten seconds.
                 for s in try await store.statusReport() where config.mapping(forLegacyType: s.taskType) != nil {
-                    BridgeMetrics.rows.set(Double(s.forwarded), s.taskType, "bridge")
-                    BridgeMetrics.rows.set(Double(s.leftToLegacy), s.taskType, "legacy")
+                    BridgeMetrics.rows.set(Double(s.forwarded), queueLabel, s.taskType, "bridge")
+                    BridgeMetrics.rows.set(Double(s.leftToLegacy), queueLabel, s.taskType, "legacy")
                 }
                 let now = Date().timeIntervalSince1970
                 if now - lastFull >= config.bridge.reconcileIntervalSeconds {
@@ -88,6 +90,38 @@ extension BridgeEngine {
         }
     }
 
+    /// Another file was put at the path (a restore by `mv`): reopen on it,
+    /// say so once, and go on as a new generation against what it holds.
+    /// Rows the restore dropped keep their tasks, shown by `verify` as tasks
+    /// without a row; ids the old file gave out after the copy was taken may
+    /// come again, and the new origin keeps their rows apart.
+    func replacementLoop(_ ctx: RunContext) async throws {
+        for await _ in ctx.watcher.replacements.stream {
+            if isStopping { return }
+            guard let change = store.replacedFile() else { continue }
+            await attempt("reopen") {
+                // The replaced file cannot be read reliably any more: its old
+                // connections share the WAL at the path with the new file's
+                // writers. Rows it had and the restored copy lacks are found
+                // by verify from their tasks' origins.
+                let began = try store.reopen()
+                try await reconcileObjects()
+                var g = began
+                if g == nil { g = try await store.beginNewGeneration() }
+                logger.warning(
+                    "the legacy file was replaced under the bridge (a restore?); reopened it as a new generation",
+                    metadata: [
+                        "database": "\(store.path)", "was": "\(change.was)", "now": "\(change.now)",
+                        "generation": "\(g?.generation ?? 0)", "archived_entries": "\(g?.archived ?? 0)",
+                    ])
+                BridgeMetrics.fileReplaced.increment(queueLabel)
+                await state.markBacklog(true)
+                ctx.watcher.noteActivity()
+                ctx.sendWake.signal()
+            }
+        }
+    }
+
     /// Rows the bridge holds without a ledger entry get one, paged by id so
     /// that rows that cannot be adopted are read once per sweep, not again
     /// and again (issue 8, item 3).
@@ -95,13 +129,14 @@ extension BridgeEngine {
         let modes = await state.modes
         var after: Int64 = 0
         var adopted = 0
+        let origin = try await store.origin()
         while !isStopping {
             let rows = try await store.readOrphans(afterID: after, limit: 500)
             guard let last = rows.last else { break }
             after = last.id
             var decisions: [Int64: LegacyQueueStore.CaptureInput] = [:]
-            for row in rows { decisions[row.id] = policy.decide(row, mode: modes[row.taskType]).input }
-            let r = try await store.adopt(rows, decisions: decisions)
+            for row in rows { decisions[row.id] = policy.decide(row, mode: modes[row.taskType], origin: origin).input }
+            let r = try await store.adopt(rows, decisions: decisions, origin: origin)
             adopted += r.intents + r.quarantined
             count(r)
             if rows.count < 500 { break }

@@ -61,7 +61,7 @@ extension BridgeEngine {
                 id: o.taskID, workerID: config.bridge.id, success: o.success, result: o.success ? result : nil,
                 error: o.error)
             try? await store.reverseCompleted(entryID: o.entryID, tmStatus: r.status)
-            BridgeMetrics.reverseCompleted.increment(o.taskType, o.success ? "completed" : "failed")
+            BridgeMetrics.reverseCompleted.increment(queueLabel, o.taskType, o.success ? "completed" : "failed")
             if await state.recordAPISuccess() { try? await store.resetBackoff() }
         } catch .validation(let message, _) where message.contains("not in claimed state") {
             await reverseSettle(o, refusal: message)
@@ -88,7 +88,7 @@ extension BridgeEngine {
                 || (!o.success && (task.rawStatus == "failed" || task.rawStatus == "pending"))
             if landed && ours {
                 try? await store.reverseCompleted(entryID: o.entryID, tmStatus: task.rawStatus)
-                BridgeMetrics.reverseCompleted.increment(o.taskType, o.success ? "completed" : "failed")
+                BridgeMetrics.reverseCompleted.increment(queueLabel, o.taskType, o.success ? "completed" : "failed")
             } else {
                 await reverseConflict(
                     o, reason: "reclaimed",
@@ -109,7 +109,7 @@ extension BridgeEngine {
                 "task_id": "\(o.taskID)", "legacy_id": "\(o.legacyID)", "type": "\(o.taskType)",
                 "detail": "\(LogSafe.escape(detail))",
             ])
-        BridgeMetrics.reverseConflicts.increment(o.taskType, reason)
+        BridgeMetrics.reverseConflicts.increment(queueLabel, o.taskType, reason)
         try? await store.reverseConflict(entryID: o.entryID, detail: detail)
     }
 
@@ -136,7 +136,7 @@ extension BridgeEngine {
                             .init(taskID: full.id, params: full.params ?? .null, priority: full.priority),
                             legacyType: m.legacyType, tmType: m.name)
                         if case .inserted(let id) = outcome {
-                            BridgeMetrics.reverseInserted.increment(m.legacyType)
+                            BridgeMetrics.reverseInserted.increment(queueLabel, m.legacyType)
                             logger.notice(
                                 "task held by the bridge had no legacy row; inserted it",
                                 metadata: ["task_id": "\(full.id)", "legacy_id": "\(id)", "type": "\(m.legacyType)"])
@@ -174,10 +174,10 @@ extension BridgeEngine {
                     tmType: m.name)
                 {
                 case .inserted:
-                    BridgeMetrics.reverseInserted.increment(m.legacyType)
+                    BridgeMetrics.reverseInserted.increment(queueLabel, m.legacyType)
                     waiting += 1
                 case .recognised(let legacyID):
-                    BridgeMetrics.reverseRecognised.increment(m.legacyType)
+                    BridgeMetrics.reverseRecognised.increment(queueLabel, m.legacyType)
                     logger.info(
                         "claimed a task the bridge already holds a row for (its lease expired); nothing inserted",
                         metadata: ["task_id": "\(task.id)", "legacy_id": "\(legacyID)", "type": "\(m.legacyType)"])

@@ -120,18 +120,26 @@ extension BridgeEngine {
         guard limit > 0 else { return [] }
         let now = Date().timeIntervalSince1970
         // One hop to the state actor, not four: this runs after every send.
-        guard let (open, registered, modes) = await state.sendGate(now: now) else { return [] }
+        guard let (blocked, probes, registered, modes) = await state.sendGate(now: now) else { return [] }
         let candidates = try await store.dueIntents(now: now, limit: limit + excluding.count)
-        let batch = Array(
-            candidates.filter {
-                !excluding.contains($0.legacyID) && !open.contains($0.tmType) && registered.contains($0.tmType)
+        // A type whose breaker is half-open sends one row: the probe.
+        var probing = probes
+        var batch: [LedgerEntry] = []
+        for c in candidates where batch.count < limit {
+            guard !excluding.contains(c.legacyID), !blocked.contains(c.tmType), registered.contains(c.tmType) else {
+                continue
             }
-            .prefix(limit))
+            if probes.contains(c.tmType) {
+                guard probing.remove(c.tmType) != nil else { continue }
+            }
+            batch.append(c)
+        }
+        for type in probing { await state.probeUnused(type, now: now) }
         for e in batch where modes[e.taskType] == .retired {
             logger.warning(
                 "row arrived for a retired type; forwarding it",
                 metadata: ["type": "\(e.taskType)", "id": "\(e.legacyID)"])
-            BridgeMetrics.retiredRows.increment(e.taskType)
+            BridgeMetrics.retiredRows.increment(queueLabel, e.taskType)
         }
         return batch
     }
@@ -144,8 +152,8 @@ extension BridgeEngine {
         outcomes.removeAll(keepingCapacity: true)
         let r = try await store.recordSends(batch.map(\.record))
         noteQuarantines(r.quarantines)
-        BridgeMetrics.forwarded.increment(by: r.sent)
-        BridgeMetrics.collapsed.increment(by: r.collapsed)
+        BridgeMetrics.forwarded.increment(queueLabel, by: r.sent)
+        BridgeMetrics.collapsed.increment(queueLabel, by: r.collapsed)
         if batch.contains(where: \.terminal) { ctx?.mirrorWake.signal() }
     }
 
@@ -175,9 +183,15 @@ extension BridgeEngine {
         }
         var reRegistered = false
         while true {
+            let startedAt = Date().timeIntervalSince1970
             do {
                 let r = try await client.createTask(type: e.tmType, params: params, priority: e.priority.map(Int.init))
-                await state.breakerSuccess(e.tmType)
+                if case .closed(let outage)? = await state.breakerSuccess(e.tmType, now: Date().timeIntervalSince1970)
+                {
+                    logger.notice(
+                        "circuit closed: TaskManager answers again, traffic flows",
+                        metadata: ["name": "\(e.tmType)", "outage_seconds": "\(outage.rounded(toPlaces: 1))"])
+                }
                 await state.recordSendSuccess(e.tmType, at: Date().timeIntervalSince1970)
                 if await state.recordAPISuccess() {
                     // The API is back: rows waiting out a backoff go now.
@@ -214,9 +228,10 @@ extension BridgeEngine {
                     return (.refused(legacyID: e.legacyID, taskType: e.taskType, code: code, detail: detail), false)
                 case .retry(let delay, let pauseAll, let breaker, let streak, let streakStart):
                     if let pauseAll { await state.pause(until: now + pauseAll) }
-                    if breaker, await state.breakerFailure(e.tmType, now: now) {
+                    if breaker, await state.breakerFailure(e.tmType, startedAt: startedAt, now: now) == .opened {
                         logger.warning(
-                            "circuit opened for type after repeated failures", metadata: ["name": "\(e.tmType)"])
+                            "circuit opened for type after repeated failures; probing every few seconds",
+                            metadata: ["name": "\(e.tmType)", "error": "\(error)"])
                     }
                     let wait = pauseAll == nil ? delay * Double.random(in: 0.8...1.2) : delay
                     return (

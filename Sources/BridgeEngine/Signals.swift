@@ -44,9 +44,19 @@ final class RunContext: Sendable {
 /// for two seconds after the bridge saw rows flow (commit-to-send latency),
 /// at `[bridge] poll_interval_ms` otherwise (idle CPU). `stop()` wakes the
 /// thread and waits for it, so the store is never closed under a poll.
+///
+/// It also watches what a commit cannot show by itself: `PRAGMA
+/// schema_version` after every commit (a recreated `task_queue` drops the
+/// insert trigger, so reconcile must run now, not at its next tick), and the
+/// file's identity at its path once per idle interval (a restore by `mv`
+/// leaves every connection on the old, unlinked file).
 final class DataVersionWatcher: @unchecked Sendable {
     let changes: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
+    /// The schema changed (DDL by any connection).
+    let schemaChanges = Wakeup()
+    /// Another file is at the path.
+    let replacements = Wakeup()
     private let store: LegacyQueueStore
     private let idleInterval: Double
     /// Guards `running` and `exited`; the thread waits on it between polls.
@@ -87,16 +97,33 @@ final class DataVersionWatcher: @unchecked Sendable {
         while !exited { condition.wait() }
         condition.unlock()
         continuation.finish()
+        schemaChanges.finish()
+        replacements.finish()
     }
 
     private func poll() {
         var last: Int64 = -1
+        var lastSchema: Int64 = -1
+        var statAt = 0.0
         condition.lock()
         while running {
             condition.unlock()
             if let v = try? store.dataVersion(), v != last {
                 last = v
                 continuation.yield()
+                if let sv = try? store.schemaVersion(), sv != lastSchema {
+                    if lastSchema >= 0 { schemaChanges.signal() }
+                    lastSchema = sv
+                }
+            }
+            let now = Date().timeIntervalSince1970
+            if now - statAt >= idleInterval {
+                statAt = now
+                if store.replacedFile() != nil {
+                    replacements.signal()
+                    last = -1
+                    lastSchema = -1
+                }
             }
             let hot =
                 Date().timeIntervalSince1970 - Double(bitPattern: activityAt.load(ordering: .relaxed)) < Self.hotWindow

@@ -21,6 +21,9 @@ public enum StatusModel {
     public static func build(config: BridgeConfiguration, store: LegacyQueueStore) async throws -> View {
         let report = try await store.statusReport()
         let health = try await store.objectsHealth()
+        // Rows a legacy worker executed while the insert trigger was missing
+        // (issue 14): counted per type, listed by `verify`.
+        let executed = Dictionary(grouping: try await store.rowsExecutedByLegacy(), by: \.taskType).mapValues(\.count)
         var rows: [JSONValue] = []
         var table: [[String]] = []
         for s in report {
@@ -41,6 +44,7 @@ public enum StatusModel {
                 "dry_run_would_reject": .int(Int64(s.dryRunReject)),
                 "oldest_unforwarded_age_seconds": s.oldestUnforwardedAge.map { .double($0) } ?? .null,
                 "live_parity_findings": .int(Int64(s.parityFindings)),
+                "executed_by_legacy": .int(Int64(executed[s.taskType] ?? 0)),
                 "reverse_held": .int(Int64((s.reverse[.inserted] ?? 0) + (s.reverse[.completing] ?? 0))),
                 "reverse_completing": .int(Int64(s.reverse[.completing] ?? 0)),
                 "reverse_done": .int(Int64(s.reverse[.done] ?? 0)),
@@ -60,12 +64,54 @@ public enum StatusModel {
             ])
         }
         let json: JSONValue = [
-            "database": .string(config.legacy.database), "variant": .string(store.schema.variant.rawValue),
+            "queue": .string(config.queue), "database": .string(config.legacy.database), "variant": .string(store.schema.variant.rawValue),
             "objects": .string("\(health)"), "types": .array(rows),
         ]
         return View(
             json: json, table: table,
             header: "legacy: \(config.legacy.database) (\(store.schema.variant.rawValue)), objects: \(health)")
+    }
+
+    /// Sums over the types of one or several queues' models.
+    public struct Totals: Sendable {
+        public var queued = 0, inFlight = 0, forwarded = 0, mirrored = 0, quarantined = 0, collapsed = 0
+        public var parityFindings = 0, executedByLegacy = 0
+        public init() {}
+
+        public mutating func add(_ model: JSONValue) {
+            for t in model["types"]?.arrayValue ?? [] {
+                func n(_ k: String) -> Int { Int(t[k]?.intValue ?? 0) }
+                queued += n("queued")
+                inFlight += n("in_flight")
+                forwarded += n("forwarded")
+                mirrored += n("mirrored")
+                quarantined += n("quarantined")
+                collapsed += n("collapsed")
+                parityFindings += n("live_parity_findings")
+                executedByLegacy += n("executed_by_legacy")
+            }
+        }
+
+        public mutating func merge(_ o: Totals) {
+            queued += o.queued
+            inFlight += o.inFlight
+            forwarded += o.forwarded
+            mirrored += o.mirrored
+            quarantined += o.quarantined
+            collapsed += o.collapsed
+            parityFindings += o.parityFindings
+            executedByLegacy += o.executedByLegacy
+        }
+
+        public var json: JSONValue {
+            [
+                "queued": .int(Int64(queued)), "in_flight": .int(Int64(inFlight)),
+                "forwarded": .int(Int64(forwarded)), "mirrored": .int(Int64(mirrored)),
+                "quarantined": .int(Int64(quarantined)), "collapsed": .int(Int64(collapsed)),
+                "live_parity_findings": .int(Int64(parityFindings)),
+                "executed_by_legacy": .int(Int64(executedByLegacy)),
+            ]
+        }
     }
 
     /// `850ms`, `12.5s`, `14m`, `3.2h`.

@@ -160,6 +160,16 @@ public struct Verifier: Sendable {
                     keep: options.keepFindings)
             }
         }
+        for r in try await store.rowsExecutedByLegacy() where types.contains(r.taskType) {
+            report.add(
+                ParityFinding(
+                    kind: .executedByLegacy, taskType: r.taskType, legacyID: r.legacyID, taskID: nil,
+                    detail: """
+                        created \(r.createdAt ?? "?") after the type's last cutover but executed by \
+                        \(r.claimedBy ?? "a legacy worker") (\(r.status ?? "NULL")): it arrived while the insert \
+                        trigger was missing
+                        """), keep: options.keepFindings)
+        }
         // Reverse types (now, or with rows from a reverse stage): every task
         // the bridge turned into a row, and back.
         let withEntries = Set(try await store.reverseCounts().keys)
@@ -170,10 +180,31 @@ public struct Verifier: Sendable {
         try await verifyReverse(reverseTypes, into: &report)
         if !report.readErrors.isEmpty { return report }
         // Tasks of bridged types that no legacy row produced.
+        let origins = try await store.knownOrigins()
         for m in options.types where !reverseNames.contains(m.legacyType) {
             let read = try await eachTaskPage(of: m, into: &report) { page, report in
                 let known = try await store.ledgerTaskIDs(among: page.map(\.id))
-                for t in page where !known.contains(t.id) {
+                // A per-row task names its row (legacy id and origin): one
+                // made for a row of this file that the file does not have is
+                // a row lost (a restore of an older copy), not API-native.
+                // The list has no params: unknown tasks are fetched.
+                var lost: Set<Int64> = []
+                if m.dedupe == .perRow {
+                    for (id, result) in await fetch(page.map(\.id).filter { !known.contains($0) }) {
+                        guard case .success(let task) = result, case .string(let o)? = task.params?[m.originMarker],
+                            origins.contains(o)
+                        else { continue }
+                        lost.insert(id)
+                        report.add(
+                            ParityFinding(
+                                kind: .missingInSQLite, taskType: m.legacyType,
+                                legacyID: task.params?[m.marker]?.intValue, taskID: id,
+                                detail: "task \(id) was made for a row of this file (origin \(o)) that the file does "
+                                    + "not have: dropped by a restore of an older copy?"),
+                            keep: options.keepFindings)
+                    }
+                }
+                for t in page where !known.contains(t.id) && !lost.contains(t.id) {
                     report.add(
                         ParityFinding(
                             kind: .apiNative, taskType: m.legacyType, legacyID: nil, taskID: t.id,
@@ -341,6 +372,7 @@ public struct Verifier: Sendable {
     public func repair(_ report: Report, policy: CapturePolicy) async throws -> (done: [String], notDone: [String]) {
         var done: [String] = [], notDone: [String] = []
         var backlogTypes: Set<String> = []
+        let origin = try await store.origin()
         for f in report.findings {
             switch f.kind {
             case .missingInTaskManager:
@@ -383,7 +415,7 @@ public struct Verifier: Sendable {
             case .quarantined:
                 guard let id = f.legacyID else { continue }
                 let rows = try await store.bridgedRows(types: [f.taskType], afterID: id - 1, limit: 1)
-                if let r = rows.first?.row, r.id == id, case .intent = policy.decide(r, mode: .forward) {
+                if let r = rows.first?.row, r.id == id, case .intent = policy.decide(r, mode: .forward, origin: origin) {
                     _ = try await store.quarantineRetry(ids: [id], taskType: nil)
                     done.append("row \(id): released from quarantine (its parameters now validate)")
                 } else {
@@ -399,6 +431,10 @@ public struct Verifier: Sendable {
                 )
             case .missingInSQLite:
                 notDone.append("row \(f.legacyID ?? 0): deleted from SQLite; restore it from an export if it matters")
+            case .executedByLegacy:
+                notDone.append(
+                    "row \(f.legacyID ?? 0): a legacy worker executed it while the insert trigger was missing; "
+                        + "nothing to re-drive (check the worker's result)")
             case .collapsed, .apiNative:
                 continue
             }
@@ -410,8 +446,8 @@ public struct Verifier: Sendable {
             while remaining {
                 let rows = try await store.readBacklog(types: types, limit: 500)
                 var decisions: [Int64: LegacyQueueStore.CaptureInput] = [:]
-                for row in rows { decisions[row.id] = policy.decideClaimed(row).input }
-                let r = try await store.claimBacklog(rows, decisions: decisions)
+                for row in rows { decisions[row.id] = policy.decideClaimed(row, origin: origin).input }
+                let r = try await store.claimBacklog(rows, decisions: decisions, origin: origin)
                 claimed += r.processed
                 remaining = rows.count == 500
             }

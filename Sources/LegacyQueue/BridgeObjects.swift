@@ -18,7 +18,7 @@ import TaskManagerModel
 /// Off-type inserts pay one primary-key lookup in `_taskbridge_mode` and
 /// nothing else.
 public struct BridgeObjects: Sendable {
-    public static let version = 5
+    public static let version = 6
     public let table: String
     public let bridgeID: String
 
@@ -32,6 +32,13 @@ public struct BridgeObjects: Sendable {
         "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_echo", "_taskbridge_parity",
         "_taskbridge_ledger_archive", ReverseLedger.table,
     ]
+    /// Tables whose rows are work in passing, not records: change rows are
+    /// deleted once captured, the echo flag is one row set inside a write.
+    public static let transientTables: Set<String> = ["_taskbridge_changes", "_taskbridge_echo"]
+    /// Every table that holds records (the evidence of the migration):
+    /// what `export` archives, derived here so that a new table is archived
+    /// unless it is declared transient. Guarded by `ExportTests`.
+    public static var recordTables: [String] { tableNames.filter { !transientTables.contains($0) } }
     public static let triggerNames = ["_taskbridge_ai", "_taskbridge_au", "_taskbridge_aq", "_taskbridge_ad"]
     public static let indexNames = Ledger.indexNames + ReverseLedger.indexNames
 
@@ -229,6 +236,7 @@ public struct BridgeObjects: Sendable {
             ("definition_hash", definitionHash), ("objects_hash", Self.objectsHash(installed)),
             ("installed_at", installedAt),
         ]
+        if try Ledger.origin(db) == nil { try Ledger.setOrigin(db, Ledger.newOrigin()) }
         for (k, v) in meta {
             try db.execute(
                 sql:

@@ -58,6 +58,7 @@ public enum Ledger {
         case requeued
         /// The table lost continuity (see `Continuity`); a new generation began.
         case newGeneration = "new_generation"
+
     }
 
     public static let table = "_taskbridge_ledger"
@@ -170,6 +171,49 @@ public enum Ledger {
                     SELECT \(fingerprintSQL("q")) FROM \(legacyTable) q WHERE q.id = _taskbridge_ledger.legacy_id)
                 WHERE fingerprint IS NULL
                 """)
+    }
+
+    /// The origin of the current generation (`_taskbridge_meta.origin`): a
+    /// random id made at install and made anew with every generation, so that
+    /// (origin, legacy id) names one row of one queue file across every
+    /// queue, host and generation of its table (invariant 10). `per-row`
+    /// params carry it beside the legacy id. Nil only before install.
+    public static func origin(_ db: Database) throws -> String? {
+        try String.fetchOne(db.cachedStatement(sql: "SELECT value FROM _taskbridge_meta WHERE key = 'origin'"))
+    }
+
+    /// A fresh origin: 128 random bits, never derived from the path, host or
+    /// id, which a copied or restored file shares with its source.
+    static func newOrigin() -> String {
+        "q" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+    }
+
+    static func setOrigin(_ db: Database, _ origin: String) throws {
+        try db.exec(
+            sql: """
+                INSERT INTO _taskbridge_meta (key, value) VALUES ('origin', ?) ON CONFLICT(key) DO UPDATE SET \
+                value = excluded.value
+                """,
+            arguments: [origin])
+        // Every origin the file ever had, for verify: a task carrying one of
+        // them was made for a row of this file, whatever became of the row.
+        try db.exec(
+            sql: "INSERT OR IGNORE INTO _taskbridge_meta (key, value) VALUES (?, ?)",
+            arguments: ["origin:" + origin, LegacyTimestamp.format(Date())])
+    }
+
+    /// Every origin this file had (current and earlier generations).
+    public static func knownOrigins(_ db: Database) throws -> Set<String> {
+        Set(
+            try String.fetchAll(
+                db, sql: "SELECT substr(key, 8) FROM _taskbridge_meta WHERE key LIKE 'origin:%'"))
+    }
+
+    /// Decisions made with `origin` apply only while it is still the
+    /// generation's origin: a generation that began between the read and
+    /// the write would otherwise give a row the identity of an older table.
+    static func originHolds(_ db: Database, _ origin: String?) throws -> Bool {
+        try Self.origin(db) == origin
     }
 
     // MARK: - Transitions
@@ -608,6 +652,7 @@ public enum Ledger {
                 value = excluded.value
                 """,
             arguments: [String(next)])
+        try setOrigin(db, newOrigin())
         return (next, ids.count)
     }
 

@@ -32,6 +32,9 @@ extension LegacyQueueStore {
         /// The rows the engine decides: no live entry applies to them.
         public var toDecide: [LegacyRow]
         public var remaining: Bool
+        /// The generation's origin when the batch was read: the engine
+        /// decides with it, and the write applies nothing if it changed.
+        public var origin: String?
     }
 
     public struct CaptureResult: Sendable {
@@ -46,6 +49,8 @@ extension LegacyQueueStore {
         public var intentsByType: [String: Int] = [:]
         public var verdicts: [DryRunKey: Int] = [:]
         public var quarantines: [QuarantineEvent] = []
+        /// A new generation this write began (the table was recreated).
+        public var newGeneration: (generation: Int64, archived: Int)?
     }
 
     /// A row put in quarantine by a ledger transition; the engine logs and
@@ -102,7 +107,8 @@ extension LegacyQueueStore {
                 return row
             }
             return ChangeBatch(
-                changes: take, rows: rows, entries: entries, toDecide: toDecide, remaining: changes.count > take.count)
+                changes: take, rows: rows, entries: entries, toDecide: toDecide, remaining: changes.count > take.count,
+                origin: try Ledger.origin(db))
         }
     }
 
@@ -117,6 +123,12 @@ extension LegacyQueueStore {
         return try await writeLedger { db in
             var result = CaptureResult()
             result.remaining = batch.remaining
+            result.newGeneration = try self.checkContinuity(db)
+            guard try Ledger.originHolds(db, batch.origin) else {
+                // A new generation began since the read: decide again with its origin.
+                result.remaining = true
+                return result
+            }
             let generation = try Ledger.generation(db)
             let ids = Array(Set(batch.changes.map(\.rowID)))
             let now = try Self.rows(db, select: select, ids: ids)
@@ -243,12 +255,19 @@ extension LegacyQueueStore {
     /// (`BEGIN IMMEDIATE`, `WHERE status = 'queued'`), racing legacy workers
     /// fairly, and records their decisions in the same transaction. A row is
     /// claimed only if its parameters are still the bytes that were decided.
-    public func claimBacklog(_ rows: [LegacyRow], decisions: [Int64: CaptureInput]) async throws -> CaptureResult {
+    public func claimBacklog(
+        _ rows: [LegacyRow], decisions: [Int64: CaptureInput], origin: String?
+    ) async throws -> CaptureResult {
         guard !rows.isEmpty else { return CaptureResult() }
         let select = LegacyRow.selectSQL(schema)
         let t = table, b = bridgeID
         return try await write { db in
             var result = CaptureResult()
+            result.newGeneration = try self.checkContinuity(db)
+            guard try Ledger.originHolds(db, origin) else {
+                result.remaining = true  // decided with an older generation's origin: decide again
+                return result
+            }
             let generation = try Ledger.generation(db)
             let now = LegacyTimestamp.format(Date())
             let ids = rows.map(\.id)
@@ -304,12 +323,16 @@ extension LegacyQueueStore {
 
     /// Records the decisions for orphans that still read the same and still
     /// have no entry.
-    public func adopt(_ rows: [LegacyRow], decisions: [Int64: CaptureInput]) async throws -> CaptureResult {
+    public func adopt(
+        _ rows: [LegacyRow], decisions: [Int64: CaptureInput], origin: String?
+    ) async throws -> CaptureResult {
         guard !rows.isEmpty else { return CaptureResult() }
         let select = LegacyRow.selectSQL(schema)
         let t = table, b = bridgeID
         return try await writeLedger { db in
             var result = CaptureResult()
+            result.newGeneration = try self.checkContinuity(db)
+            guard try Ledger.originHolds(db, origin) else { return result }
             let generation = try Ledger.generation(db)
             let current = try Self.rows(db, select: select, ids: rows.map(\.id))
             let held = try Self.ledgerIDs(db, among: rows.map(\.id))

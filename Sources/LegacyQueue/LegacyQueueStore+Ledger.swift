@@ -105,6 +105,24 @@ extension LegacyQueueStore {
         }
     }
 
+    /// Begins a new generation whatever the continuity check says: the file
+    /// at the path was replaced (a restore), so ids the old file allocated
+    /// after the copy was taken may come again. Entries whose rows are still
+    /// theirs stay; the rest are archived; the origin is new.
+    public func beginNewGeneration() async throws -> (generation: Int64, archived: Int) {
+        let t = table
+        return try await writeLedger { db in try Ledger.beginGeneration(db, legacyTable: t) }
+    }
+
+    public func knownOrigins() async throws -> Set<String> {
+        try await pool.read { db in try Ledger.knownOrigins(db) }
+    }
+
+    /// The current generation's origin (nil before install).
+    public func origin() async throws -> String? {
+        try await pool.read { db in try Ledger.origin(db) }
+    }
+
     public func archivedCount() async throws -> Int {
         try await pool.read { db in
             try db.tableExists(Ledger.archiveTable)

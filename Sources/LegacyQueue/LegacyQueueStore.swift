@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import SQLiteText
 import TaskManagerModel
 
@@ -9,6 +10,8 @@ public enum LegacyQueueError: Error, CustomStringConvertible, Sendable {
     case objects(String)
     /// Another process kept the write lock through the busy timeout.
     case locked(path: String, seconds: Double)
+    /// Another file was put at the path; the store must be reopened first.
+    case fileReplaced(path: String, now: FileIdentity)
 
     public var description: String {
         switch self {
@@ -20,6 +23,8 @@ public enum LegacyQueueError: Error, CustomStringConvertible, Sendable {
                 """
         case .schema(let e): return e.description
         case .objects(let m): return m
+        case .fileReplaced(let p, let now):
+            return "another file (\(now)) was put at \(p); writes wait until the bridge has reopened it"
         case .locked(let p, let seconds):
             return
                 "the legacy file \(p) is locked by another process (no write lock within \(Int(seconds.rounded())) s); "
@@ -39,14 +44,29 @@ public final class LegacyQueueStore: Sendable {
     public let path: String
     public let schema: LegacySchema
     public let objects: BridgeObjects
-    /// WAL pool: short reads run beside the writer instead of queueing
-    /// behind it (the mirror's scans never delay capture).
-    let pool: DatabasePool
-    /// A second connection only for `PRAGMA data_version`: it must not share
-    /// the writer's connection, whose own commits do not bump the counter.
-    let watcher: DatabaseQueue
+    /// The file's connections, replaced together by `reopen()` when another
+    /// file was put at `path` (a restore).
+    struct Connections: Sendable {
+        /// WAL pool: short reads run beside the writer instead of queueing
+        /// behind it (the mirror's scans never delay capture).
+        var pool: DatabasePool
+        /// A second connection only for `PRAGMA data_version`: it must not share
+        /// the writer's connection, whose own commits do not bump the counter.
+        var watcher: DatabaseQueue
+        /// The file they were opened on (device and inode).
+        var identity: FileIdentity?
+    }
+    let connections: Mutex<Connections>
+    /// The `schema_version` at which the table's continuity was last checked
+    /// inside a capture write (see `continuityHolds`).
+    let verifiedSchemaVersion = Atomic<Int64>(-1)
+    var pool: DatabasePool { connections.withLock { $0.pool } }
+    var watcher: DatabaseQueue { connections.withLock { $0.watcher } }
+    let busyTimeoutMilliseconds: Int
     /// Waits for another process's write lock (see `LockWatch`).
     public let lockWatch = LockWatch()
+    /// Writes failing for good until something outside changes (see `WriteFailureWatch`).
+    public let writeFailures = WriteFailureWatch()
     var table: String { "\"\(schema.table)\"" }
     var bridgeID: String { objects.bridgeID }
 
@@ -67,6 +87,22 @@ public final class LegacyQueueStore: Sendable {
                 atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
             created = true
         }
+        let identity = FileIdentity(path: path)
+        let (pool, watcher) = try openConnections(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+        if created {
+            try pool.write { db in
+                try db.execute(sql: LegacySchema.variantADDL(table: table))
+            }
+        }
+        let schema = try detectSchema(pool, table: table)
+        let store = LegacyQueueStore(
+            path: path, schema: schema, objects: BridgeObjects(table: table, bridgeID: bridgeID),
+            connections: Connections(pool: pool, watcher: watcher, identity: identity),
+            busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+        return OpenResult(store: store, created: created)
+    }
+
+    static func openConnections(path: String, busyTimeoutMilliseconds: Int) throws -> (DatabasePool, DatabaseQueue) {
         var config = Configuration()
         config.busyMode = .timeout(Double(max(busyTimeoutMilliseconds, 5000)) / 1000)
         config.label = "legacy"
@@ -74,12 +110,16 @@ public final class LegacyQueueStore: Sendable {
         // A-min file may still use a rollback journal, where readers block
         // writers. The pool switches it to WAL, as a legacy worker would.
         let pool = try DatabasePool(path: path, configuration: config)
-        if created {
-            try pool.write { db in
-                try db.execute(sql: LegacySchema.variantADDL(table: table))
-            }
-        }
-        let schema = try pool.read { db -> LegacySchema in
+        var wconfig = Configuration()
+        wconfig.readonly = true
+        wconfig.busyMode = .timeout(Double(max(busyTimeoutMilliseconds, 5000)) / 1000)
+        wconfig.label = "legacy-watch"
+        let watcher = try DatabaseQueue(path: path, configuration: wconfig)
+        return (pool, watcher)
+    }
+
+    static func detectSchema(_ pool: DatabasePool, table: String) throws -> LegacySchema {
+        try pool.read { db -> LegacySchema in
             let cols = try Row.fetchAll(
                 db, sql: "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)", arguments: [table]
             ).map {
@@ -95,34 +135,113 @@ public final class LegacyQueueStore: Sendable {
                 throw LegacyQueueError.schema(e)
             }
         }
-        var wconfig = Configuration()
-        wconfig.readonly = true
-        wconfig.busyMode = .timeout(Double(max(busyTimeoutMilliseconds, 5000)) / 1000)
-        wconfig.label = "legacy-watch"
-        let watcher = try DatabaseQueue(path: path, configuration: wconfig)
-        let store = LegacyQueueStore(
-            path: path, schema: schema, objects: BridgeObjects(table: table, bridgeID: bridgeID), pool: pool,
-            watcher: watcher)
-        return OpenResult(store: store, created: created)
     }
 
-    init(path: String, schema: LegacySchema, objects: BridgeObjects, pool: DatabasePool, watcher: DatabaseQueue) {
+    init(
+        path: String, schema: LegacySchema, objects: BridgeObjects, connections: Connections,
+        busyTimeoutMilliseconds: Int
+    ) {
         self.path = path
         self.schema = schema
         self.objects = objects
-        self.pool = pool
-        self.watcher = watcher
+        self.connections = Mutex(connections)
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
     }
 
     public func close() throws {
-        try pool.close()
-        try watcher.close()
+        let c = connections.withLock { $0 }
+        try c.pool.close()
+        try c.watcher.close()
     }
+
+    // MARK: - The file at the path
+
+    /// Whether the file at `path` is still the one the connections were
+    /// opened on: a `mv backup.db worker_queue.db` leaves them on the old,
+    /// unlinked inode, where nobody writes any more. One `stat`: cheap
+    /// enough for every poll. Nil when it is the same (or cannot be told:
+    /// the path is missing for a moment during a copy).
+    public func replacedFile() -> (was: FileIdentity, now: FileIdentity)? {
+        guard let now = FileIdentity(path: path) else { return nil }
+        let was = connections.withLock { $0.identity }
+        guard let was, was != now else { return nil }
+        return (was, now)
+    }
+
+    /// Opens the file now at `path` and makes its connections the store's.
+    /// The old ones are retired, never closed: closing the last connection
+    /// of an unlinked file checkpoints and deletes the WAL by its path, which
+    /// the new file's writers now share. A file whose table is another
+    /// schema is refused (the bridge cannot keep going on it unrestarted).
+    ///
+    /// The new file starts a new generation before any write of the store
+    /// can reach it (its origin is new: ids the replaced file gave out after
+    /// the copy was taken may come again). Returns it, or nil when the file
+    /// has no bridge objects (install makes a fresh origin).
+    @discardableResult
+    public func reopen() throws -> (generation: Int64, archived: Int)? {
+        let identity = FileIdentity(path: path)
+        let (pool, watcher) = try Self.openConnections(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+        let fresh = try Self.detectSchema(pool, table: schema.table)
+        guard fresh == schema else {
+            throw LegacyQueueError.objects(
+                "the file now at \(path) holds another task_queue schema (\(fresh.variant.rawValue), was "
+                    + "\(schema.variant.rawValue)); restart taskbridge")
+        }
+        let t = table
+        let generation = try pool.writeWithoutTransaction { db -> (generation: Int64, archived: Int)? in
+            guard try db.tableExists(Ledger.table), try db.tableExists("_taskbridge_meta") else { return nil }
+            var g: (generation: Int64, archived: Int)?
+            try db.inTransaction(.immediate) {
+                try db.execute(sql: "UPDATE _taskbridge_echo SET active = 1 WHERE id = 1")
+                g = try Ledger.beginGeneration(db, legacyTable: t)
+                try db.execute(sql: "UPDATE _taskbridge_echo SET active = 0 WHERE id = 1")
+                return .commit
+            }
+            return g
+        }
+        let old = connections.withLock { c -> Connections in
+            defer { c = Connections(pool: pool, watcher: watcher, identity: identity) }
+            return c
+        }
+        Self.retired.withLock { $0.append(old) }
+        return generation
+    }
+
+    /// Connections of replaced files, kept open until the process ends.
+    static let retired = Mutex<[Connections]>([])
 
     /// A commit by any connection changes this value; polling it is the
     /// bridge's wake-up (cheap: no transaction, no page read).
     public func dataVersion() throws -> Int64 {
         try watcher.inDatabase { db in try Int64.fetchOne(db.cachedStatement(sql: "PRAGMA data_version")) ?? 0 }
+    }
+
+    /// Inside a write that records decisions: if any DDL ran since the last
+    /// check (`schema_version` moved: `QueueDatabase(path)` recreated the
+    /// table, or the bridge reinstalled its triggers), check that the table
+    /// is still the one the ledger was made for, and when it is not, begin
+    /// the new generation in this very transaction. Intents are then never
+    /// recorded for a recreated table with the old generation's origin,
+    /// whichever loop gets there first (guarded by
+    /// `FleetTests.recreatedTableGivesRepeatedIdsTheirOwnTasks`).
+    func checkContinuity(_ db: Database) throws -> (generation: Int64, archived: Int)? {
+        let version = try Int64.fetchOne(db.cachedStatement(sql: "PRAGMA schema_version")) ?? 0
+        guard version != verifiedSchemaVersion.load(ordering: .relaxed) else { return nil }
+        var began: (generation: Int64, archived: Int)?
+        if try db.tableExists(Ledger.table),
+            try Ledger.hasLostContinuity(db, legacyTable: table, tableName: schema.table)
+        {
+            began = try Ledger.beginGeneration(db, legacyTable: table)
+        }
+        verifiedSchemaVersion.store(version, ordering: .relaxed)
+        return began
+    }
+
+    /// Bumped by any DDL (a dropped and recreated `task_queue`, a dropped
+    /// trigger). Read only after `data_version` moved: DDL is a commit too.
+    public func schemaVersion() throws -> Int64 {
+        try watcher.inDatabase { db in try Int64.fetchOne(db.cachedStatement(sql: "PRAGMA schema_version")) ?? 0 }
     }
 
     /// `BEGIN IMMEDIATE` write, with echo suppression around it.
@@ -150,21 +269,29 @@ public final class LegacyQueueStore: Sendable {
         while true {
             let started = Date().timeIntervalSince1970
             do {
-                let value = try await pool.writeWithoutTransaction { db in
+                let value = try await pool.writeWithoutTransaction { [self] db in
                     var result: T?
                     try db.inTransaction(.immediate) {
+                        // Once another file is at the path, the pool's new
+                        // readers open it while this writer still holds the
+                        // old one: nothing read there may be written here.
+                        if let change = replacedFile() { throw LegacyQueueError.fileReplaced(path: path, now: change.now) }
                         result = try body(db)
                         return .commit
                     }
                     return result!
                 }
                 lockWatch.ended()
+                writeFailures.succeeded()
                 return value
             } catch  where LockWatch.isBusy(error) {
                 if !lockWatch.busy(startedAt: started) {
                     throw LegacyQueueError.locked(path: path, seconds: Date().timeIntervalSince1970 - started)
                 }
                 try Task.checkCancellation()
+            } catch {
+                writeFailures.failed(error)
+                throw error
             }
         }
     }
@@ -314,4 +441,19 @@ extension Database {
     func exec(sql: String, arguments: StatementArguments = StatementArguments()) throws {
         try cachedStatement(sql: sql).execute(arguments: arguments)
     }
+}
+
+/// A file's device and inode: what `mv` over a path changes.
+public struct FileIdentity: Sendable, Equatable, CustomStringConvertible {
+    public let device: UInt64
+    public let inode: UInt64
+
+    public init?(path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+    }
+
+    public var description: String { "dev \(device) inode \(inode)" }
 }

@@ -13,6 +13,52 @@ extension LegacyQueueStore {
         public var bridgeShare = true
     }
 
+    /// A row the bridge should have taken at insert that a legacy worker
+    /// executed anyway: a type taking rows (`forward` in its share, or
+    /// `retired`), a row created after the type's last cutover, claimed by
+    /// someone else, with no ledger entry. It happens only while the insert
+    /// trigger was missing (a recreated table before the bridge reinstalled
+    /// it); backlog rows, queued before the cutover, are raced fairly.
+    public struct LegacyExecuted: Sendable, Equatable {
+        public var legacyID: Int64
+        public var taskType: String
+        public var status: String?
+        public var claimedBy: String?
+        public var createdAt: String?
+    }
+
+    /// Every such row (capped at `limit`), oldest first. The stage's start is
+    /// compared in Swift: legacy timestamps come in several formats.
+    public func rowsExecutedByLegacy(limit: Int = 100_000) async throws -> [LegacyExecuted] {
+        let t = table, b = bridgeID
+        let candidates = try await pool.read { db -> [(LegacyExecuted, String?)] in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT q.id, q.task_type, q.status, q.claimed_by, CAST(q.created_at AS TEXT),
+                        (SELECT MAX(a.at) FROM _taskbridge_audit a WHERE a.task_type = q.task_type
+                            AND a.action = 'cutover')
+                    FROM \(t) q
+                    WHERE q.status IS NOT 'queued' AND q.claimed_by IS NOT ? AND \(Canary.bridgeTakesSQL("q"))
+                      AND q.id NOT IN (SELECT legacy_id FROM _taskbridge_ledger)
+                    ORDER BY q.id LIMIT ?
+                    """,
+                arguments: [b, limit]
+            ).map {
+                (
+                    LegacyExecuted(legacyID: $0[0], taskType: $0[1], status: $0[2], claimedBy: $0[3], createdAt: $0[4]),
+                    $0[5]
+                )
+            }
+        }
+        return candidates.compactMap { row, since in
+            guard let since, let start = LegacyTimestamp.parse(since), let created = row.createdAt,
+                let at = LegacyTimestamp.parse(created), at > start
+            else { return nil }
+            return row
+        }
+    }
+
     public func countRows(types: [String]) async throws -> Int {
         guard !types.isEmpty else { return 0 }
         return try await pool.read { db in
@@ -86,13 +132,19 @@ extension LegacyQueueStore {
         guard !ids.isEmpty else { return [] }
         return try await pool.read { db in
             guard try db.tableExists("_taskbridge_ledger") else { return [] }
+            // Archived entries too: their tasks are the bridge's, of rows
+            // an earlier generation had.
+            let marks = ids.map { _ in "?" }.joined(separator: ",")
+            var args = StatementArguments(ids)
+            args += StatementArguments(ids)
             return Set(
                 try Int64.fetchAll(
                     db,
-                    sql:
-                        "SELECT tm_task_id FROM _taskbridge_ledger WHERE tm_task_id IN "
-                        + "(\(ids.map { _ in "?" }.joined(separator: ",")))",
-                    arguments: StatementArguments(ids)))
+                    sql: """
+                        SELECT tm_task_id FROM _taskbridge_ledger WHERE tm_task_id IN (\(marks))
+                        UNION SELECT tm_task_id FROM _taskbridge_ledger_archive WHERE tm_task_id IN (\(marks))
+                        """,
+                    arguments: args))
         }
     }
 

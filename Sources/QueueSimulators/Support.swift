@@ -12,17 +12,25 @@ public final class TemporaryDirectory: Sendable {
 }
 
 /// Polls `condition` until it holds or the deadline passes; the only way
-/// tests wait for something another process or task does.
+/// tests wait for something another process or task does. The deadline is
+/// `timeout` times `deadlineScale`: a wait returns as soon as its condition
+/// holds, so a long deadline costs nothing unless something hangs, and a
+/// machine four times slower and loaded must not read as a failure.
 public func eventually(
     timeout: Duration = .seconds(10), interval: Duration = .milliseconds(20), _ condition: () async throws -> Bool
 ) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
+    let deadline = ContinuousClock.now + timeout * deadlineScale
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
         try await Task.sleep(for: interval)
     }
     return try await condition()
 }
+
+/// `TASKBRIDGE_DEADLINE_SCALE` (default 4): how much slower than the
+/// machine a test was written on a wait may be before it counts as a hang.
+public let deadlineScale: Int = ProcessInfo.processInfo.environment["TASKBRIDGE_DEADLINE_SCALE"].flatMap(Int.init)
+    .map { max(1, $0) } ?? 4
 
 public struct HarnessError: Error, CustomStringConvertible {
     public var description: String

@@ -1,5 +1,6 @@
 import BridgeConfig
 import BridgeEngine
+import BridgeRuntime
 import Foundation
 import GRDB
 import LegacyQueue
@@ -52,17 +53,15 @@ public final class BridgeHarness: Sendable {
         config.bridge.mirrorIntervalSeconds = 0.05
         config.types = types
         configure(&config)
-        let store = try LegacyQueueStore.open(
-            path: legacyPath, table: config.legacy.table, bridgeID: config.bridge.id, createIfMissing: false
-        ).store
-        var cc = try ClientConfiguration(baseURL: config.taskManager.url, apiKey: tm.apiKey)
-        cc.maxAttempts = 1
+        var cc = try Composition.clientConfiguration(url: config.taskManager.url, key: tm.apiKey, config: config)
         cc.requestTimeout = .seconds(5)
-        cc.maxConcurrentRequests = config.bridge.maxInFlight
         let client = TaskManagerClient(configuration: cc)
         var logger = Logger(label: "bridge-test")
         logger.logLevel = logLevel
-        let engine = BridgeEngine(config: config, store: store, client: client, logger: logger, host: "test-host")
+        // The composition `run` uses, without the lock: tests drive several
+        // engines on one file on purpose (the crash tests).
+        let queue = try QueueInstance.open(config, client: client, logger: logger, host: "test-host", lock: false)
+        let store = queue.store, engine = queue.engine
         let h = BridgeHarness(
             tm: tm, legacyPath: legacyPath, config: config, store: store, engine: engine, bridgeClient: client,
             proxy: proxy)
@@ -146,6 +145,12 @@ public final class BridgeHarness: Sendable {
         let q = try observerConnection(legacyPath)
         defer { try? q.close() }
         return try q.read { db in try String.fetchOne(db, sql: sql, arguments: arguments) }
+    }
+
+    public func strings(_ sql: String, _ arguments: StatementArguments = []) throws -> [String] {
+        let q = try observerConnection(legacyPath)
+        defer { try? q.close() }
+        return try q.read { db in try String.fetchAll(db, sql: sql, arguments: arguments) }
     }
 
     public func scalarInt(_ sql: String, _ arguments: StatementArguments = []) throws -> Int64? {

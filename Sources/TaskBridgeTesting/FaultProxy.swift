@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -41,10 +42,20 @@ public final class FaultProxy: Sendable {
     public let upstream: String
     private let mode = Mutex<Mode>(.pass)
     private let counts = Mutex<[String: Int]>([:])
-    private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let task = Mutex<(group: ServiceGroup, task: Task<Void, any Error>)?>(nil)
     let http: HTTPClient
     private let boundPort = Mutex<Int>(0)
     public var port: Int { boundPort.withLock { $0 } }
+    /// Set by `stop()`: held answers end, so a graceful shutdown finishes.
+    private let stopping = Atomic<Bool>(false)
+
+    /// Sleeps up to `d`, or until `stop()`.
+    private func hold(_ d: Duration) async throws {
+        let end = ContinuousClock.now + d
+        while ContinuousClock.now < end && !stopping.load(ordering: .relaxed) {
+            try await Task.sleep(for: min(.milliseconds(50), end - ContinuousClock.now))
+        }
+    }
 
     public init(upstream: String) {
         self.upstream = upstream
@@ -71,16 +82,30 @@ public final class FaultProxy: Sendable {
             onServerRunning: { ch in
                 cont.yield(ch.localAddress?.port ?? 0); cont.finish()
             }, logger: quiet)
-        task.withLock { $0 = Task { try await app.runService(gracefulShutdownSignals: []) } }
+        // A graceful shutdown, never a cancellation: cancelling the serving
+        // task while a connection is being accepted traps in NIO
+        // ("Deinited NIOAsyncWriter without calling finish()", apple/swift-nio#3481).
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: quiet))
+        task.withLock { $0 = (group, Task { try await group.run() }) }
         for await p in stream { boundPort.withLock { $0 = p } }
     }
 
     public func stop() async {
-        let t = task.withLock { t -> Task<Void, any Error>? in
+        let t = task.withLock { t -> (group: ServiceGroup, task: Task<Void, any Error>)? in
             defer { t = nil }; return t
         }
-        t?.cancel()
-        _ = try? await t?.value
+        stopping.store(true, ordering: .relaxed)
+        await t?.group.triggerGracefulShutdown()
+        // A client that keeps a connection open would hold the graceful
+        // shutdown: past ten seconds the server is cancelled after all.
+        if let t {
+            let guardTask = Task {
+                try await Task.sleep(for: .seconds(10))
+                t.task.cancel()
+            }
+            _ = try? await t.task.value
+            guardTask.cancel()
+        }
         try? await http.shutdown()
     }
 
@@ -124,7 +149,7 @@ public final class FaultProxy: Sendable {
             return try await answer(request, line.contains(key) ? inner : .pass)
         case .chaos:
             let draw = Int.random(in: 0..<100)
-            try await Task.sleep(for: .milliseconds(Int.random(in: 0...2000)))
+            try await hold(.milliseconds(Int.random(in: 0...2000)))
             switch draw {
             case 0..<15:
                 return try await answer(
@@ -181,7 +206,7 @@ public final class FaultProxy: Sendable {
                 body: ResponseBody { writer in
                     for c in chunks {
                         try await writer.write(c)
-                        try await Task.sleep(for: interval)
+                        try await self.hold(interval)
                     }
                     try await writer.finish(nil)
                 })
@@ -189,7 +214,7 @@ public final class FaultProxy: Sendable {
             let (status, h, bytes) = try await forward(request)
             if mode == .swallowResponse {
                 // The server has acted on the request; the caller never hears.
-                try await Task.sleep(for: .seconds(3600))
+                try await hold(.seconds(3600))
             }
             return Response(status: status, headers: h, body: .init(byteBuffer: bytes))
         }

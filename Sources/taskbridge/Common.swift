@@ -1,6 +1,7 @@
 import ArgumentParser
 import BridgeConfig
 import BridgeEngine
+import BridgeRuntime
 import Foundation
 import LegacyQueue
 import Logging
@@ -24,12 +25,34 @@ struct CLIError: Error {
 struct ConfigOption: ParsableArguments {
     @Option(name: .long, help: "Path to bridge.conf.")
     var config: String = "bridge.conf"
+    @Option(
+        name: .long,
+        help: "The queue ([queues.NAME]); required when the file names several, optional otherwise.")
+    var queue: String?
 
-    func load() throws -> BridgeConfiguration {
+    func loadFleet() throws -> FleetConfiguration {
         do {
-            return try ConfigLoader.load(path: config)
+            return try ConfigLoader.loadFleet(path: config)
         } catch {
             throw CLIError.config(error.description)
+        }
+    }
+
+    /// The queue `--queue` names, or the file's only queue.
+    func load() throws -> BridgeConfiguration {
+        do {
+            return try loadFleet().select(queue)
+        } catch let e as ConfigError {
+            throw CLIError.config(e.description)
+        }
+    }
+
+    /// The queue `--queue` names, or every queue of the file.
+    func loadAll() throws -> [BridgeConfiguration] {
+        do {
+            return try loadFleet().selectAll(queue)
+        } catch let e as ConfigError {
+            throw CLIError.config(e.description)
         }
     }
 }
@@ -43,82 +66,37 @@ enum CLI {
 
     static var hostName: String { ProcessInfo.processInfo.hostName }
 
-    static func openLegacy(_ config: BridgeConfiguration) throws -> LegacyQueueStore.OpenResult {
+    /// A composition failure as the exit status it stands for.
+    static func composed<T>(_ body: () throws(Composition.Failure) -> T) throws -> T {
         do {
-            return try LegacyQueueStore.open(
-                path: config.legacy.database, table: config.legacy.table, bridgeID: config.bridge.id,
-                createIfMissing: config.legacy.createIfMissing,
-                busyTimeoutMilliseconds: config.legacy.busyTimeoutMilliseconds)
-        } catch let e as LegacyQueueError {
-            throw CLIError.config("\(config.file): \(e.description)")
+            return try body()
         } catch {
-            throw CLIError.runtime("cannot open \(config.legacy.database): \(error)")
+            switch error.kind {
+            case .configuration: throw CLIError.config(error.description)
+            case .runtime: throw CLIError.runtime(error.description)
+            }
         }
+    }
+
+    static func openLegacy(_ config: BridgeConfiguration) throws -> LegacyQueueStore.OpenResult {
+        try composed { () throws(Composition.Failure) in try Composition.openStore(config) }
     }
 
     /// Commands other than run/install/demo never create the legacy file.
     static func openExisting(_ config: BridgeConfiguration) throws -> LegacyQueueStore {
-        var c = config
-        c.legacy.createIfMissing = false
-        return try openLegacy(c).store
+        try composed { () throws(Composition.Failure) in try Composition.openStore(config, createIfMissing: false) }
+            .store
     }
 
-    /// The key for the embedded server: `TASKMANAGER_API_KEY` (or .env), else
-    /// a random key generated once into a 0600 file next to its database.
-    /// Only the file's path is ever printed.
     static func embeddedKey(_ config: BridgeConfiguration, announce: (String) -> Void) throws -> String {
-        if let k = config.taskManager.apiKey { return k }
-        do {
-            return try SecretFile.loadOrCreate(
-                path: config.embedded.keyFile, what: "an API key for the embedded TaskManager", ownerOnly: false,
-                announce: announce)
-        } catch {
-            throw CLIError.runtime("the embedded API key file: \(error)")
-        }
+        try composed { () throws(Composition.Failure) in try Composition.embeddedKey(config, announce: announce) }
     }
 
     static func clientConfiguration(url: String, key: String, config: BridgeConfiguration) throws -> ClientConfiguration
     {
-        do {
-            var c = try ClientConfiguration(baseURL: url, apiKey: key)
-            c.maxConcurrentRequests = config.bridge.maxInFlight
-            c.requestTimeout = .milliseconds(Int64(config.taskManager.requestTimeoutSeconds * 1000))
-            c.maxAttempts = 1  // the engine retries with its own backoff and ledger
-            return c
-        } catch {
-            throw CLIError.config("\(config.file): \(error.description)")
+        try composed { () throws(Composition.Failure) in
+            try Composition.clientConfiguration(url: url, key: key, config: config)
         }
-    }
-
-    /// Where the bridge's client points: the real API, or the embedded server
-    /// (started by the caller when `embedded` is returned).
-    static func remoteOrEmbedded(
-        _ config: BridgeConfiguration, announce: (String) -> Void
-    ) throws -> (ClientConfiguration, EmbeddedTaskManager?) {
-        if !config.taskManager.isEmbedded {
-            guard let key = config.taskManager.apiKey else {
-                throw CLIError.config(
-                    "\(config.file): TASKMANAGER_API_KEY is not set (environment or .env) for \(config.taskManager.url)"
-                )
-            }
-            return (try clientConfiguration(url: config.taskManager.url, key: key, config: config), nil)
-        }
-        let key = try embeddedKey(config, announce: announce)
-        var sc = ServerConfiguration(apiKey: key)
-        sc.applyEnvironment(ProcessInfo.processInfo.environment)
-        let server: EmbeddedTaskManager
-        do {
-            server = try EmbeddedTaskManager(
-                databasePath: config.embedded.database, host: config.embedded.host, port: config.embedded.port,
-                configuration: sc)
-        } catch {
-            throw CLIError.runtime(
-                "cannot open the embedded TaskManager database \(config.embedded.database): \(error)")
-        }
-        let url =
-            "http://\(config.embedded.host == "0.0.0.0" ? "127.0.0.1" : config.embedded.host):"
-            + "\(config.embedded.port)/api"
-        return (try clientConfiguration(url: url, key: key, config: config), server)
     }
 
     static func printJSON(_ value: JSONValue) {

@@ -26,51 +26,32 @@ struct CutoverCommand: AsyncParsableCommand {
         guard let target = BridgeMode(rawValue: mode) else {
             throw CLIError.config("mode must be one of off, dry-run, forward, retired, reverse (got \(mode))")
         }
-        if let percent {
-            guard target == .forward else { throw CLIError.config("--percent applies to forward only") }
-            guard (1...100).contains(percent) else {
-                throw CLIError.config("--percent must be 1 to 100 (0 is `cutover \(type) off`)")
-            }
-        }
-        if config.mapping(forLegacyType: type) == nil && target != .off && !force {
-            throw CLIError.config("\(config.file): task_type \"\(type)\" has no [types.\(type)] mapping; add one first")
-        }
-        if target == .retired {
-            if force {
-                guard let reason, !reason.isEmpty else {
-                    throw CLIError.config("--force needs --reason to retire without the gate")
-                }
-            } else {
-                let session = try await APISession.open(config)
-                guard let quiet = Duration.parse(quietPeriod) else {
-                    throw CLIError.config("--quiet-period must look like 90s, 30m, 24h or 7d")
-                }
-                let result = try await RetireCheck.check(
-                    config: config, store: session.store, client: session.client, only: type, quiet: quiet, grace: 60)
-                await session.close()
-                guard result.passes else {
-                    print(result.text)
-                    throw CLIError(
-                        code: .problems,
-                        message:
-                            "\(type) does not pass retire-check; fix the failing checks or use --force --reason TEXT")
-                }
-            }
+        guard let quiet = Duration.parse(quietPeriod) else {
+            throw CLIError.config("--quiet-period must look like 90s, 30m, 24h or 7d")
         }
         let store = try CLI.openExisting(config)
-        if case .notInstalled = try await store.objectsHealth() { try await store.install() }
-        let share = percent ?? 100
-        let old = try await store.setMode(
-            taskType: type, mode: target.rawValue, percent: share,
-            shareBy: config.mapping(forLegacyType: type)?.canaryShare, reason: reason, host: CLI.hostName,
-            actor: ProcessInfo.processInfo.environment["USER"] ?? "unknown")
-        let now = ModeState(mode: target.rawValue, percent: share).label
-        print("\(type): \(old?.label ?? "off") -> \(now)" + (reason.map { " (\($0))" } ?? ""))
-        if old?.mode == BridgeMode.forward.rawValue && (target == .off || share < (old?.percent ?? 100)) {
-            print(
-                "rows already forwarded stay with TaskManager and keep being mirrored; "
-                    + (target == .off ? "new rows go to legacy workers" : "new rows outside the share stay queued"))
+        defer { try? store.close() }
+        let request = Cutover.Request(
+            taskType: type, mode: target, percent: percent, reason: reason, force: force,
+            actor: ProcessInfo.processInfo.environment["USER"] ?? "unknown", host: CLI.hostName)
+        do {
+            let outcome = try await Cutover.perform(request, config: config, store: store) {
+                let session = try await APISession.open(config)
+                defer { Task { await session.close() } }
+                return try await RetireCheck.check(
+                    config: config, store: session.store, client: session.client, only: type, quiet: quiet, grace: 60)
+            }
+            print("\(type): \(outcome.from) -> \(outcome.to)" + (reason.map { " (\($0))" } ?? ""))
+            if let note = outcome.note { print(note) }
+        } catch let refusal as Cutover.Refusal {
+            if let report = refusal.gateReport { print(report) }
+            switch refusal.kind {
+            case .usage: throw CLIError.config(refusal.description)
+            case .conflict:
+                throw CLIError(
+                    code: refusal.gateReport == nil ? .usage : .problems,
+                    message: refusal.gateReport == nil ? "\(config.file): \(refusal.description)" : refusal.description)
+            }
         }
-        try store.close()
     }
 }

@@ -58,10 +58,7 @@ enum ArchiveValue {
 enum ArchiveWriter {
     /// The archive keeps the entries of earlier generations (a recreated or
     /// restored queue): never applied, always exported.
-    static let bridgeTables = [
-        "_taskbridge_ledger", "_taskbridge_ledger_archive", "_taskbridge_quarantine", "_taskbridge_audit",
-        "_taskbridge_mode",
-    ]
+    static var bridgeTables: [String] { BridgeObjects.recordTables }
 
     /// Streams every row in one read transaction (a consistent snapshot);
     /// the hash covers every byte before the trailer line.
@@ -94,11 +91,9 @@ enum ArchiveWriter {
             for name in [table] + bridgeTables where try db.tableExists(name) {
                 let columns = try db.columns(in: name).map(\.name)
                 let select = columns.map { "typeof(\"\($0)\"), CAST(\"\($0)\" AS BLOB)" }.joined(separator: ", ")
-                let order =
-                    name == "_taskbridge_mode"
-                    ? "task_type"
-                    : (columns.contains("id") ? "id" : (columns.contains("archive_id") ? "archive_id" : "legacy_id"))
-                let cursor = try Row.fetchCursor(db, sql: "SELECT \(select) FROM \"\(name)\" ORDER BY \"\(order)\"")
+                // Primary-key order: the same file exports the same bytes.
+                let order = try db.primaryKey(name).columns.map { "\"\($0)\"" }.joined(separator: ", ")
+                let cursor = try Row.fetchCursor(db, sql: "SELECT \(select) FROM \"\(name)\" ORDER BY \(order)")
                 var n = 0
                 while let row = try cursor.next() {
                     var members: [JSONMember] = []

@@ -27,27 +27,45 @@ struct RetireCheckCommand: AsyncParsableCommand {
         guard let quiet = Duration.parse(quietPeriod) else {
             throw CLIError.config("--quiet-period must look like 90s, 30m, 24h or 7d")
         }
-        let config = try options.load()
-        let session = try await APISession.open(config)
-        defer { Task { await session.close() } }
-        let result: RetireCheck.Result
-        do {
-            result = try await RetireCheck.check(
-                config: config, store: session.store, client: session.client, only: type, quiet: quiet, grace: grace)
-        } catch let e as RetireCheck.UnmappedType {
-            throw CLIError.config(e.description)
+        let configs = try options.loadAll()
+        var members: [JSONMember] = []
+        var readErrors: [String] = []
+        var failing: [String] = []
+        for config in configs {
+            let session = try await APISession.open(config)
+            let result: RetireCheck.Result
+            do {
+                result = try await RetireCheck.check(
+                    config: config, store: session.store, client: session.client, only: type, quiet: quiet,
+                    grace: grace)
+            } catch let e as RetireCheck.UnmappedType {
+                await session.close()
+                throw CLIError.config(e.description)
+            } catch {
+                await session.close()
+                throw error
+            }
+            await session.close()
+            if configs.count == 1 {
+                json ? CLI.printJSON(result.json) : print(result.text)
+            } else {
+                members.append(JSONMember(config.queue, result.json))
+                if !json { print("queue \(config.queue) (\(config.legacy.database))\n\(result.text)\n") }
+            }
+            readErrors += result.readErrors
+            if !result.passes { failing.append(config.queue) }
         }
-        if json {
-            CLI.printJSON(result.json)
-        } else {
-            print(result.text)
+        if configs.count > 1 && json {
+            CLI.printJSON(["passes": .bool(failing.isEmpty && readErrors.isEmpty), "queues": .object(members)])
         }
-        if !result.readErrors.isEmpty {
-            throw CLIError(code: .runtime, message: result.readErrors.joined(separator: "; "))
+        if !readErrors.isEmpty {
+            throw CLIError(code: .runtime, message: readErrors.joined(separator: "; "))
         }
-        if !result.passes {
+        if !failing.isEmpty {
+            let which = configs.count > 1 ? " (queues: \(failing.joined(separator: ", ")))" : ""
             throw CLIError(
-                code: .problems, message: type.map { "\($0) cannot be retired yet" } ?? "SQLite cannot be removed yet")
+                code: .problems,
+                message: (type.map { "\($0) cannot be retired yet" } ?? "SQLite cannot be removed yet") + which)
         }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import BridgeConfig
 import BridgeDashboard
 import BridgeEngine
+import BridgeRuntime
 import Foundation
 import Hummingbird
 import LegacyQueue
@@ -13,7 +14,10 @@ import TaskManagerClient
 import TaskManagerModel
 import TaskManagerServer
 
-/// `taskbridge run`: the main job.
+/// `taskbridge run`: the main job. Bridges every queue the file names in
+/// one process (`--queue` runs one of them): each queue its own lock,
+/// capture, ledger and loops; one TaskManager client with one in-flight cap;
+/// one embedded server; one listener.
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Run the bridge (and the embedded TaskManager when url = \"embedded\").")
@@ -21,9 +25,11 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
-        let config = try options.load()
+        let fleet = try options.loadFleet()
+        let configs = try options.loadAll()
         let logger = CLI.makeLogger("taskbridge")
-        let stack = try await BridgeStack.start(config: config, logger: logger, announce: { logger.notice("\($0)") })
+        let stack = try await FleetStack.start(
+            fleet: fleet, queues: configs, logger: logger, announce: { logger.notice("\($0)") })
         let group = ServiceGroup(
             services: stack.services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [],
             logger: logger)
@@ -38,82 +44,107 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// The running pieces of a bridge process, shared by `run` and `demo`.
-struct BridgeStack {
-    let config: BridgeConfiguration
-    let store: LegacyQueueStore
+/// The running pieces of a bridge process: the composition of every queue
+/// on one client, one embedded server and one listener.
+struct FleetStack {
     let client: TaskManagerClient
-    let engine: BridgeEngine
     let server: EmbeddedTaskManager?
-    let lock: BridgeLock
+    let queues: [QueueSupervisor]
     let services: [any Service]
 
     static func start(
-        config: BridgeConfiguration, logger: Logger, announce: (String) -> Void, metrics: Bool = true
-    ) async throws -> BridgeStack {
-        let opened = try CLI.openLegacy(config)
-        if opened.created {
-            announce("created an empty variant A task_queue at \(config.legacy.database) (create_if_missing = true)")
-        }
-        let lock: BridgeLock
-        do {
-            lock = try BridgeLock(databasePath: config.legacy.database)
-        } catch {
-            throw CLIError.runtime("\(error)")
-        }
-        let (clientConfig, server) = try CLI.remoteOrEmbedded(config, announce: announce)
-        var services: [any Service] = []
-        if let server {
-            // Bound before the engine starts so its first requests connect.
-            let app = server.application(onRunning: { port in
-                logger.info(
-                    "embedded TaskManager listening", metadata: ["url": "http://\(config.embedded.host):\(port)/api"])
-            })
-            services.append(app)
+        fleet: FleetConfiguration, queues configs: [BridgeConfiguration], logger: Logger,
+        announce: (String) -> Void, metrics: Bool = true
+    ) async throws -> FleetStack {
+        let shared = configs[0]
+        let (clientConfig, server) = try CLI.composed { () throws(Composition.Failure) in
+            try Composition.endpoint(shared, announce: announce)
         }
         let client = TaskManagerClient(configuration: clientConfig, logger: logger)
-        let engine = BridgeEngine(
-            config: config, store: opened.store, client: client, logger: logger, host: CLI.hostName)
-        if metrics, let listen = config.bridge.metricsListen {
+        do {
+            return try await assemble(
+                fleet: fleet, configs: configs, client: client, server: server, logger: logger, announce: announce,
+                metrics: metrics)
+        } catch {
+            // The client's connection pool must be shut down before it goes.
+            await client.shutdown()
+            throw error
+        }
+    }
+
+    private static func assemble(
+        fleet: FleetConfiguration, configs: [BridgeConfiguration], client: TaskManagerClient,
+        server: EmbeddedTaskManager?, logger: Logger, announce: (String) -> Void, metrics: Bool
+    ) async throws -> FleetStack {
+        let shared = configs[0]
+        let queues = configs.map {
+            QueueSupervisor(config: $0, client: client, logger: logger, host: CLI.hostName)
+        }
+        // One queue: a file that cannot be opened ends `run` (exit 2 or 3,
+        // as always). Several: each queue that cannot is reported and retried.
+        if queues.count == 1 {
+            try CLI.composed { () throws(Composition.Failure) in try queues[0].openNow() }
+            if queues[0].instance?.created == true {
+                announce(
+                    "created an empty variant A task_queue at \(shared.legacy.database) (create_if_missing = true)")
+            }
+        }
+        var services: [any Service] = []
+        if let server {
+            // Bound before the engines start so their first requests connect.
+            services.append(
+                server.application(onRunning: { port in
+                    logger.info(
+                        "embedded TaskManager listening",
+                        metadata: ["url": "http://\(shared.embedded.host):\(port)/api"])
+                }))
+        }
+        if metrics, let listen = shared.bridge.metricsListen {
             let token: AdminToken
             do {
-                token = try AdminToken.loadOrCreate(path: config.bridge.adminTokenFile, announce: announce)
+                token = try AdminToken.loadOrCreate(path: shared.bridge.adminTokenFile, announce: announce)
             } catch {
-                throw CLIError.config("\(config.file): [bridge] admin_token_file: \(error)")
+                throw CLIError.config("\(shared.file): [bridge] admin_token_file: \(error)")
             }
-            let dashboard = Dashboard(engine: engine, config: config, token: token, host: CLI.hostName, logger: logger)
-            services.append(
-                try MetricsEndpoint.make(
-                    listen: listen, engine: engine, config: config, dashboard: dashboard, logger: logger))
+            let registry = MetricsEndpoint.registry
+            let http = BridgeHTTP(
+                queues: queues, named: fleet.named, token: token, host: CLI.hostName, logger: logger,
+                metrics: { registry.emitToBuffer() })
+            do {
+                services.append(try http.application(listen: listen))
+            } catch {
+                throw CLIError.config("\(shared.file): \(error)")
+            }
         }
-        services.append(EngineService(engine: engine))
-        logger.info(
-            "bridge starting",
-            metadata: [
-                "legacy": "\(config.legacy.database)", "variant": "\(opened.store.schema.variant.rawValue)",
-                "taskmanager": "\(config.taskManager.isEmbedded ? "embedded" : config.taskManager.url)",
-                "bridge_id": "\(config.bridge.id)",
-            ])
-        return BridgeStack(
-            config: config, store: opened.store, client: client, engine: engine, server: server, lock: lock,
-            services: services)
+        for q in queues { services.append(QueueService(supervisor: q, failFast: queues.count == 1)) }
+        for q in configs {
+            logger.info(
+                "bridge starting",
+                metadata: [
+                    "queue": "\(q.queue)", "legacy": "\(q.legacy.database)",
+                    "taskmanager": "\(q.taskManager.isEmbedded ? "embedded" : q.taskManager.url)",
+                    "bridge_id": "\(q.bridge.id)",
+                ])
+        }
+        return FleetStack(client: client, server: server, queues: queues, services: services)
     }
 
     func shutdown() async {
+        for q in queues { q.stop() }
         await client.shutdown()
-        try? store.close()
     }
 }
 
-/// Runs the engine under the service group; graceful shutdown stops claims
+/// Runs one queue under the service group; graceful shutdown stops claims
 /// and sends, lets requests in flight finish, and returns.
-struct EngineService: Service {
-    let engine: BridgeEngine
+struct QueueService: Service {
+    let supervisor: QueueSupervisor
+    let failFast: Bool
     func run() async throws {
         try await withGracefulShutdownHandler {
-            try await engine.run()
+            try await supervisor.run(failFast: failFast)
         } onGracefulShutdown: {
-            engine.stop()
+            supervisor.stop()
         }
     }
 }
@@ -124,52 +155,4 @@ enum MetricsEndpoint {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: r))
         return r
     }()
-
-    /// `/metrics` (Prometheus text), `/health` (200 or 503 with details),
-    /// `/status.json`, and the dashboard at `/`.
-    static func make(
-        listen: String, engine: BridgeEngine, config: BridgeConfiguration, dashboard: Dashboard, logger: Logger
-    ) throws
-        -> any Service
-    {
-        guard let (host, port) = ConfigLoader.parseHostPort(listen) else {
-            throw CLIError.config("[bridge] metrics_listen must be HOST:PORT")
-        }
-        let registry = Self.registry
-        let router = Router()
-        router.get("/metrics") { _, _ -> Response in
-            var headers = HTTPFields()
-            headers[.contentType] = "text/plain; version=0.0.4"
-            return Response(
-                status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
-        }
-        // The model `status --json` prints (`StatusModel`), read from the same
-        // store: a page or a script polling the bridge sees what the CLI sees.
-        router.get("/status.json") { _, _ -> Response in
-            var headers = HTTPFields()
-            headers[.contentType] = "application/json"
-            do {
-                let view = try await StatusModel.build(config: config, store: engine.store)
-                return Response(
-                    status: .ok, headers: headers,
-                    body: .init(byteBuffer: ByteBuffer(string: PHPJSON.encode(view.json))))
-            } catch {
-                let body = PHPJSON.encode(["error": .string(LogSafe.escape("\(error)"))])
-                return Response(
-                    status: .serviceUnavailable, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
-            }
-        }
-        router.get("/health") { _, _ -> Response in
-            let h = await engine.health()
-            var headers = HTTPFields()
-            headers[.contentType] = "application/json"
-            return Response(
-                status: h.healthy ? .ok : .serviceUnavailable, headers: headers,
-                body: .init(byteBuffer: ByteBuffer(string: PHPJSON.encode(h.details))))
-        }
-        dashboard.addRoutes(to: router)
-        var quiet = logger
-        quiet.logLevel = .warning
-        return Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: quiet)
-    }
 }

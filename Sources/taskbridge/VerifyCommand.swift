@@ -22,8 +22,39 @@ struct VerifyCommand: AsyncParsableCommand {
     @Flag(help: "Every row-level finding as JSON.") var json = false
     @Flag(help: "Re-drive what can be re-driven, then verify again.") var repair = false
 
+    /// One queue: as always. Several: each queue in turn, `queues` in the
+    /// JSON, and the exit status of the worst.
     func run() async throws {
-        let config = try options.load()
+        let configs = try options.loadAll()
+        if configs.count == 1 { return try await verifyOne(configs[0]) }
+        var members: [JSONMember] = []
+        var worst: CLIError?
+        for config in configs {
+            if !json { print("queue \(config.queue) (\(config.legacy.database))") }
+            let session = try await APISession.open(config)
+            do {
+                let outcome = try await Self.verify(
+                    config: config, session: session, type: type, grace: grace, repair: repair, quiet: json)
+                members.append(JSONMember(config.queue, outcome.json))
+                if !json { print(outcome.text + "\n") }
+                if !outcome.report.readErrors.isEmpty {
+                    worst = CLIError(code: .runtime, message: "queue \(config.queue): a side could not be read")
+                } else if !outcome.report.parityHolds, worst?.code != .runtime {
+                    worst = CLIError(
+                        code: .problems,
+                        message: "parity does not hold in queue \(config.queue): \(outcome.report.breaking) finding(s)")
+                }
+            } catch {
+                await session.close()
+                throw error
+            }
+            await session.close()
+        }
+        if json { CLI.printJSON(["parity": .bool(worst == nil), "queues": .object(members)]) }
+        if let worst { throw worst }
+    }
+
+    func verifyOne(_ config: BridgeConfiguration) async throws {
         let session = try await APISession.open(config)
         defer { Task { await session.close() } }
         let outcome = try await Self.verify(

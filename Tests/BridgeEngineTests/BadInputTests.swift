@@ -5,10 +5,11 @@ import LegacyQueue
 import TaskBridgeTesting
 import TaskManagerModel
 import Testing
+import TestSlots
 
 /// PRODUCT.md section 6: every bad input gets a clear reason, nothing is
 /// lost, and good rows keep flowing past bad ones.
-@Suite(.serialized) struct BadInputTests {
+@Suite(.serialized, .heavy) struct BadInputTests {
     struct Case: Sendable, CustomStringConvertible {
         var name: String
         var sql: String

@@ -5,8 +5,9 @@ import LegacyQueue
 import TaskBridgeTesting
 import TaskManagerModel
 import Testing
+import TestSlots
 
-@Suite(.serialized) struct CaptureTests {
+@Suite(.serialized, .heavy) struct CaptureTests {
     /// The bridge's own writes to task_queue create no change rows; the same
     /// write by anyone else does.
     @Test func ownWritesDoNotComeBackAsWork() async throws {
@@ -269,8 +270,11 @@ import Testing
                         [a, b]) == 2
                 })
             let taskID = try h.scalar("SELECT tm_task_id FROM _taskbridge_ledger WHERE legacy_id = ?", [a])
+            // The origin of the table's generation travels beside the id (invariant 10).
+            let origin = try #require(try h.scalarText("SELECT value FROM _taskbridge_meta WHERE key = 'origin'"))
             #expect(
-                try await h.tm.client.getTask(id: Int64(taskID)).params == ["video_url": "v", "_legacy_id": .int(a)])
+                try await h.tm.client.getTask(id: Int64(taskID)).params
+                    == ["video_url": "v", "_legacy_id": .int(a), "_legacy_origin": .string(origin)])
         }
     }
 
@@ -311,7 +315,7 @@ enum CapturePolicyFactory {
     static func make(_ types: [TypeMapping]) -> CapturePolicy { .init(mappings: types, bridgeID: "taskbridge") }
 
     static func input(_ policy: CapturePolicy, _ row: LegacyRow) -> LegacyQueueStore.CaptureInput {
-        policy.decide(row, mode: .forward).input
+        policy.decide(row, mode: .forward, origin: nil).input
     }
 }
 

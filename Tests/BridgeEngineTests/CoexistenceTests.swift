@@ -6,10 +6,11 @@ import TaskBridgeTesting
 import TaskManagerModel
 import Synchronization
 import Testing
+import TestSlots
 
 /// PrismQ's legacy workers claim any queued row whatever its type. These
 /// tests run them unchanged next to producers and the bridge.
-@Suite(.serialized) struct CoexistenceTests {
+@Suite(.serialized, .heavy) struct CoexistenceTests {
     /// Producers insert forward and off rows for a while; legacy workers run
     /// the BaseWorker claim SQL (no task_type filter); API workers execute
     /// forward tasks.

@@ -6,10 +6,11 @@ import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
 import Testing
+import TestSlots
 
 /// The bridge as a real child process, killed with SIGKILL at the two
 /// dangerous moments of forwarding (PRODUCT.md invariants 1 and 3).
-@Suite(.serialized) struct CrashTests {
+@Suite(.serialized, .heavy) struct CrashTests {
     @Test func killedAfterClaimingBeforeSending() async throws {
         try await BridgeHarness.with(types: [channel], withProxy: true, startEngine: false) { h in
             let proxy = try #require(h.proxy)

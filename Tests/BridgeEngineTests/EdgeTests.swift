@@ -5,10 +5,11 @@ import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
 import Testing
+import TestSlots
 
 /// Real inputs and real answers that were refused, changed or left hanging
 /// (issue 7, items 2 to 5), end to end through the embedded server.
-@Suite struct EdgeTests {
+@Suite(.heavy) struct EdgeTests {
     static func ledgerState(_ h: BridgeHarness, _ id: Int64) throws -> String? {
         try h.scalarText("SELECT state FROM _taskbridge_ledger WHERE legacy_id = ?", [id])
     }

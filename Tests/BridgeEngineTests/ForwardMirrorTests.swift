@@ -4,6 +4,7 @@ import LegacyQueue
 import TaskBridgeTesting
 import TaskManagerModel
 import Testing
+import TestSlots
 
 let channel = TypeMapping(
     legacyType: "youtube_channel_scrape", name: "PrismQ.YouTube.Channel.Scrape", mode: .forward,
@@ -12,7 +13,7 @@ let video = TypeMapping(
     legacyType: "youtube_video_scrape", name: "PrismQ.YouTube.Video.Scrape", mode: .off,
     paramSchema: ["type": "object", "properties": ["video_url": ["type": "string"]], "required": ["video_url"]])
 
-@Suite struct ForwardMirrorTests {
+@Suite(.heavy) struct ForwardMirrorTests {
     @Test func producerRowsAreForwardedAndMirroredCompleted() async throws {
         try await BridgeHarness.with(types: [channel, video]) { h in
             let producer = try h.producer()

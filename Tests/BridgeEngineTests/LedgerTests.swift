@@ -6,10 +6,11 @@ import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
 import Testing
+import TestSlots
 
 /// The ledger's transitions and invariant 9: an entry applies only to the row
 /// it was made for, across a recreated queue and partial restores.
-@Suite(.serialized) struct LedgerTests {
+@Suite(.serialized, .heavy) struct LedgerTests {
     static func completeAll(
         _ h: BridgeHarness, expecting count: Int, where condition: String = "1"
     ) async throws -> Bool {

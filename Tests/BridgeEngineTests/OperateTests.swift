@@ -6,10 +6,11 @@ import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
 import Testing
+import TestSlots
 
 /// Operating the bridge through the CLI: status, the
 /// retirement gate on cutover, live parity, the demo.
-@Suite(.serialized) struct OperateTests {
+@Suite(.serialized, .heavy) struct OperateTests {
     @Test func statusAndDoctorThroughTheCLI() async throws {
         try await BridgeHarness.with(types: [channel]) { h in
             try h.producer().insert(type: "youtube_channel_scrape", parameters: #"{"channel_url": "s"}"#)

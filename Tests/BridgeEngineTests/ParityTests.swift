@@ -6,10 +6,11 @@ import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
 import Testing
+import TestSlots
 
 /// `verify`, `retire-check`, `export` and `uninstall` through the real CLI
 /// against the embedded server and a real SQLite file (issue 4).
-@Suite(.serialized) struct ParityTests {
+@Suite(.serialized, .heavy) struct ParityTests {
     /// Forwards `count` rows and completes them, then stops the engine so the
     /// test can create divergences behind it.
     func settled(_ h: BridgeHarness, count: Int = 6) async throws -> [Int64] {

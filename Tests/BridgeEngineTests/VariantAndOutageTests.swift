@@ -6,8 +6,9 @@ import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
 import Testing
+import TestSlots
 
-@Suite(.serialized) struct VariantTests {
+@Suite(.serialized, .heavy) struct VariantTests {
     @Test func aMinWithNullsIsBridged() async throws {
         try await BridgeHarness.with(variant: .aMin, types: [channel]) { h in
             #expect(h.store.schema.variant == .aMin)
@@ -100,7 +101,7 @@ import Testing
     }
 }
 
-@Suite(.serialized) struct OutageTests {
+@Suite(.serialized, .heavy) struct OutageTests {
     @Test func apiDownAtStartThenBack() async throws {
         try await BridgeHarness.with(types: [channel], withProxy: true, startEngine: false) { h in
             let proxy = try #require(h.proxy)

@@ -2,8 +2,9 @@ import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
 import Testing
+import TestSlots
 
-@Suite("Bad input: answered with the spec's error, nothing stored, server keeps serving")
+@Suite("Bad input: answered with the spec's error, nothing stored, server keeps serving", .heavy)
 struct BadInputTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var name: String

@@ -3,8 +3,9 @@ import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
 import Testing
+import TestSlots
 
-@Suite("POST /tasks/claim (spec 5.6)")
+@Suite("POST /tasks/claim (spec 5.6)", .heavy)
 struct ClaimTests {
     /// Five tasks with priorities [0, 5, 10, 5, 0], all stamped with the same
     /// `created_at` second so only the id can break FIFO/LIFO ties.

@@ -2,8 +2,9 @@ import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
 import Testing
+import TestSlots
 
-@Suite("Concurrent workers and creates")
+@Suite("Concurrent workers and creates", .heavy)
 struct ConcurrencyTests {
     @Test func parallelWorkersNeverShareATaskAndDrainTheQueue() async throws {
         try await TaskManagerHarness.with { h in

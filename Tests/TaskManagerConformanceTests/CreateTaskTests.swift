@@ -2,8 +2,9 @@ import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
 import Testing
+import TestSlots
 
-@Suite("POST /tasks: validation and dedupe (spec 5.5, 7, 8)")
+@Suite("POST /tasks: validation and dedupe (spec 5.5, 7, 8)", .heavy)
 struct CreateTaskTests {
     static let exampleSchema: JSONValue = [
         "type": "object",

@@ -3,8 +3,9 @@ import TaskManagerClient
 import TaskManagerModel
 import TaskManagerServer
 import Testing
+import TestSlots
 
-@Suite("Leases, completion, retries and progress (spec 5.7, 5.8, 6)")
+@Suite("Leases, completion, retries and progress (spec 5.7, 5.8, 6)", .heavy)
 struct LifecycleTests {
     static func claimedTask(_ h: TaskManagerHarness, worker: String = "w1") async throws -> (typeID: Int64, id: Int64) {
         let typeID = try await h.registerOpenType()

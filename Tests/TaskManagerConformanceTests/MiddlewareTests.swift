@@ -5,8 +5,9 @@ import TaskManagerClient
 import TaskManagerModel
 import TaskManagerServer
 import Testing
+import TestSlots
 
-@Suite("Auth, size limit, rate limit, CORS and routing (spec 1, 3)")
+@Suite("Auth, size limit, rate limit, CORS and routing (spec 1, 3)", .heavy)
 struct MiddlewareTests {
     static let unauthorizedMessage = "Invalid or missing API key. Include X-API-Key header with your request."
 

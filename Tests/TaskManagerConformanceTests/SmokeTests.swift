@@ -2,8 +2,9 @@ import Testing
 import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
+import TestSlots
 
-@Suite struct SmokeTests {
+@Suite(.heavy) struct SmokeTests {
     @Test func registerCreateClaimComplete() async throws {
         try await TaskManagerHarness.with { h in
             let reg = try await h.client.registerTaskType(

@@ -2,8 +2,9 @@ import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
 import Testing
+import TestSlots
 
-@Suite("GET /tasks/{id} and GET /tasks (spec 5.9, 5.10)")
+@Suite("GET /tasks/{id} and GET /tasks (spec 5.9, 5.10)", .heavy)
 struct TaskQueryTests {
     @Test func getTaskReturnsOneObjectOr404() async throws {
         try await TaskManagerHarness.with { h in

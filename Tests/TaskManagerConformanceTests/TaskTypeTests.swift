@@ -2,8 +2,9 @@ import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
 import Testing
+import TestSlots
 
-@Suite("Health, envelopes and task types (spec 2, 5.1-5.4)")
+@Suite("Health, envelopes and task types (spec 2, 5.1-5.4)", .heavy)
 struct TaskTypeTests {
     @Test func healthAnswersWithoutKeyInTheSuccessEnvelope() async throws {
         try await TaskManagerHarness.with { h in

@@ -3,11 +3,12 @@ import Foundation
 import TaskBridgeTesting
 import TaskManagerModel
 import Testing
+import TestSlots
 
 /// `cutover TYPE forward --percent P` through the real CLI and `taskbridge
 /// run`, with PrismQ's legacy workers (claim SQL unchanged, any type) and
 /// TaskManager workers executing side by side.
-@Suite(.serialized) struct CanaryTests {
+@Suite(.serialized, .heavy) struct CanaryTests {
     static let perRow = TypeMapping(
         legacyType: "youtube_video_scrape", name: "PrismQ.YouTube.Video.Scrape", mode: .off, dedupe: .perRow)
 

@@ -6,6 +6,7 @@ import NIOHTTP1
 import TaskBridgeTesting
 import TaskManagerModel
 import Testing
+import TestSlots
 
 let video = TypeMapping(legacyType: "youtube_video_scrape", name: "PrismQ.YouTube.Video.Scrape", mode: .off)
 
@@ -79,7 +80,7 @@ struct DashboardScene {
 
 /// The dashboard's HTTP surface, without a browser: the token, the methods,
 /// the headers that keep planted markup inert, and what must never be served.
-@Suite(.serialized) struct DashboardHTTPTests {
+@Suite(.serialized, .heavy) struct DashboardHTTPTests {
     @Test func actionsNeedTheTokenAndGETChangesNothing() async throws {
         try await DashboardScene.with { s in
             let attrs = try FileManager.default.attributesOfItem(atPath: s.tokenPath)
@@ -182,7 +183,7 @@ extension JSONValue {
 /// The page in a real browser (Debian's chromium through chromedriver).
 /// Skipped on a machine without them unless CI is set: CI installs both, and
 /// there a missing browser fails the test instead of hiding it.
-@Suite(.serialized) struct DashboardBrowserTests {
+@Suite(.serialized, .browser) struct DashboardBrowserTests {
     static let enabled = WebDriver.available || ProcessInfo.processInfo.environment["CI"] != nil
 
     /// Where the screenshots go (`.build/test-artifacts`, or `$TASKBRIDGE_ARTIFACTS`).

@@ -4,10 +4,11 @@ import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
 import Testing
+import TestSlots
 
 /// `mode = "reverse"`: TaskManager producers, PrismQ legacy workers, the real
 /// `taskbridge run` in between, through crashes and expired leases.
-@Suite(.serialized) struct ReverseTests {
+@Suite(.serialized, .heavy) struct ReverseTests {
     static let reverse = TypeMapping(
         legacyType: "youtube_comment_scrape", name: "PrismQ.YouTube.Comment.Scrape", mode: .reverse)
 

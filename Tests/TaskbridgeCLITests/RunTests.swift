@@ -3,9 +3,10 @@ import Foundation
 import TaskBridgeTesting
 import TaskManagerModel
 import Testing
+import TestSlots
 
 /// `taskbridge run` as operators run it, under what real systems do to it.
-@Suite(.serialized) struct RunTests {
+@Suite(.serialized, .heavy) struct RunTests {
     /// PrismQ's BaseWorker can hold the write lock for minutes (spec legacy
     /// 10.1). The daemon starts anyway, says so once, and catches up; a
     /// one-shot command gives up with a message naming the lock.

@@ -4,13 +4,14 @@ import GRDB
 import TaskBridgeTesting
 import TaskManagerModel
 import Testing
+import TestSlots
 
 /// The README runbook, step by step, with the real `taskbridge` executable:
 /// install, dry-run (rows queued before `run` and inserted after it), forward,
 /// quarantine and retry, cutover back and forth, verify, retire-check, export
 /// and check, uninstall. `run` keeps going with metrics and health on, as
 /// operators run it; every step checks that it is alive and serving.
-@Suite(.serialized) struct RunbookTests {
+@Suite(.serialized, .heavy) struct RunbookTests {
     @Test func everyRunbookStepWithARunningBridge() async throws {
         try await BridgeHarness.with(types: [channel], startEngine: false) { h in
             let producer = try h.producer()
@@ -121,6 +122,21 @@ import Testing
             #expect(export.status == 0, "\(export.stderr)")
             let check = try await CLIRun.run(["export", "--check", archive], harness: h, config: conf)
             #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+            // Every installed table that holds records is in the archive, read
+            // from the file itself: a table added later cannot be forgotten
+            // (issue 14, item 1). Change rows and the echo flag are transient.
+            let installed = Set(
+                try h.strings(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '\\_taskbridge\\_%' ESCAPE '\\'"
+                )
+            ).subtracting(["_taskbridge_changes", "_taskbridge_echo"])
+            let trailer = try #require(
+                try String(contentsOfFile: archive, encoding: .utf8).split(separator: "\n").last.map {
+                    try JSONParser.parse(String($0))
+                })
+            let archived = Set((trailer["counts"]?.objectMembers ?? []).map(\.key))
+            #expect(installed.isSubset(of: archived), "not exported: \(installed.subtracting(archived).sorted())")
+            #expect(installed.contains("_taskbridge_reverse"))
             // The running bridge serves the model `status --json` prints (nothing moves now).
             let served = try JSONParser.parse(
                 try await HTTPFetch.text("http://127.0.0.1:\(bridge.metricsPort!)/status.json"))

@@ -3,9 +3,10 @@ import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
 import Testing
+import TestSlots
 
 /// `taskbridge serve` as a child process.
-@Suite(.serialized) struct ServeTests {
+@Suite(.serialized, .heavy) struct ServeTests {
     /// `dir` holds the server's database; the caller keeps it alive.
     func startServe(
         _ extra: [String], in dir: TemporaryDirectory, environment: [String: String] = [:]

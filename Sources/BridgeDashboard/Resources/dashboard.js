@@ -15,6 +15,10 @@
   document.body.dataset.loadId = String(Math.random()).slice(2);
 
   const $ = (id) => document.getElementById(id);
+  // One page per queue (?queue=NAME); without it, a file with several
+  // queues shows the overview of all of them.
+  const QUEUE = new URLSearchParams(location.search).get("queue");
+  const q = (url) => QUEUE === null ? url : url + (url.includes("?") ? "&" : "?") + "queue=" + encodeURIComponent(QUEUE);
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -50,7 +54,7 @@
   }
 
   async function getJSON(url) {
-    const r = await fetch(url, { cache: "no-store" });
+    const r = await fetch(q(url), { cache: "no-store" });
     if (!r.ok) throw new Error(url + ": HTTP " + r.status);
     return r.json();
   }
@@ -60,7 +64,7 @@
       say("Read-only: paste the admin token (the file named by [bridge] admin_token_file) to use actions.", "error");
       return null;
     }
-    const r = await fetch(path, {
+    const r = await fetch(q(path), {
       method: "POST",
       headers: { "Content-Type": "application/json", [TOKEN_HEADER]: token },
       body: JSON.stringify(body),
@@ -336,13 +340,50 @@
 
   // ---- refresh loop ----------------------------------------------------------
 
+  // ---- overview of several queues ------------------------------------------
+
+  function renderOverview(f) {
+    $("overview").hidden = false;
+    for (const id of ["types", "quarantine", "sides"]) { const n = $(id); if (n) n.hidden = true; }
+    $("where").textContent = f.queues.length + " queues on " + f.host;
+    const body = $("overview-rows");
+    body.replaceChildren();
+    for (const qu of f.queues) {
+      const link = el("a", { href: "/?queue=" + encodeURIComponent(qu.queue), text: qu.queue });
+      const stages = qu.types.map((t) => t.task_type + ": " + t.stage).join(", ") || "-";
+      const tr = el("tr", { "data-queue": qu.queue },
+        el("td", {}, link), el("td", { text: qu.database }),
+        el("td", { text: qu.state, "data-kind": qu.state === "running" ? "good" : "bad" }),
+        el("td", { text: stages }), el("td", { text: qu.totals.queued }), el("td", { text: qu.totals.in_flight }),
+        el("td", { text: qu.totals.forwarded }), el("td", { text: qu.totals.quarantined }),
+        el("td", { text: qu.attention.join("; ") || "-", "data-kind": qu.attention.length ? "bad" : "good" }));
+      body.append(tr);
+    }
+    const t = f.totals;
+    $("overview-totals").textContent = "total: " + t.queued + " queued, " + t.in_flight + " in flight, " +
+      t.forwarded + " forwarded, " + t.quarantined + " quarantined; " + f.attention + " queue(s) need attention";
+  }
+
   let refreshing = false;
+  let overview = null;
   async function refresh() {
     if (refreshing) return;
     refreshing = true;
     try {
+      if (QUEUE === null && overview !== false) {
+        const f = await getJSON("/fleet.json");
+        overview = f.queues.length > 1;
+        if (overview) {
+          renderOverview(f);
+          $("live").textContent = "live";
+          $("live").dataset.state = "live";
+          $("updated").textContent = "updated " + new Date().toLocaleTimeString();
+          return;
+        }
+      }
       const d = await getJSON("/dashboard.json");
-      $("where").textContent = d.bridge_id + " on " + d.host + " - " + d.status.database;
+      $("where").textContent = (QUEUE === null ? "" : "queue " + QUEUE + ": ") + d.bridge_id + " on " + d.host +
+        " - " + d.status.database;
       const byType = new Map(d.types.map((t) => [t.task_type, t]));
       for (const row of d.status.types) {
         renderType(byType.get(row.task_type), row, d.stages, d.stages.concat(d.other_modes));
