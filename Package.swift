@@ -172,7 +172,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .testTarget(name: "LegacyQueueTests", dependencies: ["LegacyQueue", "TaskBridgeTesting"]),
+        .testTarget(
+            name: "LegacyQueueTests",
+            dependencies: [
+                "LegacyQueue", "TaskBridgeTesting", "TaskManagerModel", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         // The real executable as a child process, one file per command.
         .testTarget(
             name: "TaskbridgeCLITests",

@@ -18,7 +18,7 @@ import TaskManagerServer
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "taskbridge-bench", abstract: "Benchmarks of taskbridge (build with -c release).",
-        subcommands: [API.self, BridgeBench.self, VerifyBench.self, Produce.self])
+        subcommands: [API.self, BridgeBench.self, FleetBench.self, VerifyBench.self, Produce.self])
 
     struct API: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BridgeConfig
 import BridgeEngine
+import BridgeRuntime
 import Foundation
 import GRDB
 import LegacyQueue
@@ -64,16 +65,15 @@ struct DemoCommand: AsyncParsableCommand {
         config.bridge.mirrorIntervalSeconds = 0.2
         config.types = [channel, video]
 
-        let store = try LegacyQueueStore.open(
-            path: legacyPath, table: "task_queue", bridgeID: config.bridge.id, createIfMissing: false
-        ).store
-        var cc = try ClientConfiguration(baseURL: baseURL, apiKey: apiKey)
-        cc.maxAttempts = 1
-        let bridgeClient = TaskManagerClient(configuration: cc)
+        // The composition `run` uses, on the demo's files.
+        let bridgeClient = TaskManagerClient(
+            configuration: try CLI.clientConfiguration(url: baseURL, key: apiKey, config: config))
         var logger = Logger(label: "demo.bridge")
         logger.logLevel = .error
-        let engine = BridgeEngine(
-            config: config, store: store, client: bridgeClient, logger: logger, host: CLI.hostName)
+        let queue = try CLI.composed { () throws(Composition.Failure) in
+            try QueueInstance.open(config, client: bridgeClient, logger: logger, host: CLI.hostName, lock: false)
+        }
+        let store = queue.store, engine = queue.engine
         let engineTask = Task { try? await engine.run() }
         let workerClient = TaskManagerClient(configuration: try ClientConfiguration(baseURL: baseURL, apiKey: apiKey))
 
@@ -82,7 +82,7 @@ struct DemoCommand: AsyncParsableCommand {
             defer { try? q.close() }
             return try q.read { db in try Int.fetchOne(db, sql: sql) ?? 0 }
         }
-        _ = try await eventually(timeout: .seconds(10)) { (try? scalar("SELECT COUNT(*) FROM _taskbridge_mode")) == 2 }
+        _ = try await Self.poll(timeout: .seconds(10)) { (try? scalar("SELECT COUNT(*) FROM _taskbridge_mode")) == 2 }
 
         let log = ExecutionLog()
         let counters = SharedCounter()
@@ -192,7 +192,7 @@ struct DemoCommand: AsyncParsableCommand {
                 // However this ends, the workers stop: they loop until told.
                 defer { running.off() }
                 while !producing.passed { try await Task.sleep(for: .milliseconds(50)) }
-                _ = try await eventually(timeout: .seconds(60), interval: .milliseconds(100)) {
+                _ = try await Self.poll(timeout: .seconds(60), interval: .milliseconds(100)) {
                     let open = try? scalar(
                         "SELECT COUNT(*) FROM task_queue WHERE status NOT IN ('completed','failed','cancelled')")
                     let quarantined = try? scalar("SELECT COUNT(*) FROM _taskbridge_quarantine")
@@ -281,3 +281,18 @@ final class DemoFlag: Sendable {
 }
 
 import Synchronization
+
+extension DemoCommand {
+    /// Until `condition` holds or `timeout` passes: the demo waits on other
+    /// tasks' work (the test harness has its own `eventually`).
+    static func poll(
+        timeout: Duration, interval: Duration = .milliseconds(20), _ condition: () async throws -> Bool
+    ) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: interval)
+        }
+        return try await condition()
+    }
+}

@@ -18,20 +18,23 @@ import TestSlots
         try await BridgeHarness.with(types: [channel, video]) { h in
             let log = ExecutionLog()
             let channelID = try await h.typeID(channel.name)
-            let stop = Deadline(seconds: Double(ProcessInfo.processInfo.environment["COEXIST_SECONDS"] ?? "10") ?? 10)
+            // Sized by rows, not by time: two producers, 150 rows each,
+            // alternating types (75 forward and 75 off each); workers run
+            // until both producers are done, then the drain below.
+            let rowsPerProducer = Int(ProcessInfo.processInfo.environment["COEXIST_ROWS"] ?? "150") ?? 150
+            let producersDone = SharedCounter()
             let legacyForward = SharedCounter()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for p in 0..<2 {
                     group.addTask {
+                        defer { producersDone.add() }
                         let producer = try h.producer()
-                        var i = 0
-                        while !stop.passed {
+                        for i in 0..<rowsPerProducer {
                             let type = i % 2 == 0 ? "youtube_channel_scrape" : "youtube_video_scrape"
                             let key = type == "youtube_channel_scrape" ? "channel_url" : "video_url"
                             try producer.insert(
                                 type: type, parameters: #"{"\#(key)": "https://youtube.com/p\#(p)-\#(i)"}"#,
                                 style: LegacyProducer.Style.allCases[i % 3])
-                            i += 1
                             try await Task.sleep(for: .milliseconds(5))
                         }
                         try producer.close()
@@ -41,7 +44,7 @@ import TestSlots
                     group.addTask {
                         let worker = try LegacyWorker(
                             path: h.legacyPath, workerID: "legacy-\(w)", strategy: ["LIFO", "FIFO", "PRIORITY"][w])
-                        while !stop.passed {
+                        while producersDone.value < 2 {
                             if let c = try worker.claim() {
                                 await log.legacyExecuted(c.id)
                                 if c.taskType == "youtube_channel_scrape" { legacyForward.add() }
@@ -56,7 +59,7 @@ import TestSlots
                 for w in 0..<2 {
                     group.addTask {
                         let worker = APIWorker(client: h.tm.client, workerID: "api-\(w)", typeIDs: [channelID])
-                        while !stop.passed {
+                        while producersDone.value < 2 {
                             if try await worker.runOnce(log: log) == nil { try await Task.sleep(for: .milliseconds(5)) }
                         }
                     }
@@ -78,7 +81,7 @@ import TestSlots
             let forwardRows = try h.scalar("SELECT COUNT(*) FROM task_queue WHERE task_type = 'youtube_channel_scrape'")
             let offRows = try h.scalar("SELECT COUNT(*) FROM task_queue WHERE task_type = 'youtube_video_scrape'")
             #expect(drained, "every row ends completed")
-            #expect(forwardRows > 50 && offRows > 50)
+            #expect(forwardRows == rowsPerProducer && offRows == rowsPerProducer, "half of each producer's rows")
             #expect(legacyForward.value == 0, "a legacy worker executed a forward row")
             #expect(await log.legacyDoubles == 0)
             #expect(await log.apiDoubles == 0)

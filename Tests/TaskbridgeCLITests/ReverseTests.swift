@@ -72,7 +72,8 @@ import TestSlots
             _ = try await h.typeID(Self.reverse.name)
             let ids = try await Self.create(h, 500, fail: { $0 % 10 == 3 })
             let log = ExecutionLog()
-            let stop = Deadline(seconds: 120)
+            // Until the test ends (cancelled): sized by rows, not by time.
+            let stop = Deadline(seconds: 3600)
             let workers = Task { try await Self.legacyWorkers(h, log: log, until: stop) }
             defer { workers.cancel() }
             #expect(
