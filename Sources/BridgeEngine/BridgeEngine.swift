@@ -182,19 +182,7 @@ public final class BridgeEngine: Sendable {
                 return
             } catch {
                 if Task.isCancelled { return }
-                if case .fileReplaced? = error as? LegacyQueueError {
-                    context.withLock { $0 }?.watcher.replacements.signal()
-                    try? await Task.sleep(for: .milliseconds(20))
-                    continue
-                }
-                if WriteFailureWatch.isPersistent(error) {
-                    BridgeMetrics.loopErrors.increment(queueLabel, name)
-                    try? await Task.sleep(for: .seconds(1))
-                    continue
-                }
-                logger.error("loop failed; restarting", metadata: ["loop": "\(name)", "error": "\(error)"])
-                BridgeMetrics.loopErrors.increment(queueLabel, name)
-                try? await Task.sleep(for: .seconds(1))
+                await failed(name, error, "loop failed; restarting")
             }
         }
     }
@@ -207,22 +195,26 @@ public final class BridgeEngine: Sendable {
             try await body()
         } catch {
             if error is CancellationError || Task.isCancelled { return }
-            if case .fileReplaced? = error as? LegacyQueueError {
-                // Not a failure: the replacement loop reopens the file and logs it once.
-                context.withLock { $0 }?.watcher.replacements.signal()
-                try? await Task.sleep(for: .milliseconds(20))
-                return
-            }
-            if WriteFailureWatch.isPersistent(error) {
-                // Reported once by `watchWriteFailures`; retried here quietly.
-                BridgeMetrics.loopErrors.increment(queueLabel, name)
-                try? await Task.sleep(for: .seconds(1))
-                return
-            }
-            logger.error("loop failed; retrying", metadata: ["loop": "\(name)", "error": "\(error)"])
-            BridgeMetrics.loopErrors.increment(queueLabel, name)
-            try? await Task.sleep(for: .seconds(1))
+            await failed(name, error, "loop failed; retrying")
         }
+    }
+
+    /// What a loop's failure means, for both kinds of loop: a replaced file
+    /// is not a failure (the replacement loop reopens it and logs it once);
+    /// a full disk is reported once by `watchWriteFailures` and retried
+    /// quietly; anything else is logged. All but the first are counted and
+    /// paused after.
+    private func failed(_ name: String, _ error: any Error, _ message: Logger.Message) async {
+        if case .fileReplaced? = error as? LegacyQueueError {
+            context.withLock { $0 }?.watcher.replacements.signal()
+            try? await Task.sleep(for: .milliseconds(20))
+            return
+        }
+        if !WriteFailureWatch.isPersistent(error) {
+            logger.error(message, metadata: ["loop": "\(name)", "error": "\(error)"])
+        }
+        BridgeMetrics.loopErrors.increment(queueLabel, name)
+        try? await Task.sleep(for: .seconds(1))
     }
 
     // MARK: - API errors

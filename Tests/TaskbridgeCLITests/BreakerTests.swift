@@ -15,11 +15,8 @@ import TestSlots
         forward.mode = .forward
         try await BridgeHarness.with(types: [forward], withProxy: true, startEngine: false) { h in
             let proxy = try #require(h.proxy)
-            let bridge = try BridgeProcess(harness: h, metrics: true)
-            try bridge.start()
+            let bridge = try await BridgeProcess.started(h, type: channel)
             defer { Task { await bridge.kill() } }
-            _ = try await bridge.waitForHealth()
-            _ = try await h.typeID(channel.name)
             proxy.set(.status(503, body: "<html>down for maintenance</html>"))
             let producer = try h.producer()
             for i in 0..<30 { try producer.insert(type: channel.legacyType, parameters: #"{"channel_url": "o\#(i)"}"#) }

@@ -79,6 +79,18 @@ import TestSlots
         }
     }
 
+    /// Inserts rows of `scrape` with these `video_url`s and waits until the
+    /// ledger holds `sent` entries for `expected` rows in all.
+    static func insertAndWaitSent(_ h: BridgeHarness, _ urls: [String], expected: Int) async throws {
+        let producer = try h.producer()
+        defer { try? producer.close() }
+        for u in urls { try producer.insert(type: scrape.legacyType, parameters: #"{"video_url": "\#(u)"}"#) }
+        #expect(
+            try await eventually(timeout: .seconds(60)) {
+                try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == expected
+            })
+    }
+
     /// A TaskManager worker that answers each task with what identifies its
     /// row: a row that got another row's task would show another identity.
     static func drain(_ client: TaskManagerClient, typeID: Int64) async throws -> Int {
@@ -188,12 +200,8 @@ import TestSlots
             try bridgeProcess.start()
             defer { Task { await bridgeProcess.kill() } }
             _ = try await bridgeProcess.waitForHealth()
+            try await Self.insertAndWaitSent(h, (0..<3).map { "v\($0)" }, expected: 3)
             let producer = try h.producer()
-            for i in 0..<3 { try producer.insert(type: Self.scrape.legacyType, parameters: #"{"video_url": "v\#(i)"}"#) }
-            #expect(
-                try await eventually(timeout: .seconds(60)) {
-                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 3
-                })
             let typeID = try await h.typeID(Self.scrape.name)
             #expect(try await Self.drain(h.tm.client, typeID: typeID) == 3)
             #expect(
@@ -274,12 +282,8 @@ import TestSlots
             try bridgeProcess.start()
             defer { Task { await bridgeProcess.kill() } }
             _ = try await bridgeProcess.waitForHealth()
+            try await Self.insertAndWaitSent(h, ["b0", "b1"], expected: 2)
             let producer = try h.producer()
-            for i in 0..<2 { try producer.insert(type: Self.scrape.legacyType, parameters: #"{"video_url": "b\#(i)"}"#) }
-            #expect(
-                try await eventually(timeout: .seconds(60)) {
-                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 2
-                })
             // The operator's copy, then three more rows the copy will not have.
             let backup = h.tm.directory.path("backup.db")
             let source = try observerConnection(h.legacyPath)

@@ -67,11 +67,8 @@ import TestSlots
         forward.mode = .forward
         try await BridgeHarness.with(types: [forward], withProxy: true, startEngine: false) { h in
             let proxy = try #require(h.proxy)
-            let bridge = try BridgeProcess(harness: h, metrics: true)
-            try bridge.start()
+            let bridge = try await BridgeProcess.started(h, type: channel)
             defer { Task { await bridge.kill() } }
-            _ = try await bridge.waitForHealth()
-            _ = try await h.typeID(channel.name)
             proxy.set(.swallowResponse)
             let id = try h.producer().insert(type: channel.legacyType, parameters: #"{"channel_url": "hang"}"#)
             #expect(try await eventually(timeout: .seconds(20)) { proxy.count("POST /api/tasks") >= 1 })
@@ -92,11 +89,8 @@ import TestSlots
         forward.mode = .forward
         try await BridgeHarness.with(types: [forward], withProxy: true, startEngine: false) { h in
             let proxy = try #require(h.proxy)
-            let bridge = try BridgeProcess(harness: h, metrics: true)
-            try bridge.start()
+            let bridge = try await BridgeProcess.started(h, type: channel)
             defer { Task { await bridge.kill() } }
-            _ = try await bridge.waitForHealth()
-            _ = try await h.typeID(channel.name)
             proxy.set(.raw(502, bytes: Array("bad\u{0}gate".utf8) + [0xFF, 0xFE, 0x0A] + Array("way".utf8)))
             try h.producer().insert(type: channel.legacyType, parameters: #"{"channel_url": "garbage"}"#)
             #expect(try await eventually(timeout: .seconds(20)) { bridge.stderrText.contains("bad\\u{0}gate") })

@@ -9,6 +9,16 @@ let channel = TypeMapping(
     paramSchema: ["type": "object", "properties": ["channel_url": ["type": "string"]], "required": ["channel_url"]])
 
 extension BridgeProcess {
+    /// `run` on the harness's file with metrics on, up and serving, its
+    /// types registered (the proxy, when the harness has one, passes).
+    static func started(_ h: BridgeHarness, type: TypeMapping) async throws -> BridgeProcess {
+        let bridge = try BridgeProcess(harness: h, metrics: true)
+        try bridge.start()
+        _ = try await bridge.waitForHealth()
+        _ = try await h.typeID(type.name)
+        return bridge
+    }
+
     /// What every runbook step checks: the process is alive, `/metrics`
     /// parses as Prometheus text with one label set per family, and `/health`
     /// answers.
