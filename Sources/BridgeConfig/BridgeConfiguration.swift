@@ -184,7 +184,8 @@ public struct FleetConfiguration: Sendable {
         guard queues.count == 1 else {
             throw ConfigError(
                 file: file,
-                "this file names \(queues.count) queues (\(names.joined(separator: ", "))): choose one with --queue NAME")
+                "this file names \(queues.count) queues (\(names.joined(separator: ", "))): "
+                    + "choose one with --queue NAME")
         }
         return queues[0]
     }

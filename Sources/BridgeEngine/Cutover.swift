@@ -53,7 +53,9 @@ public enum Cutover {
         retireCheck: () async throws -> RetireCheck.Result
     ) async throws -> Outcome {
         if let p = r.percent {
-            guard r.mode == .forward else { throw Refusal(kind: .usage, description: "--percent applies to forward only") }
+            guard r.mode == .forward else {
+                throw Refusal(kind: .usage, description: "--percent applies to forward only")
+            }
             guard (1...100).contains(p) else {
                 throw Refusal(
                     kind: .usage, description: "--percent must be 1 to 100 (0 is `cutover \(r.taskType) off`)")
@@ -63,7 +65,8 @@ public enum Cutover {
         if mapping == nil && r.mode != .off && !r.force {
             throw Refusal(
                 kind: .conflict,
-                description: "task_type \"\(r.taskType)\" has no [types.\(r.taskType)] mapping in bridge.conf; add one first")
+                description:
+                    "task_type \"\(r.taskType)\" has no [types.\(r.taskType)] mapping in bridge.conf; add one first")
         }
         if r.mode == .retired {
             if r.force {
@@ -75,8 +78,8 @@ public enum Cutover {
                 guard result.passes else {
                     throw Refusal(
                         kind: .conflict,
-                        description:
-                            "\(r.taskType) does not pass retire-check; fix the failing checks or use --force --reason TEXT",
+                        description: "\(r.taskType) does not pass retire-check; fix the failing checks or use "
+                            + "--force --reason TEXT",
                         gateReport: result.text)
                 }
             }

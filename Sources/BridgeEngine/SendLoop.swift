@@ -186,8 +186,7 @@ extension BridgeEngine {
             let startedAt = Date().timeIntervalSince1970
             do {
                 let r = try await client.createTask(type: e.tmType, params: params, priority: e.priority.map(Int.init))
-                if case .closed(let outage)? = await state.breakerSuccess(e.tmType, now: Date().timeIntervalSince1970)
-                {
+                if case .closed(let outage)? = await state.breakerSuccess(e.tmType, now: Date().timeIntervalSince1970) {
                     logger.notice(
                         "circuit closed: TaskManager answers again, traffic flows",
                         metadata: ["name": "\(e.tmType)", "outage_seconds": "\(outage.rounded(toPlaces: 1))"])

@@ -64,7 +64,8 @@ public enum StatusModel {
             ])
         }
         let json: JSONValue = [
-            "queue": .string(config.queue), "database": .string(config.legacy.database), "variant": .string(store.schema.variant.rawValue),
+            "queue": .string(config.queue), "database": .string(config.legacy.database),
+            "variant": .string(store.schema.variant.rawValue),
             "objects": .string("\(health)"), "types": .array(rows),
         ]
         return View(

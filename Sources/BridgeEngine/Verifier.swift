@@ -415,7 +415,8 @@ public struct Verifier: Sendable {
             case .quarantined:
                 guard let id = f.legacyID else { continue }
                 let rows = try await store.bridgedRows(types: [f.taskType], afterID: id - 1, limit: 1)
-                if let r = rows.first?.row, r.id == id, case .intent = policy.decide(r, mode: .forward, origin: origin) {
+                if let r = rows.first?.row, r.id == id, case .intent = policy.decide(r, mode: .forward, origin: origin)
+                {
                     _ = try await store.quarantineRetry(ids: [id], taskType: nil)
                     done.append("row \(id): released from quarantine (its parameters now validate)")
                 } else {

@@ -110,8 +110,7 @@ public final class QueueInstance: Sendable {
     public let lock: BridgeLock?
     public let created: Bool
 
-    init(config: BridgeConfiguration, store: LegacyQueueStore, engine: BridgeEngine, lock: BridgeLock?, created: Bool)
-    {
+    init(config: BridgeConfiguration, store: LegacyQueueStore, engine: BridgeEngine, lock: BridgeLock?, created: Bool) {
         self.config = config
         self.store = store
         self.engine = engine

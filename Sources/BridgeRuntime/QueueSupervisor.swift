@@ -107,7 +107,8 @@ public final class QueueSupervisor: Sendable {
         }
         if isNew {
             logger.error(
-                "queue is not running; retrying", metadata: ["problem": "\(problem)", "retry_every": "\(retryInterval)"])
+                "queue is not running; retrying",
+                metadata: ["problem": "\(problem)", "retry_every": "\(retryInterval)"])
         }
     }
 }

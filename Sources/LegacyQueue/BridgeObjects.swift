@@ -86,17 +86,17 @@ public struct BridgeObjects: Sendable {
     }
 
     public var triggerDDL: [String] {
-        [
+        let claimNew = LegacyRows.claimAtTriggerSQL(
+            table: t, bridge: b, now: Self.now, extraCondition: Canary.bridgeTakesSQL("NEW"))
+        let claimRequeued = LegacyRows.claimAtTriggerSQL(table: t, bridge: b, now: Self.now, extraCondition: nil)
+        return [
             """
             CREATE TRIGGER _taskbridge_ai AFTER INSERT ON \(t)
             WHEN EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode <> 'off')
               AND (SELECT active FROM _taskbridge_echo WHERE id = 1) = 0
             BEGIN
-                UPDATE \(t) SET status = 'claimed', claimed_by = \(b), claimed_at = \(Self.now), updated_at =
-                    \(Self.now)
-                WHERE id = NEW.id AND status = 'queued'
-                  AND \(Canary.bridgeTakesSQL("NEW"));
-                INSERT INTO _taskbridge_changes (row_id, op) VALUES (NEW.id, 'I');
+                \(claimNew);
+                \(ChangeLog.appendSQL("NEW", op: "I"));
             END
             """,
             """
@@ -107,7 +107,7 @@ public struct BridgeObjects: Sendable {
               AND (OLD.claimed_by = \(b) OR NEW.claimed_by = \(b)
                    OR EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode <> 'off'))
             BEGIN
-                INSERT INTO _taskbridge_changes (row_id, op) VALUES (NEW.id, 'U');
+                \(ChangeLog.appendSQL("NEW", op: "U"));
             END
             """,
             // A bridged row put back to `queued` (by an operator or a tool) is
@@ -120,10 +120,8 @@ public struct BridgeObjects: Sendable {
               AND (SELECT active FROM _taskbridge_echo WHERE id = 1) = 0
               AND \(Canary.bridgeTakesSQL("NEW"))
             BEGIN
-                UPDATE \(t) SET status = 'claimed', claimed_by = \(b), claimed_at = \(Self.now), updated_at =
-                    \(Self.now)
-                WHERE id = NEW.id AND status = 'queued';
-                INSERT INTO _taskbridge_changes (row_id, op) VALUES (NEW.id, 'R');
+                \(claimRequeued);
+                \(ChangeLog.appendSQL("NEW", op: "R"));
             END
             """,
             """
@@ -131,7 +129,7 @@ public struct BridgeObjects: Sendable {
             WHEN OLD.claimed_by = \(b) OR EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = OLD.task_type AND
                 mode <> 'off')
             BEGIN
-                INSERT INTO _taskbridge_changes (row_id, op) VALUES (OLD.id, 'D');
+                \(ChangeLog.appendSQL("OLD", op: "D"));
             END
             """,
         ]

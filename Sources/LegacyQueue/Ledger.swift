@@ -300,14 +300,10 @@ public enum Ledger {
                     attempts = attempts + 1, last_at = excluded.last_at
                 """,
             arguments: [legacyID, taskType, code, detail, now, now])
-        try db.exec(
-            sql: """
-                UPDATE \(legacyTable) SET error_message = CAST(? AS TEXT), updated_at = ?
-                WHERE id = ? AND claimed_by = ? AND status IN ('claimed','running') AND \(fingerprintGuard)
-                """,
-            arguments: [
-                SQLiteText.bind("taskbridge quarantine (\(code)): \(detail)"), now, legacyID, bridgeID, legacyID,
-            ])
+        try LegacyRows.noteQuarantine(
+            db, table: legacyTable, id: legacyID, bridgeID: bridgeID,
+            text: "taskbridge quarantine (\(code)): \(detail)",
+            now: now, guardSQL: fingerprintGuard)
         return true
     }
 
@@ -456,27 +452,12 @@ public enum Ledger {
             try archive(db, legacyID: o.legacyID, reason: .replaced)
             return .archived
         }
-        var sets = ["status = ?", "updated_at = ?"]
-        var args: [(any DatabaseValueConvertible)?] = [legacy.rawValue, now]
-        if schema.hasRetryColumns, let a = o.attempts {
-            // TaskManager counts claims; legacy counts retries, capped by its CHECK.
-            sets.append("retry_count = MIN(?, max_retries)")
-            args.append(max(a - 1, 0))
-        }
-        if legacy.isTerminal {
-            // The error is free text from a worker: every byte of it (SQLiteText).
-            sets += ["completed_at = ?", "result_data = ?", "error_message = CAST(? AS TEXT)"]
-            args += [now, o.result.map(PHPJSON.encode), SQLiteText.bind(o.error)]
-        }
-        args += [o.legacyID, bridgeID]
-        try db.exec(
-            sql:
-                "UPDATE \(legacyTable) SET \(sets.joined(separator: ", ")) WHERE id = ? AND claimed_by = ? AND "
-                + "status IN ('claimed','running')",
-            arguments: StatementArguments(args) ?? StatementArguments())
+        let changed = try LegacyRows.mirror(
+            db, table: legacyTable, id: o.legacyID, bridgeID: bridgeID, status: legacy, attempts: o.attempts,
+            retryColumns: schema.hasRetryColumns, result: o.result, error: o.error, now: now)
         // The row's status now, without reading it again: the update's, or the
         // one read above when the guard kept the row as it was.
-        let statusNow = db.changesCount > 0 ? legacy.rawValue : current?["status"] as String?
+        let statusNow = changed ? legacy.rawValue : current?["status"] as String?
         // A deleted row has nothing left to mirror; a row finished behind the bridge neither.
         let rowTerminal = LegacyStatus(text: statusNow)?.isTerminal ?? true
         if legacy.isTerminal || rowTerminal {
@@ -529,17 +510,12 @@ public enum Ledger {
         let released = try Int64.fetchAll(db, sql: sql, arguments: args)
         let now = LegacyTimestamp.format(Date())
         for id in released {
-            try db.exec(
-                sql: """
-                    UPDATE \(legacyTable) SET error_message = NULL, updated_at = ?
-                    WHERE id = ? AND claimed_by = ? AND error_message LIKE 'taskbridge quarantine%' AND
-                        \(fingerprintGuard)
-                    """,
-                arguments: [now, id, bridgeID, id])
+            try LegacyRows.clearQuarantineNote(
+                db, table: legacyTable, id: id, bridgeID: bridgeID, now: now, guardSQL: fingerprintGuard)
             try db.exec(sql: "DELETE FROM _taskbridge_quarantine WHERE legacy_id = ?", arguments: [id])
             try db.exec(
                 sql: "DELETE FROM _taskbridge_ledger WHERE legacy_id = ? AND state = 'quarantined'", arguments: [id])
-            try db.exec(sql: "INSERT INTO _taskbridge_changes (row_id, op) VALUES (?, 'I')", arguments: [id])
+            try ChangeLog.announce(db, rowID: id)
         }
         return released
     }
@@ -565,26 +541,9 @@ public enum Ledger {
     ) throws -> Bool {
         guard let legacy = LegacyStatus.mirroring(taskManagerStatus: tmStatus) else { return false }
         let now = LegacyTimestamp.format(Date())
-        if legacy.isTerminal {
-            try db.exec(
-                sql: """
-                    UPDATE \(legacyTable) SET status = ?, completed_at = ?, result_data = ?, error_message = CAST(? AS
-                        TEXT),
-                        updated_at = ? WHERE id = ? AND claimed_by = ? AND \(fingerprintGuard)
-                    """,
-                arguments: [
-                    legacy.rawValue, now, result.map(PHPJSON.encode), SQLiteText.bind(error), now, legacyID, bridgeID,
-                    legacyID,
-                ])
-        } else {
-            try db.exec(
-                sql: """
-                    UPDATE \(legacyTable) SET status = ?, updated_at = ?
-                    WHERE id = ? AND claimed_by = ? AND status IN ('claimed','running') AND \(fingerprintGuard)
-                    """,
-                arguments: [legacy.rawValue, now, legacyID, bridgeID, legacyID])
-        }
-        let changed = db.changesCount > 0
+        let changed = try LegacyRows.forceStatus(
+            db, table: legacyTable, id: legacyID, bridgeID: bridgeID, status: legacy, result: result, error: error,
+            now: now, guardSQL: fingerprintGuard)
         if changed {
             try db.exec(
                 sql:

@@ -157,19 +157,7 @@ extension LegacyQueueStore {
                     decisions[id] ?? .ignore, row: row, db: db, generation: generation, bridgeID: b, table: t,
                     result: &result)
             }
-            let maxSeq = batch.changes.map(\.seq).max() ?? 0
-            if stale.isEmpty {
-                try db.exec(sql: "DELETE FROM _taskbridge_changes WHERE seq <= ?", arguments: [maxSeq])
-            } else {
-                let keep = Array(stale)
-                var args = StatementArguments([maxSeq])
-                args += StatementArguments(keep)
-                try db.exec(
-                    sql:
-                        "DELETE FROM _taskbridge_changes WHERE seq <= ? AND row_id NOT IN "
-                        + "(\(keep.map { _ in "?" }.joined(separator: ",")))",
-                    arguments: args)
-            }
+            try ChangeLog.consume(db, upTo: batch.changes.map(\.seq).max() ?? 0, keeping: stale)
             return result
         }
     }
@@ -273,15 +261,11 @@ extension LegacyQueueStore {
             let ids = rows.map(\.id)
             let held = try Self.ledgerIDs(db, among: ids)
             var claimedIDs: [Int64] = []
-            for row in rows {
-                try db.exec(
-                    sql: """
-                        UPDATE \(t) SET status = 'claimed', claimed_by = ?, claimed_at = ?, updated_at = ?
-                        WHERE id = ? AND status = 'queued' AND CAST(parameters AS BLOB) IS ?
-                            AND \(Canary.bridgeTakesSQL(t))
-                        """,
-                    arguments: [b, now, now, row.id, row.parameters.map { Data($0) }])
-                if db.changesCount > 0 { claimedIDs.append(row.id) }
+            for row in rows
+            where try LegacyRows.claimQueued(
+                db, table: t, id: row.id, parameters: row.parameters, bridgeID: b, now: now)
+            {
+                claimedIDs.append(row.id)
             }
             for claimed in try Self.rows(db, select: select, ids: claimedIDs).values.sorted(by: { $0.id < $1.id }) {
                 result.processed += 1

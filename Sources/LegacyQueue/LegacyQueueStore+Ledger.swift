@@ -188,7 +188,7 @@ extension LegacyQueueStore {
             let status = try String.fetchOne(
                 db, sql: "SELECT status FROM \(t) WHERE id = ? AND claimed_by = ?", arguments: [legacyID, b])
             guard [.claimed, .running].contains(LegacyStatus(text: status)) else { return false }
-            try db.exec(sql: "INSERT INTO _taskbridge_changes (row_id, op) VALUES (?, 'I')", arguments: [legacyID])
+            try ChangeLog.announce(db, rowID: legacyID)
             return true
         }
     }

@@ -275,7 +275,9 @@ public final class LegacyQueueStore: Sendable {
                         // Once another file is at the path, the pool's new
                         // readers open it while this writer still holds the
                         // old one: nothing read there may be written here.
-                        if let change = replacedFile() { throw LegacyQueueError.fileReplaced(path: path, now: change.now) }
+                        if let change = replacedFile() {
+                            throw LegacyQueueError.fileReplaced(path: path, now: change.now)
+                        }
                         result = try body(db)
                         return .commit
                     }

@@ -110,13 +110,9 @@ public enum ReverseLedger {
             return .recognised(legacyID: held)
         }
         let parameters = PythonJSON.dumps(task.params)
-        try db.exec(
-            sql: """
-                INSERT INTO \(legacyTable) (task_type, parameters, priority, status, created_at, updated_at)
-                VALUES (?, CAST(? AS TEXT), ?, 'queued', ?, ?)
-                """,
-            arguments: [legacyType, SQLiteText.bind(parameters), legacyPriority(task.priority), now, now])
-        let id = db.lastInsertedRowID
+        let id = try LegacyRows.insertQueued(
+            db, table: legacyTable, taskType: legacyType, parameters: parameters,
+            priority: legacyPriority(task.priority), now: now)
         // `fingerprintSQL` of the row just written, without reading it back.
         let fingerprint = legacyType + "\u{1}" + now
         try db.exec(

@@ -29,7 +29,8 @@ public func eventually(
 
 /// `TASKBRIDGE_DEADLINE_SCALE` (default 4): how much slower than the
 /// machine a test was written on a wait may be before it counts as a hang.
-public let deadlineScale: Int = ProcessInfo.processInfo.environment["TASKBRIDGE_DEADLINE_SCALE"].flatMap(Int.init)
+public let deadlineScale: Int =
+    ProcessInfo.processInfo.environment["TASKBRIDGE_DEADLINE_SCALE"].flatMap(Int.init)
     .map { max(1, $0) } ?? 4
 
 public struct HarnessError: Error, CustomStringConvertible {

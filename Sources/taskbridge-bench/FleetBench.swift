@@ -41,7 +41,8 @@ extension BenchCommand {
             results.append(
                 ("one run: bridge CPU per forwarded row (ms)", String(format: "%.3f", one.cpuPerRow * 1000), ""))
             results.append(
-                ("\(queues) runs: bridge CPU per forwarded row (ms)", String(format: "%.3f", many.cpuPerRow * 1000), ""))
+                ("\(queues) runs: bridge CPU per forwarded row (ms)", String(format: "%.3f", many.cpuPerRow * 1000), "")
+            )
             results.append(
                 ("  ratio one / \(queues)", String(format: "%.2f", one.cpuPerRow / many.cpuPerRow), "<= 1"))
             results.append(

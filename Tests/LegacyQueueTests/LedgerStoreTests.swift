@@ -54,7 +54,8 @@ import Testing
         #expect(try await Self.state(store, id) == "intent")
         #expect(try await store.readChanges(limit: 10) == nil, "the change row was consumed with the decision")
 
-        let sent = try await store.recordSends([.sent(legacyID: id, taskID: 41, status: "pending", deduplicated: false)])
+        let sent = try await store.recordSends([.sent(legacyID: id, taskID: 41, status: "pending", deduplicated: false)]
+        )
         #expect(sent.sent == 1 && sent.collapsed == 0)
         #expect(try await Self.state(store, id) == "sent")
 

@@ -37,7 +37,8 @@ import TestSlots
                 if sent == 30 { break }
                 try await Task.sleep(for: .milliseconds(50))
             }
-            #expect(sent == 30, "\(sent) of 30 rows sent 30 s after the API answered: \(bridge.stderrText.suffix(2000))")
+            #expect(
+                sent == 30, "\(sent) of 30 rows sent 30 s after the API answered: \(bridge.stderrText.suffix(2000))")
             let log = bridge.stderrText
             #expect(log.components(separatedBy: "circuit opened").count == 2, "one outage, one open")
             #expect(

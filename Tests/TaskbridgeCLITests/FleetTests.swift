@@ -69,7 +69,9 @@ import TestSlots
             let up = try await eventually(timeout: .seconds(60)) {
                 ((try? await self.get("/health")) ?? "").contains(#""queues""#) || !bridge.isRunning
             }
-            guard up, bridge.isRunning else { throw HarnessError("fleet did not come up: \(bridge.stderr.suffix(3000))") }
+            guard up, bridge.isRunning else {
+                throw HarnessError("fleet did not come up: \(bridge.stderr.suffix(3000))")
+            }
         }
 
         func scalar(_ path: String, _ sql: String, _ args: StatementArguments = []) throws -> Int {
@@ -183,7 +185,9 @@ import TestSlots
             #expect(try json(status.stdout)["totals"]?["forwarded"] == 10)
             let verify = try await fleet.cli(["verify", "--grace", "0"])
             #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
-            let one = try await fleet.cli(["cutover", Self.scrape.legacyType, "off", "--queue", "reddit", "--reason", "r"])
+            let one = try await fleet.cli([
+                "cutover", Self.scrape.legacyType, "off", "--queue", "reddit", "--reason", "r",
+            ])
             #expect(one.status == 0, "\(one.stderr)")
             #expect(
                 try fleet.scalar(fleet.second, "SELECT COUNT(*) FROM _taskbridge_mode WHERE mode = 'off'") == 1
@@ -213,7 +217,9 @@ import TestSlots
             // QueueDatabase(path): the table and its triggers go, ids restart.
             try producer.execute("DROP TABLE task_queue")
             try producer.execute(LegacySchema.variantADDL())
-            for i in 0..<3 { try producer.insert(type: Self.scrape.legacyType, parameters: #"{"video_url": "v\#(i)"}"#) }
+            for i in 0..<3 {
+                try producer.insert(type: Self.scrape.legacyType, parameters: #"{"video_url": "v\#(i)"}"#)
+            }
             // Rows that slipped past the missing trigger are claimed as backlog;
             // every new row ends with a task of its own, none of the old ones.
             #expect(
@@ -221,10 +227,13 @@ import TestSlots
                     try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 3
                 }, "\(bridgeProcess.stderrText.suffix(3000))")
             let newTasks = Set(try h.strings("SELECT CAST(tm_task_id AS TEXT) FROM _taskbridge_ledger"))
-            #expect(newTasks.count == 3 && newTasks.isDisjoint(with: oldTasks), "\(bridgeProcess.stderrText.suffix(4000))")
+            #expect(
+                newTasks.count == 3 && newTasks.isDisjoint(with: oldTasks), "\(bridgeProcess.stderrText.suffix(4000))")
             #expect(try h.scalar("SELECT COUNT(*) FROM task_queue WHERE status = 'completed'") == 0)
             #expect(
-                try h.scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '\\_taskbridge%' ESCAPE '\\'")
+                try h.scalar(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '\\_taskbridge%' "
+                        + "ESCAPE '\\'")
                     == 4)
             #expect(try await Self.drain(h.tm.client, typeID: typeID) == 3)
             #expect(
@@ -263,7 +272,8 @@ import TestSlots
                 try await eventually(timeout: .seconds(60)) {
                     try h.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = '_taskbridge_ai'") == 1
                 })
-            let verify = try await CLIRun.run(["verify", "--grace", "0", "--json"], harness: h, config: bridgeProcess.configPath)
+            let verify = try await CLIRun.run(
+                ["verify", "--grace", "0", "--json"], harness: h, config: bridgeProcess.configPath)
             #expect(verify.status == 1, "\(verify.stdout)\(verify.stderr)")
             let findings = try json(verify.stdout)["findings"]?.arrayValue ?? []
             #expect(findings.contains { $0["class"] == "executed_by_legacy" && $0["legacy_id"] == .int(id) })
@@ -291,7 +301,9 @@ import TestSlots
             try source.backup(to: copy)
             try copy.close()
             try source.close()
-            for i in 0..<3 { try producer.insert(type: Self.scrape.legacyType, parameters: #"{"video_url": "lost\#(i)"}"#) }
+            for i in 0..<3 {
+                try producer.insert(type: Self.scrape.legacyType, parameters: #"{"video_url": "lost\#(i)"}"#)
+            }
             #expect(
                 try await eventually(timeout: .seconds(60)) {
                     try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 5
@@ -316,7 +328,8 @@ import TestSlots
             #expect(log.components(separatedBy: "the legacy file was replaced").count == 2, "warned once")
             // Ids 3 to 5 came again: their tasks are new, not the dropped rows'.
             #expect(ids.first == 3)
-            let verify = try await CLIRun.run(["verify", "--grace", "0", "--json"], harness: h, config: bridgeProcess.configPath)
+            let verify = try await CLIRun.run(
+                ["verify", "--grace", "0", "--json"], harness: h, config: bridgeProcess.configPath)
             let findings = try json(verify.stdout)["findings"]?.arrayValue ?? []
             let dropped = findings.filter {
                 $0["class"] == "missing_in_sqlite" && ($0["detail"]?.stringValue ?? "").contains("dropped by a restore")
