@@ -13,13 +13,15 @@ import Testing
     static let type = "video_scrape"
 
     /// A fresh variant A file with the bridge's objects and `type` in forward.
-    static func open() throws -> (TemporaryDirectory, LegacyQueueStore, LegacyProducer) {
+    static func open() async throws -> (TemporaryDirectory, LegacyQueueStore, LegacyProducer) {
         let dir = try TemporaryDirectory(prefix: "ledger")
         let path = dir.path("worker_queue.db")
         try LegacyFixture.a.create(at: path)
         let store = try LegacyQueueStore.open(
             path: path, table: "task_queue", bridgeID: "taskbridge", createIfMissing: false
         ).store
+        try await store.install()
+        _ = try await store.seedMode(taskType: type, mode: "forward", shareBy: .id, host: "test")
         return (dir, store, try LegacyProducer(path: path))
     }
 
@@ -34,10 +36,8 @@ import Testing
     }
 
     @Test func captureSendAndMirrorEachMoveOneState() async throws {
-        let (dir, store, producer) = try Self.open()
+        let (dir, store, producer) = try await Self.open()
         defer { _ = dir }
-        try await store.install()
-        _ = try await store.seedMode(taskType: Self.type, mode: "forward", shareBy: .id, host: "test")
         let id = try producer.insert(type: Self.type, parameters: #"{"v": 1}"#)
         // The insert trigger took the row for the bridge inside the producer's transaction.
         let row = try await store.read { db in
@@ -82,10 +82,8 @@ import Testing
     /// A generation that begins between the read and the write: the batch,
     /// decided with the old origin, is applied to nothing and decided again.
     @Test func decisionsMadeWithAnOlderOriginAreNotRecorded() async throws {
-        let (dir, store, producer) = try Self.open()
+        let (dir, store, producer) = try await Self.open()
         defer { _ = dir }
-        try await store.install()
-        _ = try await store.seedMode(taskType: Self.type, mode: "forward", shareBy: .id, host: "test")
         let before = try await store.origin()
         #expect(before != nil)
         let id = try producer.insert(type: Self.type, parameters: #"{"v": 2}"#)
@@ -108,10 +106,8 @@ import Testing
     /// the next capture write notices the schema moved and begins the new
     /// generation itself, before any decision for the new rows is recorded.
     @Test func aRecreatedTableBeginsANewGenerationInTheCaptureWrite() async throws {
-        let (dir, store, producer) = try Self.open()
+        let (dir, store, producer) = try await Self.open()
         defer { _ = dir }
-        try await store.install()
-        _ = try await store.seedMode(taskType: Self.type, mode: "forward", shareBy: .id, host: "test")
         let old = try producer.insert(type: Self.type, parameters: #"{"v": 3}"#)
         let first = try #require(try await store.readChanges(limit: 10))
         #expect(try await store.applyChanges(first, decisions: [old: Self.intent(#"{"v":3}"#)]).intents == 1)

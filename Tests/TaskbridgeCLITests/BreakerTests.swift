@@ -27,15 +27,13 @@ import TestSlots
             let before = proxy.count("POST /api/tasks")
             #expect(try await eventually(timeout: .seconds(60)) { proxy.count("POST /api/tasks") >= before + 3 })
             proxy.set(.pass)
-            let healed = ContinuousClock.now
             // A fixed deadline, not a scaled one: what is asserted is the
             // recovery itself (the old breaker idled for up to a minute).
             // 30 s is twice the target of 15 s, for a loaded CI machine.
             var sent = 0
-            while ContinuousClock.now < healed + .seconds(30) {
+            _ = try await eventually(timeout: .seconds(30), interval: .milliseconds(50), scaled: false) {
                 sent = try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state IN ('sent','done')")
-                if sent == 30 { break }
-                try await Task.sleep(for: .milliseconds(50))
+                return sent == 30
             }
             #expect(
                 sent == 30, "\(sent) of 30 rows sent 30 s after the API answered: \(bridge.stderrText.suffix(2000))")
