@@ -95,9 +95,13 @@ public struct BridgeConfiguration: Sendable {
         /// actions on the page need it in a header; without it the page is
         /// read-only. Set by the loader (next to the legacy database by default).
         public var adminTokenFile = "taskbridge-admin.token"
-        /// How often `PRAGMA data_version` is checked, and the longest time a
-        /// mode change waits before it applies.
+        /// How often `PRAGMA data_version` is checked when no file
+        /// notification came, and the longest time a mode change waits
+        /// before it applies.
         public var pollIntervalSeconds = 0.1
+        /// Wake on the kernel's notice that the legacy file was written
+        /// (inotify); false: poll only (a file system that never notifies).
+        public var fileNotifications = true
         /// Rows claimed and forwarded per write transaction.
         public var batchSize = 64
         /// Requests to TaskManager in flight at once, over all types.

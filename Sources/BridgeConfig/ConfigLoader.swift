@@ -149,7 +149,9 @@ public enum ConfigLoader {
                 "id", "metrics_listen", "poll_interval_ms", "batch_size", "max_in_flight",
                 "reconcile_interval_seconds", "mirror_interval_ms", "parity_sample_interval_seconds",
                 "persistent_error_attempts", "persistent_error_seconds", "admin_token_file", "reverse_prefetch",
+                "file_notifications",
             ], at: "bridge")
+        if let v = try r.bool(brT, "file_notifications", at: "bridge") { config.bridge.fileNotifications = v }
         config.bridge.adminTokenFile = resolve(
             try r.string(brT, "admin_token_file", at: "bridge")
                 ?? URL(fileURLWithPath: legacy.database).deletingLastPathComponent()

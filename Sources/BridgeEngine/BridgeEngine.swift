@@ -139,7 +139,9 @@ public final class BridgeEngine: Sendable {
                 "the canary of this type now follows its dedupe mode in bridge.conf", metadata: ["type": "\(t)"])
         }
         try await refreshModes()
-        let ctx = RunContext(store: store, idleInterval: config.bridge.pollIntervalSeconds)
+        let ctx = RunContext(
+            store: store, idleInterval: config.bridge.pollIntervalSeconds, queueLabel: queueLabel, logger: logger,
+            notifications: config.bridge.fileNotifications)
         context.withLock { $0 = ctx }
         defer { context.withLock { $0 = nil } }
         if isStopping { ctx.stopRequested() }

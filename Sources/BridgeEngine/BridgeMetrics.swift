@@ -110,9 +110,14 @@ public enum BridgeMetrics {
         "taskbridge_legacy_file_replaced_total",
         "times another file was found at the legacy database's path (a restore) and reopened as a new generation")
 
+    public static let legacyWakeups = CounterMetric(
+        "taskbridge_legacy_wakeups_total", labels: ["cause"],
+        "looks at the legacy file's PRAGMA data_version, by what woke the watcher "
+            + "(cause=notification: the kernel said it was written; timer: the idle interval or the fallback poll)")
+
     public static let counters = [
         captured, quarantined, dryRun, forwarded, collapsed, mirrored, apiErrors, loopErrors, retiredRows,
-        objectsRepaired, fileReplaced,
+        objectsRepaired, fileReplaced, legacyWakeups,
         parityFindings, paritySampled, reverseInserted, reverseRecognised, reverseCompleted, reverseConflicts,
     ]
     public static let gauges = [lockWait, writeFailing, forwardPercent, rows]

@@ -1,5 +1,6 @@
 import Foundation
 import LegacyQueue
+import Logging
 import Synchronization
 
 /// A wake-up for one consuming loop, built on `AsyncStream`: any number of
@@ -27,9 +28,11 @@ final class RunContext: Sendable {
     private let stopContinuation: AsyncStream<Void>.Continuation
     let watcher: DataVersionWatcher
 
-    init(store: LegacyQueueStore, idleInterval: Double) {
+    init(store: LegacyQueueStore, idleInterval: Double, queueLabel: String, logger: Logger, notifications: Bool) {
         (stopEvents, stopContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        watcher = DataVersionWatcher(store: store, idleInterval: idleInterval)
+        watcher = DataVersionWatcher(
+            store: store, idleInterval: idleInterval, queueLabel: queueLabel, logger: logger,
+            notifications: notifications)
     }
 
     func stopRequested() {
@@ -38,18 +41,27 @@ final class RunContext: Sendable {
     }
 }
 
-/// Polls `PRAGMA data_version` on a thread of its own and yields whenever any
-/// connection committed. The poll is a blocking SQLite call; on the
-/// cooperative pool it would hold a thread every millisecond. Fast (1 ms)
-/// for two seconds after the bridge saw rows flow (commit-to-send latency),
-/// at `[bridge] poll_interval_ms` otherwise (idle CPU). `stop()` wakes the
-/// thread and waits for it, so the store is never closed under a poll.
+/// Wakes capture whenever any connection committed to the legacy file, on a
+/// thread of its own (the checks are blocking SQLite calls; on the
+/// cooperative pool they would hold a thread).
+///
+/// Where the kernel tells (inotify, `LegacyFileEvents`) the thread sleeps
+/// until the WAL, journal or file is written and then asks `PRAGMA
+/// data_version`, the truth of whether anything committed: no busy polling
+/// while rows flow, and a commit is seen within the notification's latency.
+/// At `[bridge] poll_interval_ms` it looks anyway, for what no notification
+/// reports. Where there are no notifications, or three idle looks in a row
+/// found commits no notification announced (a network file system), it polls
+/// as before: every millisecond for two seconds after rows flowed, at the
+/// idle interval otherwise. `stop()` wakes the thread and waits for it, so
+/// the store is never closed under a check.
 ///
 /// It also watches what a commit cannot show by itself: `PRAGMA
 /// schema_version` after every commit (a recreated `task_queue` drops the
 /// insert trigger, so reconcile must run now, not at its next tick), and the
-/// file's identity at its path once per idle interval (a restore by `mv`
-/// leaves every connection on the old, unlinked file).
+/// file's identity at its path at every idle look and whenever a file is
+/// created or moved at its name (a restore by `mv` leaves every connection
+/// on the old, unlinked file).
 final class DataVersionWatcher: @unchecked Sendable {
     let changes: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
@@ -59,7 +71,11 @@ final class DataVersionWatcher: @unchecked Sendable {
     let replacements = Wakeup()
     private let store: LegacyQueueStore
     private let idleInterval: Double
-    /// Guards `running` and `exited`; the thread waits on it between polls.
+    private let queueLabel: String
+    private let logger: Logger
+    /// Nil where the platform gives no notifications, or once they were found missing.
+    private var events: LegacyFileEvents?
+    /// Guards `running` and `exited`; the polling thread waits on it between polls.
     private let condition = NSCondition()
     private var running = false
     private var exited = true
@@ -67,11 +83,23 @@ final class DataVersionWatcher: @unchecked Sendable {
     private let activityAt = Atomic<UInt64>(0)
     static let hotInterval = 0.001
     static let hotWindow = 2.0
+    /// Idle looks in a row that found an unannounced commit before notifications are given up.
+    static let missesBeforePolling = 3
 
-    init(store: LegacyQueueStore, idleInterval: Double) {
+    init(store: LegacyQueueStore, idleInterval: Double, queueLabel: String, logger: Logger, notifications: Bool) {
         self.store = store
         self.idleInterval = idleInterval
+        self.queueLabel = queueLabel
+        self.logger = logger
+        events = notifications ? LegacyFileEvents(path: store.path) : nil
         (changes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// True while kernel notifications drive the wake-ups (for tests and status).
+    var notified: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return events != nil
     }
 
     func noteActivity() {
@@ -85,7 +113,12 @@ final class DataVersionWatcher: @unchecked Sendable {
         running = true
         exited = false
         continuation.yield()  // a first look at whatever is pending
-        let thread = Thread { [self] in self.poll() }
+        if events == nil {
+            logger.info(
+                "no file notifications for the legacy file; polling PRAGMA data_version",
+                metadata: ["path": "\(store.path)"])
+        }
+        let thread = Thread { [self] in self.run() }
         thread.name = "taskbridge-data-version"
         thread.start()
     }
@@ -94,6 +127,7 @@ final class DataVersionWatcher: @unchecked Sendable {
         condition.lock()
         running = false
         condition.broadcast()
+        events?.interrupt()
         while !exited { condition.wait() }
         condition.unlock()
         continuation.finish()
@@ -101,14 +135,20 @@ final class DataVersionWatcher: @unchecked Sendable {
         replacements.finish()
     }
 
-    private func poll() {
+    private func run() {
         var last: Int64 = -1
         var lastSchema: Int64 = -1
         var statAt = 0.0
+        var misses = 0
+        var cause = "start"
         condition.lock()
         while running {
+            let events = self.events
             condition.unlock()
+            BridgeMetrics.legacyWakeups.increment(queueLabel, cause)
+            var committed = false
             if let v = try? store.dataVersion(), v != last {
+                committed = last >= 0
                 last = v
                 continuation.yield()
                 if let sv = try? store.schemaVersion(), sv != lastSchema {
@@ -125,10 +165,37 @@ final class DataVersionWatcher: @unchecked Sendable {
                     lastSchema = -1
                 }
             }
-            let hot =
-                Date().timeIntervalSince1970 - Double(bitPattern: activityAt.load(ordering: .relaxed)) < Self.hotWindow
+            guard let events else {
+                let hot = now - Double(bitPattern: activityAt.load(ordering: .relaxed)) < Self.hotWindow
+                condition.lock()
+                let interval = hot ? Self.hotInterval : idleInterval
+                if running { _ = condition.wait(until: Date(timeIntervalSinceNow: interval)) }
+                cause = "timer"
+                continue
+            }
+            if cause == "timer" {
+                misses = committed ? misses + 1 : 0
+                if misses >= Self.missesBeforePolling {
+                    logger.warning(
+                        """
+                        commits to the legacy file arrive without file notifications (a network file system?); \
+                        polling PRAGMA data_version instead
+                        """,
+                        metadata: ["path": "\(store.path)", "looks": "\(misses)"])
+                    condition.lock()
+                    self.events = nil
+                    continue
+                }
+            }
+            switch events.wait(timeout: idleInterval) {
+            case .changed(let renamed):
+                cause = "notification"
+                misses = 0
+                if renamed { statAt = 0 }
+            case .timedOut: cause = "timer"
+            case .interrupted: cause = "stop"
+            }
             condition.lock()
-            if running { _ = condition.wait(until: Date(timeIntervalSinceNow: hot ? Self.hotInterval : idleInterval)) }
         }
         exited = true
         condition.broadcast()

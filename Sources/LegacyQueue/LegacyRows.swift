@@ -84,7 +84,7 @@ public enum LegacyRows {
             sql:
                 "UPDATE \(table) SET \(sets.joined(separator: ", ")) WHERE id = ? AND claimed_by = ? AND "
                 + "status IN ('claimed','running')",
-            arguments: StatementArguments(args) ?? StatementArguments())
+            arguments: StatementArguments(args))
         return db.changesCount > 0
     }
 

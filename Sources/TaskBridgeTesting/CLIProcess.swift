@@ -16,9 +16,12 @@ public final class BridgeProcess: Sendable {
     ) throws {
         let port = metrics ? try FreePort.find() : nil
         let listen = port.map { #"metrics_listen = "127.0.0.1:\#($0)""# } ?? #"metrics_listen = "off""#
-        configPath = try h.writeConfig(
-            url: url ?? h.config.taskManager.url,
-            bridgeLines: [listen, "poll_interval_ms = 10", "mirror_interval_ms = 50"] + extraBridge)
+        // A key in `extraBridge` replaces the test default of the same name.
+        func key(_ line: String) -> Substring { line.prefix { $0 != "=" && $0 != " " } }
+        let defaults = [listen, "poll_interval_ms = 10", "mirror_interval_ms = 50"].filter { d in
+            !extraBridge.contains { key($0) == key(d) }
+        }
+        configPath = try h.writeConfig(url: url ?? h.config.taskManager.url, bridgeLines: defaults + extraBridge)
         metricsPort = port
         var env = h.cliEnvironment
         env["LOG_LEVEL"] = "info"
