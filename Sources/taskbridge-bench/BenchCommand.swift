@@ -154,6 +154,12 @@ extension BenchCommand {
                 "verify over N bridged rows against the embedded server: wall time and peak RSS of the verify process.")
         @Option(help: "Bridged rows.") var rows = 100_000
         @Flag(help: "Machine-readable output.") var json = false
+        @Option(
+            help: """
+                Run verify under this profiler command line (e.g. "heaptrack -o /tmp/verify"); the peak RSS printed \
+                then includes the profiler.
+                """)
+        var profileWith: String?
 
         func run() async throws {
             let h = try await BridgeHarness.start(
@@ -181,7 +187,8 @@ extension BenchCommand {
             let start = ContinuousClock.now
             let child = try ChildProcess.start(
                 ["verify", "--config", conf, "--grace", "0", "--json"],
-                environment: ["TASKMANAGER_API_KEY": h.tm.apiKey])
+                environment: ["TASKMANAGER_API_KEY": h.tm.apiKey],
+                wrapper: profileWith.map { $0.split(separator: " ").map(String.init) } ?? [])
             let status = await child.child.wait()
             let wall = (ContinuousClock.now - start) / .seconds(1)
             var usage = rusage()
@@ -344,12 +351,21 @@ final class ChildProcess: Sendable {
     let child: AsyncProcess
     var pid: Int32 { child.pid }
 
-    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess {
+    /// `wrapper`: a profiler's command line, run through `env` with `taskbridge` and its arguments after it.
+    static func start(
+        _ arguments: [String], environment: [String: String] = [:], wrapper: [String] = []
+    ) throws -> ChildProcess {
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         env["LOG_LEVEL"] = "error"
-        let c = ChildProcess(
-            child: AsyncProcess(executable: try TaskbridgeBinary.url(), arguments: arguments, environment: env))
+        let binary = try TaskbridgeBinary.url()
+        let process =
+            wrapper.isEmpty
+            ? AsyncProcess(executable: binary, arguments: arguments, environment: env)
+            : AsyncProcess(
+                executable: URL(fileURLWithPath: "/usr/bin/env"), arguments: wrapper + [binary.path] + arguments,
+                environment: env)
+        let c = ChildProcess(child: process)
         try c.child.start()
         return c
     }
