@@ -53,17 +53,19 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The cutover stages: the one type every spelling of the modes derives from.
+        .target(name: "CutoverStages"),
         .target(
             name: "LegacyQueue",
             dependencies: [
-                "TaskManagerModel", "SQLiteText",
+                "TaskManagerModel", "SQLiteText", "CutoverStages",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .target(
             name: "BridgeConfig",
             dependencies: [
-                "TaskManagerModel",
+                "TaskManagerModel", "CutoverStages",
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),

@@ -1,19 +1,6 @@
 import Foundation
+@_exported import CutoverStages
 import TaskManagerModel
-
-/// Per-type cutover stage (PRODUCT.md section 2).
-public enum BridgeMode: String, Sendable, CaseIterable, Codable {
-    case off
-    case dryRun = "dry-run"
-    case forward
-    case retired
-    /// TaskManager producers, legacy workers: the bridge claims the type's
-    /// tasks, inserts them as queued rows and completes them from the rows.
-    case reverse
-
-    /// Modes in which the bridge takes rows for itself.
-    public var claimsRows: Bool { self == .forward || self == .retired }
-}
 
 /// How identical legacy rows map onto TaskManager's type+params dedupe.
 public enum DedupeMode: String, Sendable, CaseIterable, Codable {
@@ -36,6 +23,15 @@ public struct TypeMapping: Sendable, Equatable {
     /// `per-row` (with the legacy id, a row's identity across queues).
     public var originMarker = "_legacy_origin"
     public var paramSchema: JSONValue
+    /// Result paths the shadow comparison leaves out (`fetched_at`,
+    /// `items[*].view_count`): values that differ between any two runs.
+    public var shadowIgnore: [String] = []
+    /// A shadow copy no TaskManager worker finished within this is expired.
+    public var shadowTimeoutSeconds = 3_600.0
+    /// The shadow gate of `cutover TYPE forward`: the last `shadowMinCompared`
+    /// comparisons matched at `shadowMinMatch` or better.
+    public var shadowMinCompared = 100
+    public var shadowMinMatch = 0.99
 
     public init(
         legacyType: String, name: String, version: String = "1.0.0", mode: BridgeMode = .off,

@@ -311,7 +311,11 @@ public enum ConfigLoader {
                     throw ConfigError(file: file, "[\(at)] must be a table")
                 }
                 try r.allowKeys(
-                    t, ["name", "version", "mode", "dedupe", "marker", "origin_marker", "param_schema"], at: at)
+                    t,
+                    [
+                        "name", "version", "mode", "dedupe", "marker", "origin_marker", "param_schema", "shadow_ignore",
+                        "shadow_timeout", "shadow_min_compared", "shadow_min_match",
+                    ], at: at)
                 guard let name = try r.string(t, "name", at: at), !name.trimmingCharacters(in: .whitespaces).isEmpty
                 else {
                     throw ConfigError(file: file, "[\(at)] name is required (the TaskManager task type name)")
@@ -321,7 +325,9 @@ public enum ConfigLoader {
                 if let mode = try r.string(t, "mode", at: at) {
                     guard let v = BridgeMode(rawValue: mode) else {
                         throw ConfigError(
-                            file: file, "[\(at)] mode = \"\(mode)\" is not one of off, dry-run, forward, retired")
+                            file: file,
+                            "[\(at)] mode = \"\(mode)\" is not one of "
+                                + BridgeMode.allCases.map(\.rawValue).joined(separator: ", "))
                     }
                     m.mode = v
                 }
@@ -348,6 +354,7 @@ public enum ConfigLoader {
                     }
                     m.paramSchema = json
                 }
+                try parseShadow(t, into: &m, at: at, r: r)
                 if config.types.contains(where: { $0.name == m.name }) {
                     throw ConfigError(file: file, "[\(at)] name \"\(m.name)\" is already mapped by another legacy type")
                 }
@@ -356,6 +363,46 @@ public enum ConfigLoader {
         }
 
         return config.types
+    }
+
+    static func parseShadow(_ t: TOMLTable, into m: inout TypeMapping, at: String, r: Reader) throws(ConfigError) {
+        let file = r.file
+        if let v = t["shadow_ignore"] {
+            guard let a = v.array, let paths = Optional(a.compactMap(\.string)), paths.count == a.count,
+                paths.allSatisfy({ !$0.isEmpty })
+            else {
+                throw ConfigError(file: file, "[\(at)] shadow_ignore must be a list of result paths (strings)")
+            }
+            m.shadowIgnore = paths
+        }
+        if let v = t["shadow_timeout"] {
+            guard let seconds = v.int.map(Double.init) ?? v.double ?? v.string.flatMap(parseDuration), seconds > 0
+            else {
+                throw ConfigError(
+                    file: file, "[\(at)] shadow_timeout must be seconds or a duration such as \"90s\", \"30m\", \"1h\"")
+            }
+            m.shadowTimeoutSeconds = seconds
+        }
+        if let n = try r.int(t, "shadow_min_compared", at: at) {
+            guard n >= 1 else { throw ConfigError(file: file, "[\(at)] shadow_min_compared must be at least 1") }
+            m.shadowMinCompared = n
+        }
+        if let x = try r.double(t, "shadow_min_match", at: at) {
+            guard x > 0 && x <= 1 else {
+                throw ConfigError(file: file, "[\(at)] shadow_min_match must be above 0 and at most 1 (0.99 is 99 %)")
+            }
+            m.shadowMinMatch = x
+        }
+    }
+
+    /// `90s`, `30m`, `1h`, `1.5h`, or plain seconds as text.
+    public static func parseDuration(_ s: String) -> Double? {
+        let t = s.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3_600)]
+        for (u, f) in units where t.hasSuffix(u) {
+            if let v = Double(t.dropLast(u.count)) { return v * f }
+        }
+        return Double(t)
     }
 
     public static func isPlainIdentifier(_ s: String) -> Bool {

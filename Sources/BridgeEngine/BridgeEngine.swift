@@ -156,7 +156,7 @@ public final class BridgeEngine: Sendable {
                     ("reconcile", { try await self.reconcileLoop(ctx) }),
                     ("register", { try await self.registerLoop(ctx) }),
                     ("parity", { try await self.parityLoop() }), ("reverse", { try await self.reverseLoop(ctx) }),
-                    ("reopen", { try await self.replacementLoop(ctx) }),
+                    ("reopen", { try await self.replacementLoop(ctx) }), ("shadow", { try await self.shadowLoop(ctx) }),
                 ]
                 for (name, body) in loops { group.addTask { await self.guarded(name, body) } }
             }

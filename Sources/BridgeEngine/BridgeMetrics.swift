@@ -115,10 +115,15 @@ public enum BridgeMetrics {
         "looks at the legacy file's PRAGMA data_version, by what woke the watcher "
             + "(cause=notification: the kernel said it was written; timer: the idle interval or the fallback poll)")
 
+    public static let shadow = CounterMetric(
+        "taskbridge_shadow_total", labels: ["type", "outcome"],
+        "shadow: copies created (outcome=created) and comparisons recorded (outcome=matched, value, outcome, "
+            + "legacy_failed_only, taskmanager_failed_only, expired)")
+
     public static let counters = [
         captured, quarantined, dryRun, forwarded, collapsed, mirrored, apiErrors, loopErrors, retiredRows,
         objectsRepaired, fileReplaced, legacyWakeups,
-        parityFindings, paritySampled, reverseInserted, reverseRecognised, reverseCompleted, reverseConflicts,
+        parityFindings, paritySampled, reverseInserted, reverseRecognised, reverseCompleted, reverseConflicts, shadow,
     ]
     public static let gauges = [lockWait, writeFailing, forwardPercent, rows]
 }

@@ -15,7 +15,7 @@ extension BridgeEngine {
         for (k, v) in raw {
             let mode = BridgeMode(rawValue: v.mode) ?? .off
             modes[k] = mode
-            percents[k] = mode == .forward ? v.percent : 100
+            percents[k] = mode.takesPercent ? v.percent : 100
             BridgeMetrics.forwardPercent.set(mode.claimsRows ? Double(percents[k]!) : 0, queueLabel, k)
         }
         let entered = await state.setModes(modes, percents: percents)
@@ -123,6 +123,7 @@ extension BridgeEngine {
                 metadata: ["generation": "\(g.generation)", "archived_entries": "\(g.archived)"])
         }
         for (type, n) in r.intentsByType { BridgeMetrics.captured.increment(queueLabel, type, by: n) }
+        if !r.shadowsByType.isEmpty { context.withLock { $0 }?.shadowWake.signal() }
         for (key, n) in r.verdicts { BridgeMetrics.dryRun.increment(queueLabel, key.taskType, key.verdict, by: n) }
         noteQuarantines(r.quarantines)
         if r.archived > 0 {

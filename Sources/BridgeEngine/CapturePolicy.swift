@@ -40,7 +40,13 @@ public struct CapturePolicy: Sendable {
     /// generation's `origin` under `originMarker`: together they name the row
     /// across every queue, host and generation of its table (invariant 10).
     /// Without an origin (objects not yet installed) only the id is added.
-    public func validate(_ row: LegacyRow, mapping: TypeMapping, origin: String?) -> Validation {
+    /// A shadow copy (`shadow: true`) also carries `ShadowLedger.marker` =
+    /// origin:id, validated like any other field: TaskManager's dedupe then
+    /// never confuses the copy with the row's real task, and a re-sent copy
+    /// finds its own task.
+    public func validate(_ row: LegacyRow, mapping: TypeMapping, origin: String?, shadow: Bool = false)
+        -> Validation
+    {
         var params: JSONValue
         var notes: [String] = []
         switch LegacyParameters.decode(row.parameters, maxBodyBytes: maxBodyBytes) {
@@ -65,6 +71,17 @@ public struct CapturePolicy: Sendable {
             }
             members.append(JSONMember(mapping.marker, .int(row.id)))
             if let origin { members.append(JSONMember(mapping.originMarker, .string(origin))) }
+            params = .object(members)
+        }
+        if shadow {
+            guard case .object(var members) = params else {
+                return .reject(code: "params_not_object", detail: "parameters is not an object")
+            }
+            guard !members.contains(where: { $0.key == ShadowLedger.marker }) else {
+                return .reject(
+                    code: "marker_conflict", detail: "parameters already has the field \"\(ShadowLedger.marker)\"")
+            }
+            members.append(JSONMember(ShadowLedger.marker, .string("\(origin ?? "-"):\(row.id)")))
             params = .object(members)
         }
         let errors = JSONSchemaValidator().validate(params, schema: mapping.paramSchema)
@@ -141,6 +158,16 @@ public struct CapturePolicy: Sendable {
                 return .quarantine(taskType: row.taskType, code: code, detail: detail)
             }
         }
+        if mode?.makesShadowCopies == true {
+            // The store keeps it only for a row inserted in this mode and in
+            // the sample; a row whose params TaskManager would refuse gets no
+            // copy (dry-run is the stage that reports those).
+            if case .ok(_, let json, _, let priority, _, _) = validate(row, mapping: mapping, origin: origin, shadow: true)
+            {
+                return .shadow(tmType: mapping.name, paramsJSON: json, priority: priority)
+            }
+            return .ignore
+        }
         if mode == .dryRun, LegacyStatus(text: row.status) == .queued {
             switch validate(row, mapping: mapping, origin: origin) {
             case .ok(_, _, _, _, _, let notes):
@@ -158,6 +185,8 @@ public enum CaptureDecision: Sendable, Equatable {
     case intent(tmType: String, paramsJSON: String, dedupeKey: String, priority: Int64?, dueAt: Double)
     case quarantine(taskType: String, code: String, detail: String)
     case dryRun(verdict: String, reason: String?)
+    /// A shadow copy to create (if the row was inserted in shadow and is sampled).
+    case shadow(tmType: String, paramsJSON: String, priority: Int64?)
     /// Not the bridge's business (type off or unmapped, row not claimed by it).
     case ignore
 
@@ -169,6 +198,7 @@ public enum CaptureDecision: Sendable, Equatable {
                 Ledger.Intent(tmType: tmType, paramsJSON: json, dedupeKey: key, priority: priority, dueAt: dueAt))
         case .quarantine(let t, let c, let d): return .quarantine(taskType: t, code: c, detail: d)
         case .dryRun(let v, let r): return .verdict(verdict: v, reason: r)
+        case .shadow(let t, let json, let priority): return .shadow(tmType: t, paramsJSON: json, priority: priority)
         case .ignore: return .ignore
         }
     }

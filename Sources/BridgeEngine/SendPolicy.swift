@@ -110,6 +110,15 @@ public enum SendPolicy {
             errorStreak: streak, streakStartedAt: started)
     }
 
+    /// An answer that will not change on a retry (400, 413): for a copy that
+    /// no row depends on (a shadow copy), the end of it, not a quarantine.
+    public static func isPermanentRefusal(_ error: TaskManagerError) -> Bool {
+        switch error {
+        case .validation, .payloadTooLarge: return true
+        default: return false
+        }
+    }
+
     /// Exponential backoff before jitter.
     public static func backoffDelay(attempts: Int64, base: Double = 0.5, cap: Double = 60) -> Double {
         min(cap, base * Double(1 << min(max(attempts, 0), 16)))

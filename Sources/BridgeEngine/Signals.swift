@@ -24,6 +24,8 @@ final class RunContext: Sendable {
     let sendWake = Wakeup()
     /// A send that found a finished task: mirror it now.
     let mirrorWake = Wakeup()
+    /// Capture recorded shadow copies to create.
+    let shadowWake = Wakeup()
     let stopEvents: AsyncStream<Void>
     private let stopContinuation: AsyncStream<Void>.Continuation
     let watcher: DataVersionWatcher
@@ -85,6 +87,8 @@ final class DataVersionWatcher: @unchecked Sendable {
     static let hotWindow = 2.0
     /// Idle looks in a row that found an unannounced commit before notifications are given up.
     static let missesBeforePolling = 3
+    /// Looks after a notification that found no commit yet (microseconds, about 8 ms in all).
+    static let settlePauses: [UInt32] = [100, 250, 500, 1_000, 2_000, 4_000]
 
     init(store: LegacyQueueStore, idleInterval: Double, queueLabel: String, logger: Logger, notifications: Bool) {
         self.store = store
@@ -147,7 +151,18 @@ final class DataVersionWatcher: @unchecked Sendable {
             condition.unlock()
             BridgeMetrics.legacyWakeups.increment(queueLabel, cause)
             var committed = false
-            if let v = try? store.dataVersion(), v != last {
+            var version = try? store.dataVersion()
+            if cause == "notification", version == last {
+                // The notification is the WAL write; the commit becomes
+                // visible a moment later in the WAL index, shared memory that
+                // raises no notification. A few short looks catch it, instead
+                // of waiting for the next row or the idle look.
+                for pause in Self.settlePauses where version == last {
+                    usleep(pause)
+                    version = try? store.dataVersion()
+                }
+            }
+            if let v = version, v != last {
                 committed = last >= 0
                 last = v
                 continuation.yield()

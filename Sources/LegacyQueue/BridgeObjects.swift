@@ -1,3 +1,4 @@
+import CutoverStages
 import GRDB
 import TaskManagerModel
 
@@ -18,7 +19,7 @@ import TaskManagerModel
 /// Off-type inserts pay one primary-key lookup in `_taskbridge_mode` and
 /// nothing else.
 public struct BridgeObjects: Sendable {
-    public static let version = 6
+    public static let version = 7
     public let table: String
     public let bridgeID: String
 
@@ -30,7 +31,7 @@ public struct BridgeObjects: Sendable {
     public static let tableNames = [
         "_taskbridge_meta", "_taskbridge_mode", "_taskbridge_audit", "_taskbridge_changes", "_taskbridge_ledger",
         "_taskbridge_quarantine", "_taskbridge_dryrun", "_taskbridge_echo", "_taskbridge_parity",
-        "_taskbridge_ledger_archive", ReverseLedger.table,
+        "_taskbridge_ledger_archive", ReverseLedger.table, ShadowLedger.table,
     ]
     /// Tables whose rows are work in passing, not records: change rows are
     /// deleted once captured, the echo flag is one row set inside a write.
@@ -40,7 +41,7 @@ public struct BridgeObjects: Sendable {
     /// unless it is declared transient. Guarded by `ExportTests`.
     public static var recordTables: [String] { tableNames.filter { !transientTables.contains($0) } }
     public static let triggerNames = ["_taskbridge_ai", "_taskbridge_au", "_taskbridge_aq", "_taskbridge_ad"]
-    public static let indexNames = Ledger.indexNames + ReverseLedger.indexNames
+    public static let indexNames = Ledger.indexNames + ReverseLedger.indexNames + ShadowLedger.indexNames
 
     static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
     var t: String { "\"\(table)\"" }
@@ -68,6 +69,7 @@ public struct BridgeObjects: Sendable {
             Ledger.archiveDDL,
             Ledger.quarantineDDL,
             ReverseLedger.ddl,
+            ShadowLedger.ddl,
             """
             CREATE TABLE IF NOT EXISTS _taskbridge_dryrun (legacy_id INTEGER PRIMARY KEY, task_type TEXT NOT NULL,
                 verdict TEXT NOT NULL CHECK (verdict IN ('would-forward','would-reject')), reason TEXT, at TEXT NOT
@@ -89,10 +91,11 @@ public struct BridgeObjects: Sendable {
         let claimNew = LegacyRows.claimAtTriggerSQL(
             table: t, bridge: b, now: Self.now, extraCondition: Canary.bridgeTakesSQL("NEW"))
         let claimRequeued = LegacyRows.claimAtTriggerSQL(table: t, bridge: b, now: Self.now, extraCondition: nil)
+        let logged = BridgeMode.sqlList(\.logsChanges)
         return [
             """
             CREATE TRIGGER _taskbridge_ai AFTER INSERT ON \(t)
-            WHEN EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode <> 'off')
+            WHEN EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode IN \(logged))
               AND (SELECT active FROM _taskbridge_echo WHERE id = 1) = 0
             BEGIN
                 \(claimNew);
@@ -105,7 +108,7 @@ public struct BridgeObjects: Sendable {
               AND (SELECT active FROM _taskbridge_echo WHERE id = 1) = 0
               AND NOT (OLD.status = 'queued' AND NEW.status = 'claimed' AND NEW.claimed_by = \(b))
               AND (OLD.claimed_by = \(b) OR NEW.claimed_by = \(b)
-                   OR EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode <> 'off'))
+                   OR EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = NEW.task_type AND mode IN \(logged)))
             BEGIN
                 \(ChangeLog.appendSQL("NEW", op: "U"));
             END
@@ -127,7 +130,7 @@ public struct BridgeObjects: Sendable {
             """
             CREATE TRIGGER _taskbridge_ad AFTER DELETE ON \(t)
             WHEN OLD.claimed_by = \(b) OR EXISTS (SELECT 1 FROM _taskbridge_mode WHERE task_type = OLD.task_type AND
-                mode <> 'off')
+                mode IN \(logged))
             BEGIN
                 \(ChangeLog.appendSQL("OLD", op: "D"));
             END
@@ -170,13 +173,14 @@ public struct BridgeObjects: Sendable {
             ("_taskbridge_audit", "percent", "INTEGER"),
         ]
 
-    /// Version 5 added `reverse` to the mode CHECK and the canary columns; a
-    /// CHECK cannot be altered in place, so an older table is rebuilt.
-    static let indexDDL = Ledger.indexDDL + ReverseLedger.indexDDL
+    static let indexDDL = Ledger.indexDDL + ReverseLedger.indexDDL + ShadowLedger.indexDDL
 
+    /// Its CHECK lists every `BridgeMode`; a CHECK cannot be altered in place,
+    /// so a table whose CHECK lacks a mode (version 5 added `reverse` and the
+    /// canary columns, version 7 `shadow`) is rebuilt.
     static let modeDDL = """
         CREATE TABLE IF NOT EXISTS _taskbridge_mode (task_type TEXT PRIMARY KEY, mode TEXT NOT NULL
-            CHECK (mode IN ('off','dry-run','forward','retired','reverse')), changed_at TEXT NOT NULL,
+            \(BridgeMode.checkSQL), changed_at TEXT NOT NULL,
             percent INTEGER NOT NULL DEFAULT 100 CHECK (percent BETWEEN 1 AND 100),
             share_by TEXT NOT NULL DEFAULT 'id' CHECK (share_by IN ('id','params'))) WITHOUT ROWID
         """
@@ -186,7 +190,7 @@ public struct BridgeObjects: Sendable {
     /// rebuilt (new table, rows copied by common column, old dropped, new
     /// renamed), inside the install transaction.
     static var rebuilt: [(table: String, ddl: String, marker: String)] {
-        [("_taskbridge_mode", modeDDL, "share_by")]
+        [("_taskbridge_mode", modeDDL, BridgeMode.checkSQL)]
     }
 
     static func rebuildOutdated(_ db: Database) throws {

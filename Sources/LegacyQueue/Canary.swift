@@ -1,3 +1,5 @@
+import CutoverStages
+
 /// The percentage canary of `forward` (issue 10): which new rows of a type the
 /// bridge takes and which stay `queued` for legacy workers. The decision is
 /// SQL, written once here and used by every place that claims a row for the
@@ -42,12 +44,21 @@ public enum Canary {
             + "ELSE ((\(r).id * 37) % 100) END)"
     }
 
-    /// True when the bridge takes row `r` for itself: its type is `forward`
-    /// or `retired` and the row falls in the bridge's share.
-    public static func bridgeTakesSQL(_ r: String) -> String {
+    /// True when the bridge takes row `r` for itself: its type's mode claims
+    /// rows (`forward`, `retired`) and the row falls in the bridge's share.
+    public static func bridgeTakesSQL(_ r: String) -> String { inShareSQL(r, modes: BridgeMode.sqlList(\.claimsRows)) }
+
+    /// True when row `r` of a type in shadow falls in the sampled share: the
+    /// same bucket as the canary, so a row is sampled or not whichever pass
+    /// sees it and across restarts.
+    public static func shadowSampledSQL(_ r: String) -> String {
+        inShareSQL(r, modes: BridgeMode.sqlList(\.makesShadowCopies))
+    }
+
+    static func inShareSQL(_ r: String, modes: String) -> String {
         """
         EXISTS (SELECT 1 FROM _taskbridge_mode m WHERE m.task_type = \(r).task_type \
-        AND m.mode IN ('forward','retired') AND (m.percent >= 100 OR \(bucketSQL(r, "m")) < m.percent))
+        AND m.mode IN \(modes) AND (m.percent >= 100 OR \(bucketSQL(r, "m")) < m.percent))
         """
     }
 }
@@ -55,11 +66,12 @@ public enum Canary {
 /// A type's mode as the database holds it.
 public struct ModeState: Sendable, Equatable {
     public var mode: String
-    /// The canary share of `forward`, 1...100 (100 for every other mode).
+    /// The share of `forward` (canary) or `shadow` (sample), 1...100 (100
+    /// for every other mode).
     public var percent: Int
     public var shareBy: Canary.ShareBy
-    /// `forward 25%` for a canary, the mode otherwise.
-    public var label: String { mode == "forward" && percent < 100 ? "forward \(percent)%" : mode }
+    /// `forward 25%` for a canary, `shadow 10%` for a sample, the mode otherwise.
+    public var label: String { BridgeMode(rawValue: mode)?.label(percent: percent) ?? mode }
 
     public init(mode: String, percent: Int = 100, shareBy: Canary.ShareBy = .id) {
         self.mode = mode

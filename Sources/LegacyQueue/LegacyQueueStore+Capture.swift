@@ -13,6 +13,9 @@ extension LegacyQueueStore {
         case intent(Ledger.Intent)
         case quarantine(taskType: String, code: String, detail: String)
         case verdict(verdict: String, reason: String?)
+        /// A shadow copy of a row inserted while its type is in shadow (kept
+        /// only if the row falls in the sampled share).
+        case shadow(tmType: String, paramsJSON: String, priority: Int64?)
         case ignore
     }
 
@@ -47,6 +50,8 @@ extension LegacyQueueStore {
         public var archived = 0
         public var remaining = false
         public var intentsByType: [String: Int] = [:]
+        /// Shadow copies recorded, by legacy type.
+        public var shadowsByType: [String: Int] = [:]
         public var verdicts: [DryRunKey: Int] = [:]
         public var quarantines: [QuarantineEvent] = []
         /// A new generation this write began (the table was recreated).
@@ -155,7 +160,7 @@ extension LegacyQueueStore {
                 }
                 try Self.apply(
                     decisions[id] ?? .ignore, row: row, db: db, generation: generation, bridgeID: b, table: t,
-                    result: &result)
+                    inserted: ops[id]?.contains("I") == true, result: &result)
             }
             try ChangeLog.consume(db, upTo: batch.changes.map(\.seq).max() ?? 0, keeping: stale)
             return result
@@ -173,7 +178,7 @@ extension LegacyQueueStore {
     /// row the bridge holds, a dry-run verdict for a queued one.
     static func apply(
         _ input: CaptureInput, row: LegacyRow, db: Database, generation: Int64, bridgeID: String, table: String,
-        result: inout CaptureResult
+        inserted: Bool = false, result: inout CaptureResult
     ) throws {
         let ours = row.claimedBy == bridgeID && [.claimed, .running].contains(LegacyStatus(text: row.status))
         switch input {
@@ -202,6 +207,16 @@ extension LegacyQueueStore {
                 at: LegacyTimestamp.format(Date()))
             result.dryRun += 1
             result.verdicts[DryRunKey(taskType: row.taskType, verdict: verdict), default: 0] += 1
+        case .shadow(let tmType, let json, let priority):
+            // Only rows inserted while the type is in shadow: a row of the
+            // type's past (claimed, done) is not a comparison of this stage.
+            guard inserted, !ours else { return }
+            if try ShadowLedger.recordSampled(
+                db, legacyTable: table, legacyID: row.id, taskType: row.taskType, tmType: tmType, paramsJSON: json,
+                priority: priority, generation: generation, now: Date().timeIntervalSince1970)
+            {
+                result.shadowsByType[row.taskType, default: 0] += 1
+            }
         }
     }
 
