@@ -196,7 +196,7 @@ public struct BridgeHTTP: Sendable {
                     let pct = t["percent"]?.intValue ?? 100
                     types.append([
                         "task_type": t["task_type"] ?? .null,
-                        "stage": .string(mode == "forward" && pct < 100 ? "forward \(pct)%" : mode),
+                        "stage": .string(ModeState(mode: mode, percent: Int(pct)).label),
                     ])
                 }
                 let h = await q.engine.health()

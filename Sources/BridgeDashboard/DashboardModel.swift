@@ -28,9 +28,9 @@ public actor DashboardModel {
         self.slowInterval = slowInterval
     }
 
-    public static let stages = ["off", "dry-run", "forward", "retired"]
+    public static let stages = BridgeMode.stages.map(\.rawValue)
     /// Modes off the forward path: shown instead of the stages.
-    public static let otherModes = ["reverse"]
+    public static let otherModes = BridgeMode.allCases.filter { !BridgeMode.stages.contains($0) }.map(\.rawValue)
 
     public func snapshot(now: Date = Date()) async throws -> JSONValue {
         let store = engine.store
@@ -85,6 +85,7 @@ public actor DashboardModel {
             "bridge_id": .string(config.bridge.id), "host": .string(host),
             "stages": .array(Self.stages.map { .string($0) }),
             "other_modes": .array(Self.otherModes.map { .string($0) }),
+            "percent_modes": .array(BridgeMode.allCases.filter(\.takesPercent).map { .string($0.rawValue) }),
             "status": status.json,
             "types": .array(types),
             "quarantine_total": .int(Int64(quarantine.total)),

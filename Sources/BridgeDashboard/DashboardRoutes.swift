@@ -141,26 +141,28 @@ public struct Dashboard: Sendable {
     }
 
     /// `{"task_type": "x", "mode": "forward", "percent": 25, "reason": "why"}`: the same
-    /// rules as `taskbridge cutover` (a mapping first; retired only through
-    /// the retire-check gate; the page has no `--force`).
+    /// rules as `taskbridge cutover` (a mapping first; forward from shadow
+    /// only through the shadow gate, retired only through the retire-check
+    /// gate; the page has no `--force`).
     func cutover(_ body: JSONValue) async throws -> JSONValue {
         guard let type = body["task_type"]?.stringValue, !type.isEmpty else {
             throw Refusal(status: .badRequest, message: "\"task_type\" is required")
         }
         guard let mode = body["mode"]?.stringValue.flatMap(BridgeMode.init(rawValue:)) else {
             throw Refusal(
-                status: .badRequest, message: "\"mode\" must be one of off, dry-run, forward, retired, reverse")
+                status: .badRequest,
+                message: "\"mode\" must be one of " + BridgeMode.allCases.map(\.rawValue).joined(separator: ", "))
         }
         let percent = body["percent"].map { $0.isNull ? 100 : ($0.intValue.map(Int.init) ?? -1) } ?? 100
-        guard (1...100).contains(percent), percent == 100 || mode == .forward else {
-            throw Refusal(status: .badRequest, message: "\"percent\" is 1 to 100, and only for forward")
+        guard (1...100).contains(percent), percent == 100 || mode.takesPercent else {
+            throw Refusal(status: .badRequest, message: "\"percent\" is 1 to 100, and only for forward and shadow")
         }
         guard let reason = body["reason"]?.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines),
             !reason.isEmpty
         else { throw Refusal(status: .badRequest, message: "a cutover needs a reason (it is audited)") }
         // The CLI's rules (the page has no --force).
         let request = Cutover.Request(
-            taskType: type, mode: mode, percent: mode == .forward ? percent : nil, reason: reason, actor: "dashboard",
+            taskType: type, mode: mode, percent: mode.takesPercent ? percent : nil, reason: reason, actor: "dashboard",
             host: host)
         let outcome: Cutover.Outcome
         do {

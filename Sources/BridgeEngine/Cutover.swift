@@ -3,9 +3,11 @@ import Foundation
 import LegacyQueue
 
 /// The cutover use case, one set of rules for the CLI and the page: a
-/// mapping first (unless forced), `--percent` only for forward, retirement
-/// only through the retire-check gate (unless forced with a reason), and
-/// every change audited with who asked.
+/// mapping first (unless forced), `--percent` only for a mode with a share
+/// (forward's canary, shadow's sample), forward from shadow only through the
+/// shadow gate and retirement only through the retire-check gate (unless
+/// forced with a reason, audited as `cutover-forced`), and every change
+/// audited with who asked.
 public enum Cutover {
     public struct Request: Sendable {
         public var taskType: String
@@ -53,8 +55,11 @@ public enum Cutover {
         retireCheck: () async throws -> RetireCheck.Result
     ) async throws -> Outcome {
         if let p = r.percent {
-            guard r.mode == .forward else {
-                throw Refusal(kind: .usage, description: "--percent applies to forward only")
+            guard r.mode.takesPercent else {
+                throw Refusal(
+                    kind: .usage,
+                    description: "--percent applies to "
+                        + BridgeMode.allCases.filter(\.takesPercent).map(\.rawValue).joined(separator: " and ") + " only")
             }
             guard (1...100).contains(p) else {
                 throw Refusal(
@@ -68,11 +73,34 @@ public enum Cutover {
                 description:
                     "task_type \"\(r.taskType)\" has no [types.\(r.taskType)] mapping in bridge.conf; add one first")
         }
+        if r.force, r.reason?.isEmpty ?? true, r.mode.claimsRows {
+            throw Refusal(kind: .usage, description: "--force needs --reason (it is audited)")
+        }
+        let current = try await store.modeStates()[r.taskType].flatMap { BridgeMode(rawValue: $0.mode) } ?? .off
+        var forced = false
+        if current.needsShadowGate(to: r.mode), let mapping {
+            let gate = ShadowGate(minCompared: mapping.shadowMinCompared, minMatch: mapping.shadowMinMatch)
+            let f = try await store.shadowFigures(
+                types: [r.taskType], window: [r.taskType: mapping.shadowMinCompared], examples: 0
+            ).first
+            let (n, m) = (f?.recentCompared ?? 0, f?.recentMatched ?? 0)
+            if !gate.passes(recentCompared: n, recentMatched: m) {
+                guard r.force else {
+                    throw Refusal(
+                        kind: .conflict,
+                        description: "\(r.taskType) is in shadow and does not pass the shadow gate: "
+                            + gate.describe(recentCompared: n, recentMatched: m)
+                            + "; see `taskbridge shadow report --type \(r.taskType)`, or use --force --reason TEXT")
+                }
+                forced = true
+            }
+        }
         if r.mode == .retired {
             if r.force {
                 guard let reason = r.reason, !reason.isEmpty else {
                     throw Refusal(kind: .usage, description: "--force needs --reason to retire without the gate")
                 }
+                forced = true
             } else {
                 let result = try await retireCheck()
                 guard result.passes else {
@@ -88,7 +116,7 @@ public enum Cutover {
         let share = r.percent ?? 100
         let old = try await store.setMode(
             taskType: r.taskType, mode: r.mode.rawValue, percent: share, shareBy: mapping?.canaryShare,
-            reason: r.reason, host: r.host, actor: r.actor)
+            reason: r.reason, host: r.host, actor: r.actor, action: forced ? "cutover-forced" : "cutover")
         let to = ModeState(mode: r.mode.rawValue, percent: share).label
         var note: String?
         if old?.mode == BridgeMode.forward.rawValue && (r.mode == .off || share < (old?.percent ?? 100)) {

@@ -80,7 +80,9 @@ public struct ShadowComparator: Sendable {
             }
         case (.array(let x)?, .array(let y)?):
             for i in 0..<max(x.count, y.count) {
-                walk(i < x.count ? x[i] : nil, i < y.count ? y[i] : nil, path: path + ["[\(i)]"], into: &out)
+                // Spelled out: `nil` alone would be JSONValue's nil literal, `.null`.
+                let none = Optional<JSONValue>.none
+                walk(i < x.count ? x[i] : none, i < y.count ? y[i] : none, path: path + ["[\(i)]"], into: &out)
             }
         case (let x?, let y?) where x.semanticallyEquals(y): return
         default:

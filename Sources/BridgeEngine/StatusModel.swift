@@ -15,7 +15,7 @@ public enum StatusModel {
 
     public static let columns = [
         "type", "mode", "queued", "in-flight", "forwarded", "mirrored", "quarantined", "collapsed", "lag", "drift",
-        "reverse held/done/conflicts",
+        "reverse held/done/conflicts", "shadow",
     ]
 
     public static func build(config: BridgeConfiguration, store: LegacyQueueStore) async throws -> View {
@@ -24,15 +24,21 @@ public enum StatusModel {
         // Rows a legacy worker executed while the insert trigger was missing
         // (issue 14): counted per type, listed by `verify`.
         let executed = Dictionary(grouping: try await store.rowsExecutedByLegacy(), by: \.taskType).mapValues(\.count)
+        let shadows = Dictionary(
+            try await ShadowReport.build(
+                config: config, store: store, examples: 1, perMinuteSince: Date().timeIntervalSince1970 - 3_600
+            ).map { ($0.figures.taskType, $0) }, uniquingKeysWith: { a, _ in a })
         var rows: [JSONValue] = []
         var table: [[String]] = []
         for s in report {
+            let shadow = shadows[s.taskType]
             let fileMode = config.mapping(forLegacyType: s.taskType)?.mode.rawValue
             let mode = s.mode ?? "off"
             let differs = fileMode != nil && fileMode != mode
             rows.append([
                 "task_type": .string(s.taskType), "mode": .string(mode),
-                "percent": .int(Int64(mode == "forward" ? s.percent : (mode == "retired" ? 100 : 0))),
+                "percent": .int(
+                    Int64(BridgeMode(rawValue: mode)?.takesPercent == true ? s.percent : (mode == "retired" ? 100 : 0))),
                 "left_to_legacy": .int(Int64(s.leftToLegacy)),
                 "file_mode": fileMode.map { .string($0) } ?? .null,
                 "mapped": .bool(fileMode != nil), "queued": .int(Int64(s.queued)),
@@ -50,10 +56,11 @@ public enum StatusModel {
                 "reverse_done": .int(Int64(s.reverse[.done] ?? 0)),
                 "reverse_conflicts": .int(Int64(s.reverse[.conflict] ?? 0)),
                 "reverse_lost": .int(Int64(s.reverse[.lost] ?? 0)),
+                "shadow": shadow.map(ShadowReport.json) ?? .null,
             ])
             table.append([
                 s.taskType,
-                mode + (mode == "forward" && s.percent < 100 ? " \(s.percent)%" : "")
+                ModeState(mode: mode, percent: s.percent).label
                     + (differs ? " (file: \(fileMode!))" : "") + (fileMode == nil ? " (unmapped)" : ""),
                 "\(s.queued)", "\(s.inFlight)", "\(s.forwarded)", "\(s.mirrored)", "\(s.quarantined)", "\(s.collapsed)",
                 ageText(s.oldestUnforwardedAge), "\(s.parityFindings)",
@@ -61,6 +68,10 @@ public enum StatusModel {
                     ? "-"
                     : "\((s.reverse[.inserted] ?? 0) + (s.reverse[.completing] ?? 0))/\(s.reverse[.done] ?? 0)/"
                         + "\(s.reverse[.conflict] ?? 0)",
+                shadow.map { r in
+                    (r.figures.matchRate.map(ShadowGate.percent) ?? "-") + " of \(r.figures.compared)"
+                        + (r.figures.pending > 0 ? ", \(r.figures.pending) pending" : "")
+                } ?? "-",
             ])
         }
         let json: JSONValue = [

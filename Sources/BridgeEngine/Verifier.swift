@@ -183,7 +183,8 @@ public struct Verifier: Sendable {
         let origins = try await store.knownOrigins()
         for m in options.types where !reverseNames.contains(m.legacyType) {
             let read = try await eachTaskPage(of: m, into: &report) { page, report in
-                let known = try await store.ledgerTaskIDs(among: page.map(\.id))
+                let ids = page.map(\.id)
+                let known = try await store.ledgerTaskIDs(among: ids).union(try await store.shadowTaskIDs(among: ids))
                 // A per-row task names its row (legacy id and origin): one
                 // made for a row of this file that the file does not have is
                 // a row lost (a restore of an older copy), not API-native.

@@ -62,11 +62,13 @@ extension LegacyQueueStore {
         try await writeLedger { db in try ShadowLedger.recordCleared(db, taskIDs: taskIDs) }
     }
 
-    /// True if `taskID` is a shadow copy the ledger recorded.
-    public func isShadowCopy(taskID: Int64) async throws -> Bool {
-        try await pool.read { db in
-            guard try db.tableExists(ShadowLedger.table) else { return false }
-            return try ShadowLedger.isCopy(db, taskID: taskID)
+    /// Which of these tasks are shadow copies: never a row's task, so verify
+    /// counts them neither as missing nor as extra.
+    public func shadowTaskIDs(among ids: [Int64]) async throws -> Set<Int64> {
+        guard !ids.isEmpty else { return [] }
+        return try await pool.read { db in
+            guard try db.tableExists(ShadowLedger.table) else { return [] }
+            return try ShadowLedger.copies(db, among: ids)
         }
     }
 
@@ -114,6 +116,8 @@ public struct ShadowFigures: Sendable, Equatable {
     /// Differing fields, most frequent first.
     public var fields: [Field] = []
     public var perMinute: [Minute] = []
+
+    public init(taskType: String) { self.taskType = taskType }
 
     public var mismatched: Int { byOutcome.filter { $0.key.isMismatch }.values.reduce(0, +) }
     public var compared: Int { matched + mismatched }

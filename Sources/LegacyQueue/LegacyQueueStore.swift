@@ -407,7 +407,7 @@ public final class LegacyQueueStore: Sendable {
     @discardableResult
     public func setMode(
         taskType: String, mode: String, percent: Int = 100, shareBy: Canary.ShareBy? = nil, reason: String?,
-        host: String, actor: String
+        host: String, actor: String, action: String = "cutover"
     ) async throws -> ModeState? {
         precondition((1...100).contains(percent), "percent is 1...100")
         return try await writeLedger { db in
@@ -429,10 +429,10 @@ public final class LegacyQueueStore: Sendable {
             try db.exec(
                 sql:
                     """
-                    INSERT INTO _taskbridge_audit (at, task_type, from_mode, to_mode, reason, host, actor, percent) \
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO _taskbridge_audit (at, task_type, from_mode, to_mode, reason, host, actor, percent, \
+                    action) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
-                arguments: [now, taskType, old?.mode, mode, reason, host, actor, percent])
+                arguments: [now, taskType, old?.mode, mode, reason, host, actor, percent, action])
             return old
         }
     }

@@ -67,8 +67,9 @@ public enum ShadowLedger {
     static let indexDDL = [
         "CREATE INDEX IF NOT EXISTS _taskbridge_shadow_state ON _taskbridge_shadow(state, checked_at)",
         "CREATE INDEX IF NOT EXISTS _taskbridge_shadow_done ON _taskbridge_shadow(task_type, compared_at)",
+        "CREATE INDEX IF NOT EXISTS _taskbridge_shadow_task ON _taskbridge_shadow(task_id)",
     ]
-    static let indexNames = ["_taskbridge_shadow_state", "_taskbridge_shadow_done"]
+    static let indexNames = ["_taskbridge_shadow_state", "_taskbridge_shadow_done", "_taskbridge_shadow_task"]
 
     static func sqlList(_ values: [String]) -> String {
         "(" + values.map { "'\($0)'" }.joined(separator: ",") + ")"
@@ -243,8 +244,16 @@ public enum ShadowLedger {
         }
     }
 
-    /// Task ids of every copy the ledger knows, whatever their state.
-    static func isCopy(_ db: Database, taskID: Int64) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT 1 FROM _taskbridge_shadow WHERE task_id = ?", arguments: [taskID]) ?? false
+    /// Which of these task ids are copies the ledger knows, whatever their state.
+    static func copies(_ db: Database, among ids: [Int64]) throws -> Set<Int64> {
+        var out = Set<Int64>()
+        for chunk in LegacyQueueStore.chunks(ids) {
+            let marks = chunk.map { _ in "?" }.joined(separator: ",")
+            out.formUnion(
+                try Int64.fetchAll(
+                    db, sql: "SELECT task_id FROM _taskbridge_shadow WHERE task_id IN (\(marks))",
+                    arguments: StatementArguments(chunk)))
+        }
+        return out
     }
 }

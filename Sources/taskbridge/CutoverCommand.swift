@@ -13,18 +13,28 @@ struct CutoverCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOption
     @Argument(help: "Legacy task_type.") var type: String
-    @Argument(help: "off | dry-run | forward | retired | reverse") var mode: String
-    @Option(help: "forward only: the canary share of new rows the bridge takes, 1 to 100 (default 100).")
+    @Argument(help: ArgumentHelp(BridgeMode.allCases.map(\.rawValue).joined(separator: " | "))) var mode: String
+    @Option(
+        help: """
+            forward: the canary share of new rows the bridge takes; shadow: the share of rows that get a shadow \
+            copy; 1 to 100 (default 100).
+            """)
     var percent: Int?
     @Option(help: "Why (recorded in the audit trail).") var reason: String?
-    @Flag(help: "Allow an unmapped type, or retire without passing retire-check (needs --reason).") var force = false
+    @Flag(
+        help: """
+            Allow an unmapped type, forward from shadow without passing the shadow gate, or retire without passing \
+            retire-check (needs --reason; audited as cutover-forced).
+            """)
+    var force = false
     @Option(name: .customLong("quiet-period"), help: "Quiet period the retirement gate requires (as retire-check).")
     var quietPeriod: String = "24h"
 
     func run() async throws {
         let config = try options.load()
         guard let target = BridgeMode(rawValue: mode) else {
-            throw CLIError.config("mode must be one of off, dry-run, forward, retired, reverse (got \(mode))")
+            throw CLIError.config(
+                "mode must be one of \(BridgeMode.allCases.map(\.rawValue).joined(separator: ", ")) (got \(mode))")
         }
         guard let quiet = Duration.parse(quietPeriod) else {
             throw CLIError.config("--quiet-period must look like 90s, 30m, 24h or 7d")

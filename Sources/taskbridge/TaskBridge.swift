@@ -12,7 +12,7 @@ struct TaskBridge: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, DemoCommand.self, InstallCommand.self, UninstallCommand.self, StatusCommand.self,
             CutoverCommand.self, QuarantineCommand.self, DoctorCommand.self, VerifyCommand.self,
-            RetireCheckCommand.self,
+            RetireCheckCommand.self, ShadowCommand.self,
             ExportCommand.self, ServeCommand.self,
         ]
     )

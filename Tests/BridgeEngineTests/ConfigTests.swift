@@ -32,6 +32,10 @@ import Testing
             "[types.x]\nname = \"X\"\nparam_schema = { properties = {} }",
             "param_schema must be a table with a \"type\" key"
         ),
+        ("[types.x]\nname = \"X\"\nshadow_ignore = \"fetched_at\"", "shadow_ignore must be a list of result paths"),
+        ("[types.x]\nname = \"X\"\nshadow_timeout = \"soon\"", "shadow_timeout must be seconds or a duration"),
+        ("[types.x]\nname = \"X\"\nshadow_min_match = 99", "shadow_min_match must be above 0 and at most 1"),
+        ("[types.x]\nname = \"X\"\nshadow_min_compared = 0", "shadow_min_compared must be at least 1"),
         ("[unknown]\na = 1", "unknown key unknown"),
         ("[legacy\n", "TOML syntax error"),
     ])
@@ -42,6 +46,22 @@ import Testing
             let s = "\(error)"
             return s.hasPrefix(file) && s.contains(fragment)
         }
+    }
+
+    @Test func shadowSettingsAreRead() throws {
+        let c = try ConfigLoader.parse(
+            """
+            [types.x]
+            name = "X"
+            mode = "shadow"
+            shadow_ignore = ["fetched_at", "items[*].view_count"]
+            shadow_timeout = "30m"
+            shadow_min_compared = 50
+            shadow_min_match = 0.95
+            """, file: file, environment: [:])
+        let m = try #require(c.types.first)
+        #expect(m.mode == .shadow && m.shadowIgnore == ["fetched_at", "items[*].view_count"])
+        #expect(m.shadowTimeoutSeconds == 1_800 && m.shadowMinCompared == 50 && m.shadowMinMatch == 0.95)
     }
 
     @Test func secretNeverEchoed() {

@@ -94,6 +94,8 @@
     ["left_to_legacy", "left to legacy"], ["percent", "bridge share"],
   ];
 
+  let percentModes = ["forward"];
+
   function makeCard(type, stages, modes) {
     const card = el("article", { class: "card", "data-type": type });
     const title = el("h2", { text: type });
@@ -116,6 +118,18 @@
     card.append(el("h3", { text: "Forwarded and mirrored per minute, last hour" }), chart,
       el("div", { class: "legend" }, el("span", { class: "fwd", text: "forwarded" }),
         el("span", { class: "mir", text: "mirrored" }), el("span", { class: "peak" })));
+    const shadow = el("section", { class: "shadow", "data-role": "shadow", hidden: true });
+    const shadowFacts = el("p", { "data-role": "shadow-facts" });
+    const shadowChart = el("div", { class: "chart" });
+    const shadowFields = el("ul", { class: "plain", "data-role": "shadow-fields" });
+    const shadowDiff = el("div", { class: "diff", "data-role": "shadow-diff" });
+    shadow.append(el("h3", { text: "Shadow: legacy and TaskManager results compared" }), shadowFacts,
+      el("h3", { text: "Matched and mismatched per minute, last hour" }), shadowChart,
+      el("div", { class: "legend" }, el("span", { class: "fwd", text: "matched" }),
+        el("span", { class: "bad-line", text: "mismatched" })),
+      el("div", { class: "two" }, el("div", {}, el("h3", { text: "Differing fields" }), shadowFields),
+        el("div", {}, el("h3", { text: "An example" }), shadowDiff)));
+    card.append(shadow);
     const dry = el("div", {});
     const checks = el("ul", { class: "plain checks" });
     card.append(el("div", { class: "two" },
@@ -128,13 +142,14 @@
     const select = el("select", { "aria-label": "new mode", "data-role": "mode" });
     for (const s of modes) select.append(el("option", { value: s, text: s }));
     const percent = el("input", { type: "number", min: 1, max: 100, value: 100, "aria-label": "percent",
-      title: "forward: the share of new rows the bridge takes", "data-role": "percent", class: "percent" });
+      title: "forward: the share of new rows the bridge takes; shadow: the share of rows compared",
+      "data-role": "percent", class: "percent" });
     const reason = el("input", { type: "text", placeholder: "reason (audited)", "data-role": "reason" });
     const change = el("button", { type: "button", class: "primary", "data-role": "cutover", text: "Change mode" });
     const retryAll = el("button", { type: "button", "data-role": "retry-type", text: "Retry quarantined rows" });
     change.addEventListener("click", async () => {
       const body = { task_type: type, mode: select.value, reason: reason.value };
-      if (select.value === "forward") body.percent = Number(percent.value || 100);
+      if (percentModes.includes(select.value)) body.percent = Number(percent.value || 100);
       const answer = await act("/dashboard/actions/cutover", body);
       if (answer) { say(type + ": " + answer.from + " -> " + answer.to); reason.value = ""; refresh(); }
     });
@@ -142,10 +157,10 @@
       const answer = await act("/dashboard/actions/quarantine-retry", { task_type: type });
       if (answer) { say(type + ": released " + answer.released.length + " row(s) for another attempt"); refresh(); }
     });
-    select.addEventListener("change", () => { percent.hidden = select.value !== "forward"; });
+    select.addEventListener("change", () => { percent.hidden = !percentModes.includes(select.value); });
     card.append(el("div", { class: "actions" }, select, percent, reason, change, retryAll));
     return { card, mapped, stageList, fields, chart, dry, checks, audit, select, percent, retryAll, reverse,
-      shownStage: null };
+      shadow, shadowFacts, shadowChart, shadowFields, shadowDiff, shownStage: null };
   }
 
   function setField(dd, value, text, alert) {
@@ -155,12 +170,20 @@
   }
 
   function drawChart(container, series) {
+    const fwd = series ? series.forwarded : new Array(60).fill(0);
+    const mir = series ? series.mirrored : new Array(60).fill(0);
+    return drawLines(container, fwd, mir, "#2858c5", "#1f9d6b",
+      "forwarded " + fwd.reduce((a, b) => a + b, 0) + ", mirrored " + mir.reduce((a, b) => a + b, 0) +
+      " in the last hour");
+  }
+
+  // Two per-minute series over the last hour; `first` is drawn on top.
+  function drawLines(container, first, second, firstColor, secondColor, summary) {
     const w = 600, h = 110, pad = 4;
     const svg = document.createElementNS(SVG, "svg");
     svg.setAttribute("viewBox", "0 0 " + w + " " + (h + 14));
     svg.setAttribute("role", "img");
-    const fwd = series ? series.forwarded : new Array(60).fill(0);
-    const mir = series ? series.mirrored : new Array(60).fill(0);
+    const fwd = first, mir = second;
     const peak = Math.max(1, ...fwd, ...mir);
     const line = (values, color) => {
       const p = document.createElementNS(SVG, "polyline");
@@ -185,9 +208,8 @@
       return t;
     };
     const title = document.createElementNS(SVG, "title");
-    title.textContent = "forwarded " + fwd.reduce((a, b) => a + b, 0) + ", mirrored " +
-      mir.reduce((a, b) => a + b, 0) + " in the last hour";
-    svg.append(title, base, line(mir, "#1f9d6b"), line(fwd, "#2858c5"), label(0, "start", "-60 min"),
+    title.textContent = summary;
+    svg.append(title, base, line(mir, secondColor), line(fwd, firstColor), label(0, "start", "-60 min"),
       label(w, "end", "now"));
     container.replaceChildren(svg);
     return peak;
@@ -209,15 +231,15 @@
     for (const li of c.stageList.children) {
       const i = stages.indexOf(li.dataset.stage);
       li.className = i === at ? "current" : (i < at ? "done" : "");
-      li.textContent = li.dataset.stage + (li.dataset.stage === "forward" && row.mode === "forward" &&
+      li.textContent = li.dataset.stage + (li.dataset.stage === row.mode && percentModes.includes(row.mode) &&
         row.percent < 100 ? " " + row.percent + "%" : "");
     }
     c.stageList.classList.toggle("elsewhere", at < 0);
     const shown = row.mode + ":" + row.percent;
     if (c.shownStage !== shown) {
       c.select.value = row.mode;
-      c.percent.value = row.mode === "forward" ? row.percent : 100;
-      c.percent.hidden = row.mode !== "forward";
+      c.percent.value = percentModes.includes(row.mode) ? row.percent : 100;
+      c.percent.hidden = !percentModes.includes(row.mode);
       c.shownStage = shown;
     }
     setField(c.fields.queued, row.queued);
@@ -237,6 +259,7 @@
       row.reverse_conflicts + " conflicts (TaskManager refused the outcome), " + row.reverse_lost + " rows lost";
     c.reverse.classList.toggle("bad", row.reverse_conflicts > 0);
     setField(c.fields.percent, row.percent, row.percent + "%");
+    renderShadow(c, row.shadow);
     const peak = drawChart(c.chart, t.series);
     c.card.querySelector(".peak").textContent = "peak " + peak + "/min";
     const dry = [el("p", { text: "would forward " + row.dry_run_would_forward + ", would reject " +
@@ -257,13 +280,49 @@
       ? "checked " + t.retire_check.checked_at.replace("T", " ").slice(11, 19) + " UTC, quiet period 24h" : "";
     const rows = t.audit.map((a) => el("tr", {},
       el("td", { text: a.at.replace("T", " ").slice(0, 19) }),
-      el("td", { text: a.action === "cutover" ? (a.from || "off") + " -> " + a.to +
-        (a.to === "forward" && a.percent !== null && a.percent < 100 ? " " + a.percent + "%" : "") : a.action }),
+      el("td", { text: a.action.startsWith("cutover") ? (a.from || "off") + " -> " + a.to +
+        (percentModes.includes(a.to) && a.percent !== null && a.percent < 100 ? " " + a.percent + "%" : "") +
+        (a.action === "cutover-forced" ? " (forced past its gate)" : "") : a.action }),
       el("td", { text: (a.actor || "?") + (a.host ? " @ " + a.host : "") }),
       el("td", { text: a.reason || "" })));
     c.audit.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 4, class: "muted",
       text: "no changes recorded" }))]));
     c.retryAll.disabled = row.quarantined === 0;
+  }
+
+  // The shadow stage of a type: figures, the gate, a chart, the differing
+  // fields and one example side by side. Values are text, never markup.
+  function renderShadow(c, s) {
+    c.shadow.hidden = !s;
+    if (!s) return;
+    const rate = s.match_rate === null ? "-" : (s.match_rate * 100).toFixed(1) + "%";
+    c.shadowFacts.textContent = "match rate " + rate + " of " + s.compared + " compared (" + s.matched +
+      " matched, " + s.mismatched + " mismatched: value " + s.mismatched_value + ", legacy failed only " +
+      s.legacy_failed_only + ", TaskManager failed only " + s.taskmanager_failed_only + "); " + s.pending +
+      " pending, " + s.expired + " expired. Gate: " + (s.gate.passes ? "passes" : "not met") + " (" +
+      s.gate.recent_matched + " of the last " + s.gate.recent_compared + " matched; needs " + s.gate.min_compared +
+      " at " + (s.gate.min_match * 100).toFixed(1) + "%)";
+    c.shadow.dataset.compared = String(s.compared);
+    c.shadow.dataset.matchRate = s.match_rate === null ? "" : String(s.match_rate);
+    const now = Math.floor(Date.now() / 60000);
+    const matched = new Array(60).fill(0), mismatched = new Array(60).fill(0);
+    for (const m of s.per_minute) {
+      const i = 59 - (now - Math.floor(m.minute / 60));
+      if (i >= 0 && i < 60) { matched[i] = m.matched; mismatched[i] = m.mismatched; }
+    }
+    drawLines(c.shadowChart, matched, mismatched, "#2858c5", "#c53a28",
+      "matched " + s.matched + ", mismatched " + s.mismatched);
+    c.shadowFields.replaceChildren(...(s.fields.length ? s.fields.slice(0, 8).map((f) =>
+      el("li", { "data-path": f.path }, el("code", { text: f.path }), " " + f.mismatched)) :
+      [el("li", { class: "muted", text: "no field differs" })]));
+    const f = s.fields.find((x) => x.examples.length);
+    if (!f) { c.shadowDiff.replaceChildren(el("p", { class: "muted", text: "no example" })); return; }
+    const e = f.examples[0];
+    c.shadowDiff.replaceChildren(el("p", { class: "muted", text: "row " + e.legacy_id + ", " + f.path }),
+      el("div", { class: "side-by-side" },
+        el("div", {}, el("h4", { text: "legacy" }), el("pre", { "data-side": "legacy", text: e.legacy ?? "(absent)" })),
+        el("div", {}, el("h4", { text: "TaskManager" }),
+          el("pre", { "data-side": "taskmanager", text: e.taskmanager ?? "(absent)" }))));
   }
 
   // ---- quarantine ------------------------------------------------------------
@@ -385,6 +444,7 @@
       $("where").textContent = (QUEUE === null ? "" : "queue " + QUEUE + ": ") + d.bridge_id + " on " + d.host +
         " - " + d.status.database;
       const byType = new Map(d.types.map((t) => [t.task_type, t]));
+      percentModes = d.percent_modes || percentModes;
       for (const row of d.status.types) {
         renderType(byType.get(row.task_type), row, d.stages, d.stages.concat(d.other_modes));
       }
