@@ -170,8 +170,9 @@ extension BridgeEngine {
                         metadata: ["task_id": "\(claimed.id)", "tm_type": "\(tmType)"])
                     break
                 }
+                // `pending (retry)`: TaskManager offers it again; claimed again below.
                 let r = try await complete(claimed.id, worker: worker)
-                if r != TaskStatus.pending.rawValue {
+                if !r.hasPrefix(TaskStatus.pending.rawValue) {
                     left.remove(claimed.id)
                     cleared.append(claimed.id)
                 }

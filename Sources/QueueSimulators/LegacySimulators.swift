@@ -300,10 +300,16 @@ public struct APIWorker: Sendable {
     public let client: TaskManagerClient
     public let workerID: String
     public let typeIDs: [Int64]
-    public init(client: TaskManagerClient, workerID: String, typeIDs: [Int64]) {
+    /// The result of a task from its params (nil: the default summary).
+    public let compute: (@Sendable (ClaimedTask) -> JSONValue)?
+    public init(
+        client: TaskManagerClient, workerID: String, typeIDs: [Int64],
+        compute: (@Sendable (ClaimedTask) -> JSONValue)? = nil
+    ) {
         self.client = client
         self.workerID = workerID
         self.typeIDs = typeIDs
+        self.compute = compute
     }
 
     /// Claims and completes tasks until `stop`, pacing idle polls as a
@@ -321,7 +327,7 @@ public struct APIWorker: Sendable {
                 continue
             }
             await log?.apiExecuted(task.id)
-            let result: JSONValue = ["items_processed": 1, "worker": .string(workerID)]
+            let result: JSONValue = compute?(task) ?? ["items_processed": 1, "worker": .string(workerID)]
             _ = try await client.completeTask(
                 id: task.id, workerID: workerID, success: success, result: success ? result : nil,
                 error: success ? nil : "worker reported failure")

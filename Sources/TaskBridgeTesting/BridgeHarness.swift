@@ -220,6 +220,9 @@ extension BridgeHarness {
                 "[types.\(t.legacyType)]", "name = \(TOML.string(t.name))", "version = \(TOML.string(t.version))",
                 "mode = \(TOML.string(t.mode.rawValue))", "dedupe = \(TOML.string(t.dedupe.rawValue))",
                 "param_schema = \(TOML.value(t.paramSchema))",
+                "shadow_ignore = [" + t.shadowIgnore.map(TOML.string).joined(separator: ", ") + "]",
+                "shadow_timeout = \(t.shadowTimeoutSeconds)", "shadow_min_compared = \(t.shadowMinCompared)",
+                "shadow_min_match = \(t.shadowMinMatch)",
             ]
         }
         let path = tm.directory.path(name)
