@@ -324,6 +324,80 @@ extension JSONValue {
         }
     }
 
+    /// A type in shadow on the page: its figures equal the report's, the
+    /// example diff shows both values side by side as text (a value carrying
+    /// markup never runs), and the page refuses forward below the gate.
+    @Test(.enabled(if: enabled)) func aTypeInShadowShowsItsComparison() async throws {
+        try #require(WebDriver.available, "CI must install chromium and chromium-driver (see .ci/run)")
+        let m = ShadowTests.mapping()
+        try await BridgeHarness.with(types: [m], startEngine: false) { h in
+            let tokenPath = h.tm.directory.path("admin.token")
+            let bridge = try BridgeProcess(
+                harness: h, metrics: true, extraBridge: ["admin_token_file = \(PHPJSON.encode(.string(tokenPath)))"])
+            try bridge.start()
+            defer { Task { await bridge.kill() } }
+            _ = try await bridge.waitForHealth()
+            #expect(try await CLIRun.run(["cutover", m.legacyType, "shadow", "--reason", "compare"], harness: h).status == 0)
+            let log = ExecutionLog()
+            let stop = Deadline(seconds: 3600)
+            // The legacy worker writes markup into the field that differs: it must show as text.
+            let legacy = Task {
+                let worker = try LegacyWorker(path: h.legacyPath, workerID: "legacy-0")
+                defer { try? worker.close() }
+                try await worker.run(until: stop, log: log) { c in
+                    let n = c.parameters.flatMap { try? JSONParser.parse($0) }.map(ShadowTests.n) ?? -1
+                    let score = n % 4 == 0 ? PHPJSON.encode(.string(plantedScript)) : "\(n * 2)"
+                    return (true, #"{"n": \#(n), "score": \#(score), "fetched_at": "legacy"}"#, nil)
+                }
+            }
+            defer { legacy.cancel() }
+            let typeID = try await h.typeID(m.name)
+            let api = Task {
+                try await APIWorker(
+                    client: h.tm.client, workerID: "api-0", typeIDs: [typeID], compute: ShadowTests.taskManagerResult
+                ).run(until: stop, log: log)
+            }
+            defer { api.cancel() }
+            try h.producer().insertBatch(type: m.legacyType, parameters: (0..<40).map { #"{"n": \#($0)}"# })
+            #expect(
+                try await eventually(timeout: .seconds(60)) {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_shadow WHERE state = 'compared'") == 40
+                })
+            let wd = try await WebDriver.start()
+            defer { Task { await wd.quit() } }
+            try await wd.navigate("http://127.0.0.1:\(bridge.metricsPort!)/")
+            let card = "[data-type=\"\(m.legacyType)\"]"
+            #expect(
+                try await eventually(timeout: .seconds(20), interval: .milliseconds(200)) {
+                    try await wd.execute("return document.querySelector('\(card) [data-role=shadow]')?.dataset.compared || ''")
+                        .stringValue == "40"
+                }, "the page shows the 40 comparisons")
+            let facts = try await wd.execute("return document.querySelector('\(card) [data-role=shadow-facts]').textContent")
+            // n divisible by 4 among 0..<40: 10 mismatches, 30 matches.
+            #expect(facts.stringValue?.contains("30 matched, 10 mismatched") == true, "\(facts)")
+            let field = try await wd.execute("return document.querySelector('\(card) [data-path]').dataset.path")
+            #expect(field.stringValue == "score")
+            let shown = try await wd.execute("return document.querySelector('\(card) pre[data-side=legacy]').textContent")
+            #expect(shown.stringValue?.contains(plantedScript) == true, "\(shown)")
+            let state = try await Self.pageState(wd)
+            #expect(state["pwned"]?.isNull == true && state["scripts"]?.intValue == 1)
+            #expect(state["types"]?[m.legacyType]?["stage"]?.stringValue == "shadow")
+            try await wd.screenshot(to: Self.artifacts + "/dashboard-shadow-1280.png")
+
+            // The page follows the gate: forward is refused below it.
+            let token = try String(contentsOfFile: tokenPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            try await wd.type("#token", token)
+            try await wd.click("#token-apply")
+            _ = try await wd.execute(
+                "const s = document.querySelector('\(card) [data-role=mode]'); s.value = 'forward';"
+                    + "s.dispatchEvent(new Event('change'));")
+            try await wd.type("\(card) [data-role=reason]", "try forward")
+            try await wd.click("\(card) [data-role=cutover]")
+            #expect(try await Self.messageContains(wd, "shadow gate"))
+            #expect(try h.scalarText("SELECT mode FROM _taskbridge_mode WHERE task_type = ?", [m.legacyType]) == "shadow")
+        }
+    }
+
     static func messageContains(_ wd: WebDriver, _ text: String) async throws -> Bool {
         try await eventually(timeout: .seconds(20), interval: .milliseconds(100)) {
             try await wd.execute("return document.getElementById('message').textContent").stringValue?.contains(text)

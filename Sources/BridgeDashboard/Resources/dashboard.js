@@ -259,6 +259,8 @@
       row.reverse_conflicts + " conflicts (TaskManager refused the outcome), " + row.reverse_lost + " rows lost";
     c.reverse.classList.toggle("bad", row.reverse_conflicts > 0);
     setField(c.fields.percent, row.percent, row.percent + "%");
+    // In shadow the share is the sample compared; the bridge takes no row.
+    c.fields.percent.previousSibling.textContent = row.mode === "shadow" ? "shadow sample" : "bridge share";
     renderShadow(c, row.shadow);
     const peak = drawChart(c.chart, t.series);
     c.card.querySelector(".peak").textContent = "peak " + peak + "/min";
