@@ -37,6 +37,10 @@ public final class FaultProxy: Sendable {
         /// A mix of what a bad network and a bad day give, drawn per request:
         /// delays of 0 to 2 s, 5xx envelopes, HTML 502s and garbage 200s.
         case chaos
+        /// The real PHP server's ways (API spec sections 11.5 and 17): ids as
+        /// strings, an empty claim as 500 "There is no active transaction",
+        /// `Connection: close` on every answer.
+        case php
     }
 
     public let upstream: String
@@ -210,6 +214,18 @@ public final class FaultProxy: Sendable {
                     }
                     try await writer.finish(nil)
                 })
+        case .php:
+            var (status, h, bytes) = try await forward(request)
+            h[.connection] = "close"
+            if status == .notFound && request.uri.path.hasSuffix("/tasks/claim") {
+                return Response(
+                    status: .internalServerError, headers: h,
+                    body: .init(byteBuffer: ByteBuffer(string: PHPJSONText.error("There is no active transaction"))))
+            }
+            if let v = try? JSONParser.parse(Array(bytes.readableBytesView)) {
+                bytes = ByteBuffer(string: PHPJSON.encode(Self.stringIDs(v)))
+            }
+            return Response(status: status, headers: h, body: .init(byteBuffer: bytes))
         case .pass, .swallowResponse:
             let (status, h, bytes) = try await forward(request)
             if mode == .swallowResponse {
@@ -217,6 +233,24 @@ public final class FaultProxy: Sendable {
                 try await hold(.seconds(3600))
             }
             return Response(status: status, headers: h, body: .init(byteBuffer: bytes))
+        }
+    }
+}
+
+extension FaultProxy {
+    /// Every integer `id` and `task_type_id`, at any depth, as a string.
+    static func stringIDs(_ v: JSONValue) -> JSONValue {
+        switch v {
+        case .object(let members):
+            return .object(
+                members.map { m in
+                    if ["id", "task_type_id"].contains(m.key), case .int(let i) = m.value {
+                        return JSONMember(m.key, .string(String(i)))
+                    }
+                    return JSONMember(m.key, stringIDs(m.value))
+                })
+        case .array(let items): return .array(items.map(stringIDs))
+        default: return v
         }
     }
 }

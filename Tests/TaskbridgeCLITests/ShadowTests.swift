@@ -226,4 +226,41 @@ import TestSlots
             #expect(report["types"]?[m.legacyType]?["mismatched"]?.intValue == 50)
         }
     }
+
+    /// Behind the PHP server's ways (string ids, a 500 for an empty claim,
+    /// `Connection: close`), the same comparisons come out.
+    @Test func theRealServersWaysChangeNothing() async throws {
+        let m = Self.mapping()
+        try await BridgeHarness.with(types: [m], startEngine: false) { h in
+            let proxy = FaultProxy(upstream: h.tm.baseURL)
+            try await proxy.start()
+            proxy.set(.php)
+            let bridge = try BridgeProcess(harness: h, metrics: true, url: proxy.baseURL)
+            try bridge.start()
+            defer { Task { await bridge.kill(); await proxy.stop() } }
+            _ = try await bridge.waitForHealth()
+            #expect(try await CLIRun.run(["cutover", m.legacyType, "shadow", "--reason", "php"], harness: h).status == 0)
+            let log = ExecutionLog()
+            let stop = Deadline(seconds: 3600)
+            let legacy = Task { try await Self.legacyWorkers(h, log: log, stop: stop) }
+            defer { legacy.cancel() }
+            let typeID = try await h.typeID(m.name)
+            let api = Task {
+                try await APIWorker(
+                    client: h.tm.client, workerID: "api-0", typeIDs: [typeID], compute: Self.taskManagerResult
+                ).run(until: stop, log: log)
+            }
+            defer { api.cancel() }
+            try h.producer().insertBatch(type: m.legacyType, parameters: (0..<40).map { #"{"n": \#($0)}"# })
+            #expect(
+                try await eventually(timeout: .seconds(120)) {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_shadow WHERE state = 'compared'") == 40
+                }, "\(bridge.stderrText.suffix(2000))")
+            #expect(proxy.count("POST /api/tasks") >= 40, "the copies went through the PHP-like proxy")
+            let (_, report) = try await Self.report(h)
+            // n divisible by 4 among 0..<40: 10.
+            #expect(report["types"]?[m.legacyType]?["matched"]?.intValue == 30)
+            #expect(report["types"]?[m.legacyType]?["mismatched"]?.intValue == 10)
+        }
+    }
 }
