@@ -20,22 +20,33 @@ extension BridgeEngine {
     func shadowLoop(_ ctx: RunContext) async throws {
         let beat = AsyncTimerSequence(
             interval: .milliseconds(Int64(max(config.bridge.mirrorIntervalSeconds, 0.05) * 1000)), clock: .continuous)
-        for await _ in chain([()].async, merge(ctx.shadowWake.stream, beat.map { _ in () })) {
+        // Idle (no type in shadow, nothing left of an earlier shadow) a beat
+        // costs a look at the modes the engine already holds, not three reads.
+        var busy = true
+        let wakes = merge(ctx.shadowWake.stream.map { true }, beat.map { _ in false })
+        for await woken in chain([true].async, wakes) {
             if isStopping { return }
+            if woken { busy = true }
+            if !busy, await !state.snapshot().modes.values.contains(where: \.makesShadowCopies) { continue }
             await attempt("shadow") {
-                try await shadowCreate()
-                try await shadowCompare()
-                try await shadowClear()
+                let created = try await shadowCreate()
+                let compared = try await shadowCompare()
+                let cleared = try await shadowClear()
+                busy = created || compared || cleared
             }
         }
     }
 
     /// Recorded copies into TaskManager. A copy's params carry its row's
     /// identity, so a create repeated after a crash dedupes onto the same task.
-    func shadowCreate() async throws {
+    /// True if there was anything to create.
+    @discardableResult
+    func shadowCreate() async throws -> Bool {
+        var any = false
         while !isStopping {
             let intents = try await store.shadowIntents(limit: Self.shadowBatch)
-            guard !intents.isEmpty else { return }
+            guard !intents.isEmpty else { return any }
+            any = true
             var sent: [(ShadowLedger.Key, Int64)] = []
             var refused: [(ShadowLedger.Key, String)] = []
             var failure: TaskManagerError?
@@ -74,18 +85,21 @@ extension BridgeEngine {
             try await store.recordShadowSent(sent, refused: refused)
             if let failure {
                 await noteAPIError(failure, context: "create shadow copies")
-                return
+                return true
             }
-            if intents.count < Self.shadowBatch { return }
+            if intents.count < Self.shadowBatch { return true }
         }
+        return any
     }
 
     /// Sent copies: read from TaskManager, compared once both sides are
     /// terminal, expired when TaskManager's side ran past the type's timeout.
-    func shadowCompare() async throws {
+    /// True while sent copies remain (looked at now or waiting for their next look).
+    @discardableResult
+    func shadowCompare() async throws -> Bool {
         let interval = max(config.bridge.mirrorIntervalSeconds, 0.05)
         let pending = try await store.shadowPending(interval: interval, limit: Self.shadowBatch)
-        guard !pending.isEmpty else { return }
+        guard !pending.isEmpty else { return try await store.shadowSentCount() > 0 }
         let hasResult = store.schema.columns.contains("result_data")
         let mappings = Dictionary(config.types.map { ($0.legacyType, $0) }, uniquingKeysWith: { a, _ in a })
         var compared: [(ShadowLedger.Key, String, ShadowLedger.Comparison)] = []
@@ -141,6 +155,7 @@ extension BridgeEngine {
             BridgeMetrics.shadow.increment(queueLabel, type, outcome.rawValue)
         }
         if let failure { await noteAPIError(failure, context: "read shadow copies") }
+        return true
     }
 
     /// Expired copies still pending in TaskManager are taken out of its queue:
@@ -148,9 +163,10 @@ extension BridgeEngine {
     /// (an expired copy is older than any live one) and fails it, until
     /// TaskManager stops offering it again. A claimed task that is not an
     /// expired copy is left to its lease (it returns to the queue).
-    func shadowClear() async throws {
+    @discardableResult
+    func shadowClear() async throws -> Bool {
         let uncleared = try await store.shadowUncleared(limit: 64)
-        guard !uncleared.isEmpty else { return }
+        guard !uncleared.isEmpty else { return false }
         var cleared: [Int64] = []
         var open: [String: Set<Int64>] = [:]
         for u in uncleared {
@@ -179,6 +195,7 @@ extension BridgeEngine {
             }
         }
         try await store.recordShadowCleared(cleared)
+        return true
     }
 
     private func readTask(_ id: Int64) async throws -> TaskInfo? {

@@ -50,6 +50,14 @@ extension LegacyQueueStore {
         }
     }
 
+    /// Copies sent and not yet compared or expired.
+    public func shadowSentCount() async throws -> Int {
+        try await pool.read { db in
+            guard try db.tableExists(ShadowLedger.table) else { return 0 }
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM _taskbridge_shadow WHERE state = 'sent'") ?? 0
+        }
+    }
+
     public func shadowUncleared(limit: Int) async throws -> [(tmType: String, taskID: Int64)] {
         try await pool.read { db in
             guard try db.tableExists(ShadowLedger.table) else { return [] }
