@@ -10,6 +10,9 @@ import TaskManagerModel
 /// sent are still `intent` in the ledger, so a crash re-sends them and
 /// TaskManager's dedupe returns the same task.
 extension BridgeEngine {
+    /// The longest a finished create waits for others to be recorded with it.
+    static let recordDelay = 0.005
+
     /// A finished create: what to record, and whether its task is already
     /// terminal (a collapse onto a finished task: the mirror takes it at once).
     /// Nil: cancelled at stop, nothing to record.
@@ -48,6 +51,7 @@ extension BridgeEngine {
             var outcomes: [Sent] = []
             var recordedPending: [Int64] = []
             var nextDue: (value: Double, readAt: Double) = (0, 0)
+            var firstPendingAt: Double?
             func flush() async throws {
                 try await record(&outcomes, ctx: ctx)
                 // Only now may these rows be picked again: until the outcome
@@ -64,8 +68,25 @@ extension BridgeEngine {
                     running -= 1
                     if let sent { outcomes.append(sent) }
                     recordedPending.append(id)
-                    if outcomes.count < max(1, capacity / 2) && running > capacity / 2 { continue }
+                    // Outcomes are recorded together: when nothing else is in the
+                    // air, when half the cap is waiting, or `recordDelay` after
+                    // the first one. A write per finished create queued every
+                    // row behind its neighbours' transactions (and the
+                    // producers' write lock): at 500 rows/s, 70 ms from capture to sent.
+                    if running > 0 && recordedPending.count < max(1, capacity / 2) {
+                        let now = Date().timeIntervalSince1970
+                        if firstPendingAt == nil { firstPendingAt = now }
+                        if now - firstPendingAt! < Self.recordDelay {
+                            wake(after: Self.recordDelay)
+                            continue
+                        }
+                    }
                     try await flush()
+                    firstPendingAt = nil
+                }
+                if let first = firstPendingAt, Date().timeIntervalSince1970 - first >= Self.recordDelay {
+                    try await flush()
+                    firstPendingAt = nil
                 }
                 if isStopping {
                     if running == 0 {
@@ -87,6 +108,7 @@ extension BridgeEngine {
                 }
                 if running == 0 {
                     try await flush()
+                    firstPendingAt = nil
                     // Idle: until the next intent's run_after_utc, backoff or
                     // pause passes, at most a second.
                     // The next due time is read at most every 100 ms: at 500
