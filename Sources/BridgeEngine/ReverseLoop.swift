@@ -18,14 +18,17 @@ extension BridgeEngine {
         let beat = AsyncTimerSequence(
             interval: .milliseconds(Int64(config.bridge.mirrorIntervalSeconds * 1000)), clock: .continuous)
         var lastAdoption = 0.0
+        // Idle (no reverse type, no entry in flight) a beat reads nothing.
+        var busy = true
         for await _ in chain([()].async, beat.map { _ in () }) {
             if isStopping { return }
+            let modes = await state.snapshot().modes
+            let types = config.types.filter { modes[$0.legacyType] == .reverse }
+            if types.isEmpty && !busy { continue }
             await attempt("reverse") {
-                let modes = await state.snapshot().modes
-                let types = config.types.filter { modes[$0.legacyType] == .reverse }
                 // Outcomes first: a task failed back to `pending` is claimed
                 // again below only after its previous attempt is recorded.
-                try await reverseReport()
+                busy = try await reverseReport()
                 guard !types.isEmpty else { return }
                 let now = Date().timeIntervalSince1970
                 if now - lastAdoption >= Self.adoptionInterval {
@@ -37,7 +40,9 @@ extension BridgeEngine {
     }
 
     /// Legacy outcomes into the ledger, then to TaskManager.
-    func reverseReport() async throws {
+    /// True while entries are in flight (rows to watch or outcomes to report).
+    @discardableResult
+    func reverseReport() async throws -> Bool {
         let collected = try await store.reverseCollect()
         if !collected.lost.isEmpty {
             logger.warning(
@@ -45,10 +50,11 @@ extension BridgeEngine {
                 metadata: ["tasks": "\(collected.lost.map(String.init).joined(separator: " "))"])
         }
         let due = try await store.reverseDue(limit: 256)
-        guard !due.isEmpty else { return }
+        guard !due.isEmpty else { return collected.watching }
         await withTaskGroup(of: Void.self) { group in
             for outcome in due { group.addTask { await self.reverseComplete(outcome) } }
         }
+        return true
     }
 
     /// One completion. TaskManager answers 400 "not in claimed state" when it

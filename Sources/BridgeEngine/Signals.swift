@@ -87,6 +87,8 @@ final class DataVersionWatcher: @unchecked Sendable {
     static let hotWindow = 2.0
     /// Idle looks in a row that found an unannounced commit before notifications are given up.
     static let missesBeforePolling = 3
+    /// The idle look while notifications drive the wake-ups.
+    static let notifiedIdleInterval = 1.0
     /// Looks after a notification that found no commit yet (microseconds, about 8 ms in all).
     static let settlePauses: [UInt32] = [100, 250, 500, 1_000, 2_000, 4_000]
 
@@ -202,7 +204,9 @@ final class DataVersionWatcher: @unchecked Sendable {
                     continue
                 }
             }
-            switch events.wait(timeout: idleInterval) {
+            // Every write announces itself, so the idle look only checks
+            // that notifications still arrive: at most once a second.
+            switch events.wait(timeout: max(idleInterval, Self.notifiedIdleInterval)) {
             case .changed(let renamed):
                 cause = "notification"
                 misses = 0

@@ -18,15 +18,17 @@ extension LegacyQueueStore {
 
     /// Copies the outcome of every newly terminal row into its entry; marks
     /// entries whose row is gone or replaced. Returns what changed.
-    public func reverseCollect() async throws -> (completing: Int, lost: [Int64]) {
+    /// `watching`: rows inserted for tasks are still waiting for a legacy worker.
+    public func reverseCollect() async throws -> (completing: Int, lost: [Int64], watching: Bool) {
         let t = table
         if try await !pool.read({ db in
             try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM _taskbridge_reverse WHERE state = 'inserted')")
                 ?? false
         }) {
-            return (0, [])
+            return (0, [], false)
         }
-        return try await writeLedger { db in try ReverseLedger.collectOutcomes(db, legacyTable: t) }
+        let (completing, lost) = try await writeLedger { db in try ReverseLedger.collectOutcomes(db, legacyTable: t) }
+        return (completing, lost, true)
     }
 
     public func reverseDue(limit: Int, now: Date = Date()) async throws -> [ReverseLedger.Outcome] {
