@@ -189,11 +189,23 @@ extension BenchCommand {
                 ["verify", "--config", conf, "--grace", "0", "--json"],
                 environment: ["TASKMANAGER_API_KEY": h.tm.apiKey],
                 wrapper: profileWith.map { $0.split(separator: " ").map(String.init) } ?? [])
+            // The verify process's own high-water mark (VmHWM, read until it
+            // exits). getrusage(RUSAGE_CHILDREN) gave the largest RSS of any
+            // child this bench ever reaped: 93.8 MB where the verify process
+            // itself peaked at 72.4 MB (GNU time's figure for the same run).
+            let watched = child.child.pid
+            let hwm = Task {
+                var peak = 0.0
+                while !Task.isCancelled, let v = ProcessStats.peakRSSMegabytes(pid: watched) {
+                    peak = max(peak, v)
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+                return peak
+            }
             let status = await child.child.wait()
             let wall = (ContinuousClock.now - start) / .seconds(1)
-            var usage = rusage()
-            getrusage(RUSAGE_CHILDREN.rawValue, &usage)
-            let peak = Double(usage.ru_maxrss) / 1024
+            hwm.cancel()
+            let peak = await hwm.value
             if status != 0 {
                 FileHandle.standardError.write(Data("verify failed: \(child.child.stderr.suffix(2000))\n".utf8))
             }
@@ -201,7 +213,7 @@ extension BenchCommand {
                 [
                     ("verify exit status", "\(status)", "0"),
                     ("verify wall time, \(rows) rows (s)", String(format: "%.1f", wall), "< 60"),
-                    ("verify peak RSS (MB)", String(format: "%.1f", peak), "< 128"),
+                    ("verify peak RSS (MB)", String(format: "%.1f", peak), "< 80"),
                     ("rows/s", String(format: "%.0f", Double(rows) / wall), ""),
                 ], json: json)
         }
