@@ -74,8 +74,15 @@ extension BenchCommand {
                         String(format: "%.1f / %.1f", fast.p50 * 1000, fast.p99 * 1000), "<= 5 / 50"
                     ))
                 results.append(("  p50 at 500 / p50 at 100", String(format: "%.2f", fast.p50 / slow.p50), "<= 2"))
-                results.append(
-                    ("bridge CPU per row at 500 rows/s (ms)", String(format: "%.3f", fast.bridgeCPUPerRow * 1000), ""))
+                for (rate, r) in [(100, slow), (500, fast)] {
+                    results.append(
+                        (
+                            "bridge / server CPU per row at \(rate) rows/s (ms)",
+                            String(format: "%.3f / %.3f", r.bridgeCPUPerRow * 1000, r.serverCPUPerRow * 1000), ""
+                        ))
+                    results.append(
+                        ("  ratio bridge/server", String(format: "%.2f", r.bridgeCPUPerRow / r.serverCPUPerRow), "<= 1"))
+                }
             }
             if parts.contains("faults") {
                 let f = try await Shape.mirrorUnderFaults(tasks: faultTasks)
@@ -246,12 +253,13 @@ final class Shape: Sendable {
     /// Commit (in the producer process) to the bridge holding the task id.
     static func latency(
         rate: Double, seconds: Double
-    ) async throws -> (p50: Double, p99: Double, bridgeCPUPerRow: Double) {
+    ) async throws -> (p50: Double, p99: Double, bridgeCPUPerRow: Double, serverCPUPerRow: Double) {
         let s = try await Shape()
         let bridge = try s.startBridge()
         try await s.ready()
         try await Task.sleep(for: .seconds(1))
         let cpu0 = ProcessStats.cpuSeconds(pid: bridge.pid) ?? 0
+        let server0 = ProcessStats.cpuSeconds(pid: s.server.pid) ?? 0
         let producer = try ChildProcess.bench([
             "produce", "--database", s.legacyPath, "--type", "bench_type",
             "--rate", String(rate), "--seconds", String(seconds),
@@ -267,6 +275,7 @@ final class Shape: Sendable {
             (try? s.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state <> 'intent'")) == committed.count
         }
         let cpu = (ProcessStats.cpuSeconds(pid: bridge.pid) ?? 0) - cpu0
+        let serverCPU = (ProcessStats.cpuSeconds(pid: s.server.pid) ?? 0) - server0
         let q = try observerConnection(s.legacyPath)
         let sent = try await q.read { db in
             try Row.fetchAll(db, sql: "SELECT legacy_id, sent_at FROM _taskbridge_ledger").map {
@@ -281,7 +290,8 @@ final class Shape: Sendable {
         bridge.stop()
         _ = await bridge.child.wait()
         await s.stop()
-        return (Bench.percentile(lat, 0.5), Bench.percentile(lat, 0.99), cpu / Double(max(1, committed.count)))
+        let n = Double(max(1, committed.count))
+        return (Bench.percentile(lat, 0.5), Bench.percentile(lat, 0.99), cpu / n, serverCPU / n)
     }
 
     /// Task finished in TaskManager -> legacy row terminal: first without
