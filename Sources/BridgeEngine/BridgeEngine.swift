@@ -192,12 +192,15 @@ public final class BridgeEngine: Sendable {
     /// One turn of a loop that iterates a stream: a failure is logged,
     /// counted and paused after, and the loop goes on with its next wake-up
     /// (leaving the iteration would end the stream it reads).
-    func attempt(_ name: String, _ body: () async throws -> Void) async {
+    @discardableResult
+    func attempt(_ name: String, _ body: () async throws -> Void) async -> Bool {
         do {
             try await body()
+            return true
         } catch {
-            if error is CancellationError || Task.isCancelled { return }
+            if error is CancellationError || Task.isCancelled { return false }
             await failed(name, error, "loop failed; retrying")
+            return false
         }
     }
 

@@ -26,14 +26,13 @@ extension BridgeEngine {
     }
 
     /// Wakes on every commit (the watcher thread) and at least every 20 poll
-    /// intervals (a mode change with no insert after it).
+    /// intervals (a mode change with no insert after it; the watcher yields
+    /// that too).
     func captureLoop(_ ctx: RunContext) async throws {
-        let refresh = AsyncTimerSequence(
-            interval: .milliseconds(Int64(config.bridge.pollIntervalSeconds * 20_000)), clock: .continuous)
         var modesReadAt = 0.0
-        for await _ in merge(ctx.watcher.changes, refresh.map { _ in () }) {
+        for await _ in ctx.watcher.changes {
             if isStopping { return }
-            await attempt("capture") {
+            let done = await attempt("capture") {
                 // At most once per poll interval: at 500 rows/s a read per wake-up
                 // was a fifth of the bridge's work, and a mode change still
                 // applies within one poll interval (the insert trigger reads the
@@ -48,8 +47,18 @@ extension BridgeEngine {
                     ctx.sendWake.signal()
                 }
             }
+            // The watcher wakes capture only for commits that reach what
+            // capture reads: a failed pass asks for the next one itself.
+            if !done { ctx.watcher.poke() }
             await state.tick()
         }
+    }
+
+    /// Asks capture for a backlog sweep now: its next pass would otherwise
+    /// wait for a commit that reaches the change log.
+    func requestBacklogSweep() async {
+        await state.markBacklog(true)
+        context.withLock { $0 }?.watcher.poke()
     }
 
     /// One pass: change rows, then the backlog. True if anything was captured.
@@ -58,7 +67,13 @@ extension BridgeEngine {
         let modes = await state.modes
         // Bounded: a row a producer keeps rewriting stays stale and comes back
         // at the next wake-up instead of holding this pass.
+        var more = false
+        defer {
+            // Left for the next pass, which no commit may announce.
+            if more { context.withLock { $0 }?.watcher.poke() }
+        }
         for _ in 0..<64 {
+            more = false
             guard !isStopping, let batch = try await store.readChanges(limit: 500) else { break }
             var decisions: [Int64: LegacyQueueStore.CaptureInput] = [:]
             for row in batch.toDecide {
@@ -68,6 +83,7 @@ extension BridgeEngine {
             if r.processed > 0 { any = true }
             if r.requeued > 0 { await state.markBacklog(true) }
             count(r)
+            more = r.remaining
             if !r.remaining { break }
         }
         if await state.backlogPending {

@@ -48,7 +48,7 @@ extension BridgeEngine {
             await state.setObjectsHealthy(true)
             // Rows inserted while a trigger was missing were not claimed at
             // capture: sweep for them now, not at the next full reconcile.
-            await state.markBacklog(true)
+            await requestBacklogSweep()
             context.withLock { $0 }?.sendWake.signal()
         }
         // Dropped triggers often mean a recreated table (PrismQ's
@@ -58,7 +58,7 @@ extension BridgeEngine {
             logger.warning(
                 "task_queue is not the table the ledger was made for (recreated or restored); new ledger generation",
                 metadata: ["generation": "\(g.generation)", "archived_entries": "\(g.archived)"])
-            await state.markBacklog(true)
+            await requestBacklogSweep()
         }
     }
 
@@ -83,7 +83,7 @@ extension BridgeEngine {
                 if now - lastFull >= config.bridge.reconcileIntervalSeconds {
                     lastFull = now
                     try await adoptOrphans()
-                    await state.markBacklog(true)
+                    await requestBacklogSweep()
                     ctx.sendWake.signal()
                 }
             }
@@ -115,7 +115,7 @@ extension BridgeEngine {
                         "generation": "\(g?.generation ?? 0)", "archived_entries": "\(g?.archived ?? 0)",
                     ])
                 BridgeMetrics.fileReplaced.increment(queueLabel)
-                await state.markBacklog(true)
+                await requestBacklogSweep()
                 ctx.watcher.noteActivity()
                 ctx.sendWake.signal()
             }

@@ -26,22 +26,13 @@ extension BridgeEngine {
     func sendLoop(_ ctx: RunContext) async throws {
         let capacity = config.bridge.maxInFlight
         let (events, events_) = AsyncStream.makeStream(of: SendEvent.self)
-        let sleeper = Mutex<Task<Void, Never>?>(nil)
+        let alarm = Alarm { events_.yield(.wake) }
         defer {
             events_.finish()
-            sleeper.withLock { $0?.cancel() }
+            alarm.cancel()
         }
         /// The next look at the ledger when nothing else will wake the loop.
-        func wake(after seconds: Double) {
-            let task = Task {
-                try? await Task.sleep(for: .milliseconds(Int64(max(0.005, seconds) * 1000)))
-                if !Task.isCancelled { events_.yield(.wake) }
-            }
-            sleeper.withLock { old in
-                old?.cancel()
-                old = task
-            }
-        }
+        func wake(after seconds: Double) { alarm.wake(after: seconds) }
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
                 for await _ in ctx.sendWake.stream { events_.yield(.wake) }
@@ -270,5 +261,40 @@ extension BridgeEngine {
         SendPolicy.Settings(
             persistentAttempts: Int64(config.bridge.persistentErrorAttempts),
             persistentSeconds: config.bridge.persistentErrorSeconds)
+    }
+}
+
+/// The next wake-up of an event loop: the earliest one asked for. A wake-up
+/// already due as early is kept: a new sleeping task per event (and the
+/// cancellation of the one before) was a timer registration and two thread
+/// wake-ups per row.
+final class Alarm: Sendable {
+    private let armed = Mutex<(at: Double, task: Task<Void, Never>)?>(nil)
+    private let fire: @Sendable () -> Void
+
+    init(fire: @escaping @Sendable () -> Void) { self.fire = fire }
+
+    /// At least 5 ms from now.
+    func wake(after seconds: Double) {
+        let delay = max(0.005, seconds)
+        let at = Date().timeIntervalSince1970 + delay
+        armed.withLock { armed in
+            if let armed, armed.at <= at + 0.001 { return }
+            armed?.task.cancel()
+            let task = Task { [self] in
+                try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
+                if Task.isCancelled { return }
+                self.armed.withLock { if $0?.at == at { $0 = nil } }
+                fire()
+            }
+            armed = (at, task)
+        }
+    }
+
+    func cancel() {
+        armed.withLock {
+            $0?.task.cancel()
+            $0 = nil
+        }
     }
 }

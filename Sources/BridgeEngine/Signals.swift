@@ -83,6 +83,10 @@ final class DataVersionWatcher: @unchecked Sendable {
     private var exited = true
     /// When rows last flowed (epoch seconds, as bits of a Double).
     private let activityAt = Atomic<UInt64>(0)
+    /// The longest capture goes without a wake-up (a mode change with no
+    /// commit after it): the watcher's own idle looks yield one, so capture
+    /// waits on one stream instead of merging a timer into it.
+    var refreshInterval: Double { idleInterval * 20 }
     static let hotInterval = 0.001
     static let hotWindow = 2.0
     /// Idle looks in a row that found an unannounced commit before notifications are given up.
@@ -107,6 +111,9 @@ final class DataVersionWatcher: @unchecked Sendable {
         defer { condition.unlock() }
         return events != nil
     }
+
+    /// A capture pass now, whatever the file shows.
+    func poke() { continuation.yield() }
 
     func noteActivity() {
         activityAt.store(Date().timeIntervalSince1970.bitPattern, ordering: .relaxed)
@@ -145,6 +152,8 @@ final class DataVersionWatcher: @unchecked Sendable {
         var last: Int64 = -1
         var lastSchema: Int64 = -1
         var statAt = 0.0
+        var yieldedAt = Date().timeIntervalSince1970
+        var lastSignature: String?
         var misses = 0
         var cause = "start"
         condition.lock()
@@ -167,13 +176,29 @@ final class DataVersionWatcher: @unchecked Sendable {
             if let v = version, v != last {
                 committed = last >= 0
                 last = v
-                continuation.yield()
+                var schemaMoved = false
                 if let sv = try? store.schemaVersion(), sv != lastSchema {
                     if lastSchema >= 0 { schemaChanges.signal() }
                     lastSchema = sv
+                    schemaMoved = true
                 }
+                // Most commits after a row are the bridge's own (its capture
+                // and send writes): they reach neither the change log nor
+                // the audit trail, and a capture pass for each was a third
+                // of the thread wake-ups per row. Capture wakes when either
+                // moved, the schema did, or the signature cannot be read.
+                let signature = store.captureSignature()
+                if schemaMoved || signature == nil || signature != lastSignature {
+                    continuation.yield()
+                    yieldedAt = Date().timeIntervalSince1970
+                }
+                lastSignature = signature
             }
             let now = Date().timeIntervalSince1970
+            if now - yieldedAt >= refreshInterval {
+                continuation.yield()
+                yieldedAt = now
+            }
             if now - statAt >= idleInterval {
                 statAt = now
                 if store.replacedFile() != nil {

@@ -77,7 +77,7 @@ extension LegacyQueueStore {
     public func readChanges(limit: Int) async throws -> ChangeBatch? {
         let select = LegacyRow.selectSQL(schema)
         let t = table
-        return try await pool.read { db -> ChangeBatch? in
+        return try await asyncRead { db -> ChangeBatch? in
             let changes = try Row.fetchAll(
                 db.cachedStatement(
                     sql: """
@@ -240,7 +240,7 @@ extension LegacyQueueStore {
         guard !types.isEmpty else { return [] }
         let select = LegacyRow.selectSQL(schema)
         let t = table
-        return try await pool.read { db in
+        return try await asyncRead { db in
             var args = StatementArguments(types)
             args += StatementArguments([limit])
             return try Row.fetchAll(
@@ -306,7 +306,7 @@ extension LegacyQueueStore {
     public func readOrphans(afterID: Int64, limit: Int) async throws -> [LegacyRow] {
         let select = LegacyRow.selectSQL(schema)
         let b = bridgeID
-        return try await pool.read { db in
+        return try await asyncRead { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -352,7 +352,7 @@ extension LegacyQueueStore {
     public func dryRunBacklog(types: [String], limit: Int) async throws -> [LegacyRow] {
         guard !types.isEmpty else { return [] }
         let select = LegacyRow.selectSQL(schema)
-        return try await pool.read { db in
+        return try await asyncRead { db in
             let marks = types.map { _ in "?" }.joined(separator: ",")
             var args = StatementArguments(types)
             args += StatementArguments([limit])

@@ -96,7 +96,7 @@ extension LegacyQueueStore {
     /// that no longer apply). Nil when continuity holds.
     public func checkContinuity() async throws -> (generation: Int64, archived: Int)? {
         let t = table, name = schema.table
-        guard try await pool.read({ db in try Ledger.hasLostContinuity(db, legacyTable: t, tableName: name) }) else {
+        guard try await asyncRead({ db in try Ledger.hasLostContinuity(db, legacyTable: t, tableName: name) }) else {
             return nil
         }
         return try await writeLedger { db in
@@ -115,16 +115,16 @@ extension LegacyQueueStore {
     }
 
     public func knownOrigins() async throws -> Set<String> {
-        try await pool.read { db in try Ledger.knownOrigins(db) }
+        try await asyncRead { db in try Ledger.knownOrigins(db) }
     }
 
     /// The current generation's origin (nil before install).
     public func origin() async throws -> String? {
-        try await pool.read { db in try Ledger.origin(db) }
+        try await asyncRead { db in try Ledger.origin(db) }
     }
 
     public func archivedCount() async throws -> Int {
-        try await pool.read { db in
+        try await asyncRead { db in
             try db.tableExists(Ledger.archiveTable)
                 ? try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(Ledger.archiveTable)") ?? 0 : 0
         }
@@ -203,7 +203,7 @@ extension LegacyQueueStore {
     /// Intents whose time has come, oldest first. A short read; the sends
     /// happen after it returns.
     public func dueIntents(now: Double, limit: Int) async throws -> [LedgerEntry] {
-        try await pool.read { db in
+        try await asyncRead { db in
             try Row.fetchAll(
                 db.cachedStatement(
                     sql:
@@ -220,7 +220,7 @@ extension LegacyQueueStore {
 
     /// When the next intent becomes sendable (epoch seconds), if any.
     public func nextIntentDue() async throws -> Double? {
-        try await pool.read { db in
+        try await asyncRead { db in
             try Double.fetchOne(
                 db, sql: "SELECT MIN(MAX(next_attempt_at, due_at)) FROM _taskbridge_ledger WHERE state = 'intent'")
         }
@@ -228,7 +228,7 @@ extension LegacyQueueStore {
 
     /// TaskManager type names with forwarded tasks that may still change.
     public func inFlightTaskManagerTypes() async throws -> [String] {
-        try await pool.read { db in
+        try await asyncRead { db in
             try String.fetchAll(
                 db.cachedStatement(sql: "SELECT DISTINCT tm_type FROM _taskbridge_ledger WHERE state = 'sent'"))
         }
@@ -236,7 +236,7 @@ extension LegacyQueueStore {
 
     /// The bridge id the installed objects were made for, if any.
     public func installedBridgeID() async throws -> String? {
-        try await pool.read { db in
+        try await asyncRead { db in
             guard try db.tableExists("_taskbridge_meta") else { return nil }
             return try String.fetchOne(db, sql: "SELECT value FROM _taskbridge_meta WHERE key = 'bridge_id'")
         }
@@ -244,7 +244,7 @@ extension LegacyQueueStore {
 
     /// Ledger rows not yet finished (their legacy row is held by the bridge).
     public func rowsHeldInFlight() async throws -> Int {
-        try await pool.read { db in
+        try await asyncRead { db in
             guard try db.tableExists("_taskbridge_ledger") else { return 0 }
             return try Int.fetchOne(
                 db, sql: "SELECT COUNT(*) FROM _taskbridge_ledger WHERE state IN ('intent','sent','quarantined')") ?? 0
@@ -264,7 +264,7 @@ extension LegacyQueueStore {
     /// The mirror's candidates, each an index range read: the cost follows
     /// what can have changed, not how many tasks are in flight.
     public func mirrorCandidates(now: Double, edge: Int, budget: Int) async throws -> MirrorCandidates {
-        try await pool.read { db in
+        try await asyncRead { db in
             func fetch(_ sql: String, _ args: StatementArguments) throws -> [LedgerEntry] {
                 try Row.fetchAll(db.cachedStatement(sql: sql), arguments: args).map(LedgerEntry.init)
             }
@@ -295,7 +295,7 @@ extension LegacyQueueStore {
 
     public func inFlight(taskIDs: [Int64]) async throws -> [LedgerEntry] {
         guard !taskIDs.isEmpty else { return [] }
-        return try await pool.read { db in
+        return try await asyncRead { db in
             var out: [LedgerEntry] = []
             for chunk in stride(from: 0, to: taskIDs.count, by: 500).map({
                 Array(taskIDs[$0..<min($0 + 500, taskIDs.count)])
@@ -316,7 +316,7 @@ extension LegacyQueueStore {
     }
 
     public func quarantineList(taskType: String? = nil) async throws -> [QuarantineEntry] {
-        try await pool.read { db in
+        try await asyncRead { db in
             guard try db.tableExists("_taskbridge_quarantine") else { return [] }
             return try Row.fetchAll(
                 db,

@@ -32,7 +32,7 @@ extension LegacyQueueStore {
     }
 
     public func reverseDue(limit: Int, now: Date = Date()) async throws -> [ReverseLedger.Outcome] {
-        try await pool.read { db in try ReverseLedger.due(db, now: now.timeIntervalSince1970, limit: limit) }
+        try await asyncRead { db in try ReverseLedger.due(db, now: now.timeIntervalSince1970, limit: limit) }
     }
 
     public func reverseCompleted(entryID: Int64, tmStatus: String) async throws {
@@ -51,7 +51,7 @@ extension LegacyQueueStore {
 
     /// Tasks with a live entry (the bridge holds a row for them).
     public func reverseHeldTasks() async throws -> Set<Int64> {
-        try await pool.read { db in
+        try await asyncRead { db in
             Set(
                 try Int64.fetchAll(
                     db, sql: "SELECT tm_task_id FROM _taskbridge_reverse WHERE state IN ('inserted','completing')"))
@@ -63,7 +63,7 @@ extension LegacyQueueStore {
     /// leases (which run from the claim) are not spent waiting in the queue.
     public func reverseWaiting(taskType: String) async throws -> Int {
         let t = table
-        return try await pool.read { db in
+        return try await asyncRead { db in
             try Int.fetchOne(
                 db,
                 sql: """
@@ -75,7 +75,7 @@ extension LegacyQueueStore {
 
     /// Per type and state, for status and the dashboard.
     public func reverseCounts() async throws -> [String: [ReverseLedger.State: Int]] {
-        try await pool.read { db in
+        try await asyncRead { db in
             guard try db.tableExists(ReverseLedger.table) else { return [:] }
             var out: [String: [ReverseLedger.State: Int]] = [:]
             for r in try Row.fetchAll(
@@ -106,7 +106,7 @@ extension LegacyQueueStore {
     public func reverseEntries(types: [String], afterID: Int64, limit: Int) async throws -> [ReverseItem] {
         guard !types.isEmpty else { return [] }
         let select = LegacyRow.selectSQL(schema)
-        return try await pool.read { db in
+        return try await asyncRead { db in
             guard try db.tableExists(ReverseLedger.table) else { return [] }
             let entries = try Row.fetchAll(
                 db,

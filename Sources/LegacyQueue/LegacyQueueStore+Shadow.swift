@@ -4,7 +4,7 @@ import GRDB
 /// The shadow stage's reads and writes (`ShadowLedger` owns the SQL).
 extension LegacyQueueStore {
     public func shadowIntents(limit: Int) async throws -> [ShadowLedger.Intent] {
-        try await pool.read { db in
+        try await asyncRead { db in
             guard try db.tableExists(ShadowLedger.table) else { return [] }
             return try ShadowLedger.intents(db, limit: limit)
         }
@@ -25,7 +25,7 @@ extension LegacyQueueStore {
     public func shadowPending(interval: Double, limit: Int) async throws -> [ShadowLedger.Pending] {
         let t = table, hasResult = schema.columns.contains("result_data")
         let before = Date().timeIntervalSince1970 - interval
-        return try await pool.read { db in
+        return try await asyncRead { db in
             guard try db.tableExists(ShadowLedger.table) else { return [] }
             return try ShadowLedger.pending(
                 db, legacyTable: t, hasResult: hasResult, generation: try Ledger.generation(db), before: before,
@@ -52,14 +52,14 @@ extension LegacyQueueStore {
 
     /// Copies sent and not yet compared or expired.
     public func shadowSentCount() async throws -> Int {
-        try await pool.read { db in
+        try await asyncRead { db in
             guard try db.tableExists(ShadowLedger.table) else { return 0 }
             return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM _taskbridge_shadow WHERE state = 'sent'") ?? 0
         }
     }
 
     public func shadowUncleared(limit: Int) async throws -> [(tmType: String, taskID: Int64)] {
-        try await pool.read { db in
+        try await asyncRead { db in
             guard try db.tableExists(ShadowLedger.table) else { return [] }
             return try ShadowLedger.uncleared(db, limit: limit)
         }
@@ -74,7 +74,7 @@ extension LegacyQueueStore {
     /// counts them neither as missing nor as extra.
     public func shadowTaskIDs(among ids: [Int64]) async throws -> Set<Int64> {
         guard !ids.isEmpty else { return [] }
-        return try await pool.read { db in
+        return try await asyncRead { db in
             guard try db.tableExists(ShadowLedger.table) else { return [] }
             return try ShadowLedger.copies(db, among: ids)
         }
@@ -85,7 +85,7 @@ extension LegacyQueueStore {
     public func shadowFigures(
         types: [String]? = nil, window: [String: Int], examples: Int, since: Double? = nil
     ) async throws -> [ShadowFigures] {
-        try await pool.read { db in
+        try await asyncRead { db in
             guard try db.tableExists(ShadowLedger.table) else { return [] }
             return try ShadowFigures.read(db, types: types, window: window, examples: examples, since: since)
         }

@@ -67,6 +67,9 @@ public final class LegacyQueueStore: Sendable {
     public let lockWatch = LockWatch()
     /// Writes failing for good until something outside changes (see `WriteFailureWatch`).
     public let writeFailures = WriteFailureWatch()
+    /// Where async reads and writes run (see `BlockingThreads`).
+    let readThreads = BlockingThreads(name: "taskbridge-sqlite-read", count: 2)
+    let writeThread = BlockingThreads(name: "taskbridge-sqlite-write", count: 1)
     var table: String { "\"\(schema.table)\"" }
     var bridgeID: String { objects.bridgeID }
 
@@ -167,6 +170,17 @@ public final class LegacyQueueStore: Sendable {
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
     }
 
+    deinit {
+        readThreads.stop()
+        writeThread.stop()
+    }
+
+    /// A read transaction on the store's read threads, for async callers.
+    func asyncRead<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let pool = self.pool
+        return try await readThreads.run { try pool.read(body) }
+    }
+
     public func close() throws {
         let c = connections.withLock { $0 }
         try c.pool.close()
@@ -263,6 +277,23 @@ public final class LegacyQueueStore: Sendable {
         try watcher.inDatabase { db in try Int64.fetchOne(db.cachedStatement(sql: "PRAGMA schema_version")) ?? 0 }
     }
 
+    /// The high-water marks of what capture reads: the change log (every
+    /// row the triggers announce), the audit trail (every mode change and
+    /// quarantine retry) and the legacy table's own AUTOINCREMENT (inserts).
+    /// The bridge's own writes move none of them. Nil where it cannot be read
+    /// (no bridge objects yet): the caller treats that as a change.
+    public func captureSignature() -> String? {
+        let names = ["_taskbridge_changes", "_taskbridge_audit", schema.table]
+        return try? watcher.inDatabase { db in
+            try String.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT group_concat(mark, ',') FROM (SELECT name || '=' || seq AS mark FROM sqlite_sequence
+                        WHERE name IN (?, ?, ?) ORDER BY name)
+                        """), arguments: StatementArguments(names)) ?? ""
+        }
+    }
+
     /// `BEGIN IMMEDIATE` write, with echo suppression around it.
     public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await immediateTransaction { db in
@@ -288,19 +319,22 @@ public final class LegacyQueueStore: Sendable {
         while true {
             let started = Date().timeIntervalSince1970
             do {
-                let value = try await pool.writeWithoutTransaction { [self] db in
-                    var result: T?
-                    try db.inTransaction(.immediate) {
-                        // Once another file is at the path, the pool's new
-                        // readers open it while this writer still holds the
-                        // old one: nothing read there may be written here.
-                        if let change = replacedFile() {
-                            throw LegacyQueueError.fileReplaced(path: path, now: change.now)
+                let pool = self.pool
+                let value = try await writeThread.run { [self] in
+                    try pool.writeWithoutTransaction { db in
+                        var result: T?
+                        try db.inTransaction(.immediate) {
+                            // Once another file is at the path, the pool's new
+                            // readers open it while this writer still holds the
+                            // old one: nothing read there may be written here.
+                            if let change = replacedFile() {
+                                throw LegacyQueueError.fileReplaced(path: path, now: change.now)
+                            }
+                            result = try body(db)
+                            return .commit
                         }
-                        result = try body(db)
-                        return .commit
+                        return result!
                     }
-                    return result!
                 }
                 lockWatch.ended()
                 writeFailures.succeeded()
@@ -318,7 +352,7 @@ public final class LegacyQueueStore: Sendable {
     }
 
     public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await pool.read(body)
+        try await asyncRead(body)
     }
 
     // MARK: - Objects
@@ -334,13 +368,13 @@ public final class LegacyQueueStore: Sendable {
 
     public func objectsHealth() async throws -> BridgeObjects.Health {
         let objects = self.objects
-        return try await pool.read { db in try objects.check(db) }
+        return try await asyncRead { db in try objects.check(db) }
     }
 
     // MARK: - Modes
 
     public func modes() async throws -> [String: String] {
-        try await pool.read { db in
+        try await asyncRead { db in
             guard try db.tableExists("_taskbridge_mode") else { return [:] }
             return Dictionary(
                 try Row.fetchAll(db, sql: "SELECT task_type, mode FROM _taskbridge_mode").map {
@@ -352,7 +386,7 @@ public final class LegacyQueueStore: Sendable {
 
     /// Each type's mode with its canary share.
     public func modeStates() async throws -> [String: ModeState] {
-        try await pool.read { db in
+        try await asyncRead { db in
             guard try db.tableExists("_taskbridge_mode") else { return [:] }
             var out: [String: ModeState] = [:]
             for r in try Row.fetchAll(db, sql: "SELECT task_type, mode, percent, share_by FROM _taskbridge_mode") {
@@ -439,7 +473,7 @@ public final class LegacyQueueStore: Sendable {
 
     /// The newest audit entries, newest first (of one type when given).
     public func audit(taskType: String? = nil, limit: Int = 100) async throws -> [AuditEntry] {
-        try await pool.read { db in
+        try await asyncRead { db in
             guard try db.tableExists("_taskbridge_audit") else { return [] }
             let filter = taskType == nil ? "" : "WHERE task_type = ?"
             return try Row.fetchAll(

@@ -12,7 +12,7 @@ extension LegacyQueueStore {
         let end = floor(now.timeIntervalSince1970 / 60) * 60 + 60
         let start = end - Double(minutes) * 60
         let since = LegacyTimestamp.format(Date(timeIntervalSince1970: start))
-        return try await pool.read { db in
+        return try await asyncRead { db in
             guard try db.tableExists(Ledger.table) else { return [:] }
             var out: [String: ThroughputSeries] = [:]
             for (column, isSent) in [("sent_at", true), ("done_at", false)] {
@@ -38,7 +38,7 @@ extension LegacyQueueStore {
 
     /// The most frequent reasons dry-run would reject rows, per type.
     public func dryRunRejectReasons(top: Int = 5) async throws -> [String: [(reason: String, count: Int)]] {
-        try await pool.read { db in
+        try await asyncRead { db in
             guard try db.tableExists("_taskbridge_dryrun") else { return [:] }
             var out: [String: [(reason: String, count: Int)]] = [:]
             for r in try Row.fetchAll(
@@ -59,7 +59,7 @@ extension LegacyQueueStore {
     public func quarantinePage(
         taskType: String?, offset: Int, limit: Int
     ) async throws -> (total: Int, entries: [QuarantineEntry]) {
-        try await pool.read { db in
+        try await asyncRead { db in
             guard try db.tableExists(Ledger.quarantineTable) else { return (0, []) }
             let filter = taskType == nil ? "" : "WHERE task_type = ?"
             let args: StatementArguments = taskType.map { [$0] } ?? []
@@ -82,7 +82,7 @@ extension LegacyQueueStore {
     /// The file as SQLite sees it: journal mode, WAL size, page figures.
     public func fileInfo() async throws -> LegacyFileInfo {
         let path = self.path
-        let journal = try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "unknown" }
+        let journal = try await asyncRead { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "unknown" }
         func size(_ p: String) -> Int64? {
             (try? FileManager.default.attributesOfItem(atPath: p)[.size] as? NSNumber)?.int64Value
         }

@@ -31,7 +31,7 @@ extension LegacyQueueStore {
     /// compared in Swift: legacy timestamps come in several formats.
     public func rowsExecutedByLegacy(limit: Int = 100_000) async throws -> [LegacyExecuted] {
         let t = table, b = bridgeID
-        let candidates = try await pool.read { db -> [(LegacyExecuted, String?)] in
+        let candidates = try await asyncRead { db -> [(LegacyExecuted, String?)] in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -61,7 +61,7 @@ extension LegacyQueueStore {
 
     public func countRows(types: [String]) async throws -> Int {
         guard !types.isEmpty else { return 0 }
-        return try await pool.read { db in
+        return try await asyncRead { db in
             try Int.fetchOne(
                 db,
                 sql:
@@ -75,7 +75,7 @@ extension LegacyQueueStore {
     public func bridgedRows(types: [String], afterID: Int64, limit: Int) async throws -> [BridgedRow] {
         guard !types.isEmpty else { return [] }
         let select = LegacyRow.selectSQL(schema)
-        return try await pool.read { db in
+        return try await asyncRead { db in
             var args = StatementArguments(types)
             args += [afterID, limit]
             let rows = try Row.fetchAll(
@@ -112,7 +112,7 @@ extension LegacyQueueStore {
 
     /// Ledger entries whose legacy row no longer exists.
     public func orphanLedgerEntries(afterID: Int64, limit: Int) async throws -> [LedgerEntry] {
-        try await pool.read { db in
+        try await asyncRead { db in
             guard try db.tableExists("_taskbridge_ledger") else { return [] }
             return try Row.fetchAll(
                 db,
@@ -130,7 +130,7 @@ extension LegacyQueueStore {
     /// Which of these TaskManager ids the ledger knows.
     public func ledgerTaskIDs(among ids: [Int64]) async throws -> Set<Int64> {
         guard !ids.isEmpty else { return [] }
-        return try await pool.read { db in
+        return try await asyncRead { db in
             guard try db.tableExists("_taskbridge_ledger") else { return [] }
             // Archived entries too: their tasks are the bridge's, of rows
             // an earlier generation had.
@@ -150,7 +150,7 @@ extension LegacyQueueStore {
 
     /// Newest `created_at` of a type's rows, compared as instants.
     public func lastInsert(taskType: String) async throws -> Date? {
-        try await pool.read { db in
+        try await asyncRead { db in
             var newest: Date?
             let cursor = try String.fetchCursor(
                 db,
@@ -170,7 +170,7 @@ extension LegacyQueueStore {
     /// A random sample of forwarded rows for the live parity check.
     public func paritySample(size: Int) async throws -> [BridgedRow] {
         let select = LegacyRow.selectSQL(schema)
-        return try await pool.read { db in
+        return try await asyncRead { db in
             let entries = try Row.fetchAll(
                 db,
                 sql:
@@ -215,7 +215,7 @@ extension LegacyQueueStore {
     }
 
     public func distinctTypes() async throws -> [String] {
-        try await pool.read { db in
+        try await asyncRead { db in
             try String.fetchAll(
                 db, sql: "SELECT DISTINCT task_type FROM \(self.table) WHERE task_type IS NOT NULL ORDER BY 1")
         }

@@ -32,7 +32,7 @@ public struct TypeStatus: Sendable, Equatable {
 extension LegacyQueueStore {
     public func statusReport(now: Date = Date()) async throws -> [TypeStatus] {
         let t = table, b = bridgeID
-        return try await pool.read { db in
+        return try await asyncRead { db in
             var byType: [String: TypeStatus] = [:]
             func with(_ type: String, _ f: (inout TypeStatus) -> Void) {
                 var s = byType[type] ?? TypeStatus(taskType: type)

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import TaskManagerModel
 
 /// A Swift client for the TaskManager REST API, tolerant of the PHP server as
@@ -14,6 +15,7 @@ public final class TaskManagerClient: Sendable {
     public let configuration: ClientConfiguration
     let http: HTTPClient
     let gate: ConcurrencyGate
+    let deadlines: RequestDeadlines
     let logger: Logger
 
     public init(configuration: ClientConfiguration, logger: Logger = Logger(label: "taskmanager.client")) {
@@ -27,11 +29,14 @@ public final class TaskManagerClient: Sendable {
         c.decompression = .disabled
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
         self.gate = ConcurrencyGate(limit: configuration.maxConcurrentRequests)
+        self.deadlines = RequestDeadlines(
+            eventLoop: http.eventLoopGroup.next(), requestTimeout: Self.timeAmount(configuration.requestTimeout))
         self.logger = logger
     }
 
     /// Must be called before the client is released.
     public func shutdown() async {
+        deadlines.stop()
         try? await http.shutdown()
     }
 
@@ -218,31 +223,45 @@ public final class TaskManagerClient: Sendable {
     private func sendOnce(
         _ method: HTTPMethod, _ path: String, body: JSONValue?
     ) async throws(TaskManagerError) -> JSONValue {
-        var request = HTTPClientRequest(url: configuration.baseURL + path)
-        request.method = method
-        request.headers.add(name: "X-API-Key", value: configuration.apiKey)
-        request.headers.add(name: "Accept", value: "application/json")
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            // Whole floats keep their `.0`, as the server's validator needs (PHPJSON.encodeWire).
-            request.body = .bytes(ByteBuffer(string: PHPJSON.encodeWire(body)))
-        }
         let status: Int
         let headers: HTTPHeaders
         let bytes: ByteBuffer
         do {
+            var request = try HTTPClient.Request(url: configuration.baseURL + path, method: method)
+            request.headers.add(name: "X-API-Key", value: configuration.apiKey)
+            request.headers.add(name: "Accept", value: "application/json")
+            if let body {
+                request.headers.add(name: "Content-Type", value: "application/json")
+                // Whole floats keep their `.0`, as the server's validator needs (PHPJSON.encodeWire).
+                request.body = .byteBuffer(ByteBuffer(string: PHPJSON.encodeWire(body)))
+            }
             let prepared = request
-            let timeout = configuration.requestTimeout
-            let response = try await gate.run { [http] in
-                // AsyncHTTPClient's deadline ends at the response head; a body
-                // that trickles in would hold this slot forever. One deadline
-                // covers the whole exchange, and cancelling it cancels the request.
-                try await Self.withDeadline(timeout) {
-                    let r = try await http.execute(prepared, timeout: Self.timeAmount(timeout))
-                    return (r.status.code, r.headers, try await r.body.collect(upTo: 64 << 20))
+            let response = try await gate.run { [http, deadlines] in
+                // AsyncHTTPClient's future API with no deadline of its own: its
+                // async API schedules and cancels a deadline on an event loop
+                // for every request (two cross-thread wake-ups), and a task
+                // group with a sleeping child for the whole-exchange deadline
+                // cost two more. One sweep per client bounds every exchange,
+                // body included (a body that trickles in cannot hold a slot).
+                let task = http.execute(
+                    request: prepared, delegate: ResponseAccumulator(request: prepared, maxBodySize: 64 << 20),
+                    eventLoop: .indifferent, deadline: nil, logger: nil)
+                let entry = deadlines.add(.now() + Self.timeAmount(configuration.requestTimeout)) {
+                    task.fail(reason: DeadlineExceeded())
+                }
+                defer { deadlines.remove(entry) }
+                do {
+                    return try await withTaskCancellationHandler {
+                        try await task.futureResult.get()
+                    } onCancel: {
+                        task.cancel()
+                    }
+                } catch {
+                    if deadlines.expired(entry) { throw DeadlineExceeded() }
+                    throw error
                 }
             }
-            (status, headers, bytes) = (Int(response.0), response.1, response.2)
+            (status, headers, bytes) = (Int(response.status.code), response.headers, response.body ?? ByteBuffer())
         } catch let e as TaskManagerError {
             throw e
         } catch {
@@ -254,23 +273,6 @@ public final class TaskManagerClient: Sendable {
     }
 
     struct DeadlineExceeded: Error {}
-
-    /// Runs `body` until it returns or `timeout` passes, whichever comes first;
-    /// on timeout the body is cancelled and `DeadlineExceeded` thrown.
-    static func withDeadline<T: Sendable>(
-        _ timeout: Duration, _ body: @escaping @Sendable () async throws -> T
-    ) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else { throw DeadlineExceeded() }
-            return value
-        }
-    }
 
     static func timeAmount(_ d: Duration) -> TimeAmount {
         let (seconds, attoseconds) = d.components
@@ -341,23 +343,111 @@ public final class TaskManagerClient: Sendable {
     }
 }
 
-/// Bounds the requests in flight through one client.
-actor ConcurrencyGate {
+/// Bounds the requests in flight through one client. A lock, not an actor:
+/// a request under the limit passes without a hop to another executor.
+final class ConcurrencyGate: Sendable {
     let limit: Int
-    var running = 0
-    var waiters: [CheckedContinuation<Void, Never>] = []
+    private let state = Mutex<(running: Int, waiters: [CheckedContinuation<Void, Never>])>((0, []))
 
     init(limit: Int) { self.limit = max(1, limit) }
 
     func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-        if running >= limit {
-            await withCheckedContinuation { waiters.append($0) }
-        } else {
-            running += 1
+        let admitted = state.withLock { s in
+            guard s.running < limit else { return false }
+            s.running += 1
+            return true
         }
-        defer {
-            if waiters.isEmpty { running -= 1 } else { waiters.removeFirst().resume() }
+        if !admitted {
+            // Admitted by the `release` that hands its slot over.
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s in
+                    guard s.running < limit else {
+                        s.waiters.append(c)
+                        return false
+                    }
+                    s.running += 1
+                    return true
+                }
+                if now { c.resume() }
+            }
         }
+        defer { release() }
         return try await body()
     }
+
+    private func release() {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if s.waiters.isEmpty {
+                s.running -= 1
+                return nil
+            }
+            return s.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}
+
+/// The whole-exchange deadline of every request of one client, enforced by
+/// one repeated sweep on an event loop instead of a timer per request. A
+/// request that overruns is failed within a quarter of the request timeout
+/// (at most 250 ms) after its deadline.
+final class RequestDeadlines: Sendable {
+    struct Entry: Sendable {
+        let deadline: NIODeadline
+        let expire: @Sendable () -> Void
+    }
+    private struct State {
+        var next: UInt64 = 0
+        var live: [UInt64: Entry] = [:]
+        var expired: Set<UInt64> = []
+    }
+    private final class Table: Sendable {
+        let state = Mutex(State())
+
+        func sweep() {
+            let now = NIODeadline.now()
+            let due = state.withLock { s -> [Entry] in
+                guard !s.live.isEmpty else { return [] }
+                var due: [Entry] = []
+                for (id, e) in s.live where e.deadline <= now {
+                    due.append(e)
+                    s.live[id] = nil
+                    s.expired.insert(id)
+                }
+                return due
+            }
+            for e in due { e.expire() }
+        }
+    }
+    private let table: Table
+    private let sweep: RepeatedTask
+
+    init(eventLoop: any EventLoop, requestTimeout: TimeAmount) {
+        let tick = TimeAmount.nanoseconds(max(10_000_000, min(250_000_000, requestTimeout.nanoseconds / 4)))
+        let table = Table()
+        self.table = table
+        sweep = eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in table.sweep() }
+    }
+
+    func add(_ deadline: NIODeadline, expire: @escaping @Sendable () -> Void) -> UInt64 {
+        table.state.withLock { s in
+            s.next += 1
+            s.live[s.next] = Entry(deadline: deadline, expire: expire)
+            return s.next
+        }
+    }
+
+    /// True if the sweep failed this request for its deadline.
+    func expired(_ id: UInt64) -> Bool {
+        table.state.withLock { $0.expired.contains(id) }
+    }
+
+    func remove(_ id: UInt64) {
+        table.state.withLock { s in
+            s.live[id] = nil
+            s.expired.remove(id)
+        }
+    }
+
+    func stop() { sweep.cancel() }
 }
