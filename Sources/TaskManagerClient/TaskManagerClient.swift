@@ -351,6 +351,9 @@ final class ConcurrencyGate: Sendable {
 
     init(limit: Int) { self.limit = max(1, limit) }
 
+    /// Callers waiting for a slot (for tests).
+    var waiting: Int { state.withLock { $0.waiters.count } }
+
     func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
         let admitted = state.withLock { s in
             guard s.running < limit else { return false }

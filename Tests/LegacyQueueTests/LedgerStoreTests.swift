@@ -79,6 +79,26 @@ import Testing
         #expect(try await Self.state(store, id) == "done")
     }
 
+    /// The watcher wakes capture only when this signature moves: a producer's
+    /// insert and a mode change (its audit row) move it, the bridge's own
+    /// capture and send writes do not.
+    @Test func captureSignatureMovesForProducersAndModeChangesOnly() async throws {
+        let (dir, store, producer) = try await Self.open()
+        defer { _ = dir }
+        let start = try #require(store.captureSignature())
+        let id = try producer.insert(type: Self.type, parameters: #"{"v": 1}"#)
+        let afterInsert = try #require(store.captureSignature())
+        #expect(afterInsert != start)
+
+        let batch = try #require(try await store.readChanges(limit: 10))
+        _ = try await store.applyChanges(batch, decisions: [id: Self.intent(#"{"v":1}"#)])
+        _ = try await store.recordSends([.sent(legacyID: id, taskID: 7, status: "pending", deduplicated: false)])
+        #expect(store.captureSignature() == afterInsert, "the bridge's own writes leave it as it was")
+
+        try await store.setMode(taskType: Self.type, mode: "off", reason: "test", host: "test", actor: "test")
+        #expect(store.captureSignature() != afterInsert)
+    }
+
     /// A generation that begins between the read and the write: the batch,
     /// decided with the old origin, is applied to nothing and decided again.
     @Test func decisionsMadeWithAnOlderOriginAreNotRecorded() async throws {

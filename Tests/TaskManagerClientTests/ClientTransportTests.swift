@@ -1,4 +1,6 @@
 import Foundation
+import Synchronization
+import TaskBridgeTesting
 @testable import TaskManagerClient
 import TaskManagerModel
 import Testing
@@ -138,6 +140,45 @@ struct ClientTransportTests {
             }
         }
         await client.shutdown()
+    }
+
+    /// The gate admits `limit` bodies; the rest wait in line and each goes
+    /// in as one leaves.
+    @Test func theGateHoldsItsLimit() async throws {
+        final class Inside: Sendable {
+            let counts = Mutex((now: 0, most: 0))
+            func enter() {
+                counts.withLock {
+                    $0.now += 1
+                    $0.most = max($0.most, $0.now)
+                }
+            }
+            func leave() { counts.withLock { $0.now -= 1 } }
+            var now: Int { counts.withLock { $0.now } }
+            var most: Int { counts.withLock { $0.most } }
+        }
+        let gate = ConcurrencyGate(limit: 2)
+        let inside = Inside()
+        let latch = Latch()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<6 {
+                group.addTask {
+                    try await gate.run {
+                        inside.enter()
+                        await latch.wait(limit: .seconds(30))
+                        inside.leave()
+                    }
+                }
+            }
+            let lined = try await eventually(timeout: .seconds(30), interval: .milliseconds(5)) {
+                gate.waiting == 4 && inside.now == 2
+            }
+            #expect(lined, "two inside, four waiting")
+            latch.open()
+            try await group.waitForAll()
+        }
+        #expect(inside.most == 2)
+        #expect(gate.waiting == 0)
     }
 
     @Test func subSecondRequestTimeoutIsHonoured() async throws {
