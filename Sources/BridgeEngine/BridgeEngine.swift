@@ -51,6 +51,9 @@ public final class BridgeEngine: Sendable {
 
     /// Asks every loop to finish: pollers stop at once, no new sends start,
     /// and requests in flight get `stopGrace` before they are cancelled.
+    /// A stop asked before `run()` began ends that run as soon as it starts:
+    /// the request is cleared when a run ends, not when one begins (a run
+    /// started a moment late used to clear a stop meant for it and run on).
     public func stop() {
         stopping.store(true, ordering: .releasing)
         let ctx = context.withLock { $0 }
@@ -65,12 +68,12 @@ public final class BridgeEngine: Sendable {
     /// Installs or repairs the objects, seeds modes, then runs until `stop()`
     /// or cancellation.
     public func run() async throws {
-        stopping.store(false, ordering: .releasing)
         watchLock()
         watchWriteFailures()
         defer {
             store.lockWatch.configure(waitForever: false, observer: nil)
             store.writeFailures.configure(observer: nil)
+            stopping.store(false, ordering: .releasing)
         }
         try await withTaskCancellationHandler {
             try await runLoops()

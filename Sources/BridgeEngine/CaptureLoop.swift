@@ -38,7 +38,7 @@ extension BridgeEngine {
                 // applies within one poll interval (the insert trigger reads the
                 // mode table itself, at once).
                 let now = Date().timeIntervalSince1970
-                if now - modesReadAt >= config.bridge.pollIntervalSeconds {
+                if ctx.watcher.takeModesMoved() || now - modesReadAt >= config.bridge.pollIntervalSeconds {
                     modesReadAt = now
                     try await refreshModes()
                 }

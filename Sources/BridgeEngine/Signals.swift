@@ -115,6 +115,12 @@ final class DataVersionWatcher: @unchecked Sendable {
     /// A capture pass now, whatever the file shows.
     func poke() { continuation.yield() }
 
+    /// Set when a commit moved the audit trail (a mode change) or the schema.
+    private let modesMoved = Atomic<Bool>(true)
+
+    /// True once after the modes may have changed.
+    func takeModesMoved() -> Bool { modesMoved.exchange(false, ordering: .relaxed) }
+
     func noteActivity() {
         activityAt.store(Date().timeIntervalSince1970.bitPattern, ordering: .relaxed)
     }
@@ -153,7 +159,7 @@ final class DataVersionWatcher: @unchecked Sendable {
         var lastSchema: Int64 = -1
         var statAt = 0.0
         var yieldedAt = Date().timeIntervalSince1970
-        var lastSignature: String?
+        var lastMarks: LegacyQueueStore.CaptureMarks?
         var misses = 0
         var cause = "start"
         condition.lock()
@@ -187,12 +193,16 @@ final class DataVersionWatcher: @unchecked Sendable {
                 // the audit trail, and a capture pass for each was a third
                 // of the thread wake-ups per row. Capture wakes when either
                 // moved, the schema did, or the signature cannot be read.
-                let signature = store.captureSignature()
-                if schemaMoved || signature == nil || signature != lastSignature {
+                let marks = store.captureMarks()
+                if schemaMoved || marks == nil || marks?.audit != lastMarks?.audit {
+                    // A mode change: capture reads the modes at once, not at its next refresh.
+                    modesMoved.store(true, ordering: .relaxed)
+                }
+                if schemaMoved || marks == nil || marks != lastMarks {
                     continuation.yield()
                     yieldedAt = Date().timeIntervalSince1970
                 }
-                lastSignature = signature
+                lastMarks = marks
             }
             let now = Date().timeIntervalSince1970
             if now - yieldedAt >= refreshInterval {

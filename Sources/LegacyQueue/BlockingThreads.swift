@@ -15,7 +15,7 @@ import Foundation
 /// after a GRDB call (a write's lock wait ends at the busy timeout either way).
 final class BlockingThreads: @unchecked Sendable {
     private let condition = NSCondition()
-    private var jobs: [@Sendable () -> Void] = []
+    private var jobs: [(@Sendable () -> Void)?] = []
     private var head = 0
     private var stopped = false
     private var started = false
@@ -65,6 +65,9 @@ final class BlockingThreads: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// A job is released outside the lock: the last reference to the store
+    /// may be in it, and the store's deinit stops these threads (under the
+    /// same lock).
     private func work() {
         condition.lock()
         while true {
@@ -73,14 +76,16 @@ final class BlockingThreads: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let job = jobs[head]
+            var job = jobs[head]
+            jobs[head] = nil
             head += 1
             if head == jobs.count {
                 jobs.removeAll(keepingCapacity: true)
                 head = 0
             }
             condition.unlock()
-            job()
+            job?()
+            job = nil
             condition.lock()
         }
     }

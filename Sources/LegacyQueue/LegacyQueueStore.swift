@@ -280,17 +280,32 @@ public final class LegacyQueueStore: Sendable {
     /// The high-water marks of what capture reads: the change log (every
     /// row the triggers announce), the audit trail (every mode change and
     /// quarantine retry) and the legacy table's own AUTOINCREMENT (inserts).
-    /// The bridge's own writes move none of them. Nil where it cannot be read
-    /// (no bridge objects yet): the caller treats that as a change.
-    public func captureSignature() -> String? {
-        let names = ["_taskbridge_changes", "_taskbridge_audit", schema.table]
+    /// The bridge's own capture and send writes move none of them.
+    public struct CaptureMarks: Sendable, Equatable {
+        public var changes: Int64 = 0
+        public var audit: Int64 = 0
+        public var table: Int64 = 0
+    }
+
+    /// Nil where they cannot be read (no bridge objects yet): the caller
+    /// treats that as a change.
+    public func captureMarks() -> CaptureMarks? {
+        let table = schema.table
         return try? watcher.inDatabase { db in
-            try String.fetchOne(
-                db.cachedStatement(
-                    sql: """
-                        SELECT group_concat(mark, ',') FROM (SELECT name || '=' || seq AS mark FROM sqlite_sequence
-                        WHERE name IN (?, ?, ?) ORDER BY name)
-                        """), arguments: StatementArguments(names)) ?? ""
+            var marks = CaptureMarks()
+            let rows = try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT name, seq FROM sqlite_sequence WHERE name IN (?, ?, ?)"),
+                arguments: ["_taskbridge_changes", "_taskbridge_audit", table])
+            for r in rows {
+                let name: String = r[0]
+                let seq: Int64 = r[1]
+                switch name {
+                case "_taskbridge_changes": marks.changes = seq
+                case "_taskbridge_audit": marks.audit = seq
+                default: marks.table = seq
+                }
+            }
+            return marks
         }
     }
 

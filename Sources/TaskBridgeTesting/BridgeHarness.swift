@@ -108,12 +108,14 @@ public final class BridgeHarness: Sendable {
     }
 
     public func stopEngine() async {
-        engine.stop()
         let t = running.withLock { t -> Task<Void, Never>? in
             defer { t = nil }
             return t
         }
-        await t?.value
+        // Only a run there is: a stop asked with none running would end the next one at its start.
+        guard let t else { return }
+        engine.stop()
+        await t.value
     }
 
     public func shutdown() async {

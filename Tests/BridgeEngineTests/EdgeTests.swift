@@ -4,6 +4,7 @@ import LegacyQueue
 import TaskBridgeTesting
 import TaskManagerClient
 import TaskManagerModel
+import Synchronization
 import Testing
 import TestSlots
 
@@ -32,6 +33,30 @@ import TestSlots
     static func failOne(_ client: TaskManagerClient, typeID: Int64, error: String) async throws {
         guard let t = try await client.claimTask(workerID: "w", taskTypeID: typeID) else { return }
         _ = try await client.completeTask(id: t.id, workerID: "w", success: false, error: error)
+    }
+
+    /// A stop asked before a run began ends that run when it starts (a run
+    /// that began a moment late used to clear the stop and run on, and its
+    /// caller waited forever); the run after it goes on as usual.
+    @Test func aStopAskedBeforeTheRunBeginsEndsIt() async throws {
+        try await BridgeHarness.with(types: [channel]) { h in
+            await h.stopEngine()
+            let engine = h.engine
+            let ended = Mutex(false)
+            engine.stop()
+            let run = Task {
+                try? await engine.run()
+                ended.withLock { $0 = true }
+            }
+            let stopped = try await eventually(timeout: .seconds(30)) { ended.withLock { $0 } }
+            #expect(stopped, "the run ended on the stop asked before it")
+            if !stopped { run.cancel() }
+            h.startEngine()
+            let id = try h.producer().insert(type: channel.legacyType, parameters: #"{"channel_url": "https://y/a"}"#)
+            #expect(
+                try await eventually(timeout: .seconds(20)) { try Self.ledgerState(h, id) == "sent" },
+                "the next run forwards as usual")
+        }
     }
 
     @Test func pythonFalseIsALiteralNotAnFString() async throws {

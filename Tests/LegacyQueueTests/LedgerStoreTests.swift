@@ -79,24 +79,25 @@ import Testing
         #expect(try await Self.state(store, id) == "done")
     }
 
-    /// The watcher wakes capture only when this signature moves: a producer's
-    /// insert and a mode change (its audit row) move it, the bridge's own
+    /// The watcher wakes capture only when these marks move: a producer's
+    /// insert and a mode change (its audit row) move them, the bridge's own
     /// capture and send writes do not.
-    @Test func captureSignatureMovesForProducersAndModeChangesOnly() async throws {
+    @Test func captureMarksMoveForProducersAndModeChangesOnly() async throws {
         let (dir, store, producer) = try await Self.open()
         defer { _ = dir }
-        let start = try #require(store.captureSignature())
+        let start = try #require(store.captureMarks())
         let id = try producer.insert(type: Self.type, parameters: #"{"v": 1}"#)
-        let afterInsert = try #require(store.captureSignature())
-        #expect(afterInsert != start)
+        let afterInsert = try #require(store.captureMarks())
+        #expect(afterInsert.changes > start.changes && afterInsert.table > start.table)
+        #expect(afterInsert.audit == start.audit)
 
         let batch = try #require(try await store.readChanges(limit: 10))
         _ = try await store.applyChanges(batch, decisions: [id: Self.intent(#"{"v":1}"#)])
         _ = try await store.recordSends([.sent(legacyID: id, taskID: 7, status: "pending", deduplicated: false)])
-        #expect(store.captureSignature() == afterInsert, "the bridge's own writes leave it as it was")
+        #expect(store.captureMarks() == afterInsert, "the bridge's own writes leave them as they were")
 
         try await store.setMode(taskType: Self.type, mode: "off", reason: "test", host: "test", actor: "test")
-        #expect(store.captureSignature() != afterInsert)
+        #expect(try #require(store.captureMarks()).audit > afterInsert.audit)
     }
 
     /// A generation that begins between the read and the write: the batch,
