@@ -215,7 +215,8 @@ public final class BridgeEngine: Sendable {
     private func failed(_ name: String, _ error: any Error, _ message: Logger.Message) async {
         if case .fileReplaced? = error as? LegacyQueueError {
             context.withLock { $0 }?.watcher.replacements.signal()
-            try? await Task.sleep(for: .milliseconds(20))
+            // Soon reopened, unless a restore left the old WAL beside the copy.
+            try? await Task.sleep(for: store.restoreIncomplete ? .seconds(1) : .milliseconds(20))
             return
         }
         if !WriteFailureWatch.isPersistent(error) {

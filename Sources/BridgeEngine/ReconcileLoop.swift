@@ -96,6 +96,7 @@ extension BridgeEngine {
     /// without a row; ids the old file gave out after the copy was taken may
     /// come again, and the new origin keeps their rows apart.
     func replacementLoop(_ ctx: RunContext) async throws {
+        var warnedAbout: FileIdentity?
         for await _ in ctx.watcher.replacements.stream {
             if isStopping { return }
             guard let change = store.replacedFile() else { continue }
@@ -104,7 +105,26 @@ extension BridgeEngine {
                 // connections share the WAL at the path with the new file's
                 // writers. Rows it had and the restored copy lacks are found
                 // by verify from their tasks' origins.
-                let began = try store.reopen()
+                let began: (generation: Int64, archived: Int)?
+                do {
+                    began = try store.reopen()
+                } catch LegacyQueueError.restoreIncomplete(let path, let leftovers) {
+                    // Retried at every look at the file until they are gone;
+                    // said once per file put at the path.
+                    if warnedAbout != change.now {
+                        warnedAbout = change.now
+                        logger.warning(
+                            """
+                            another file is at the legacy path, but the replaced file's WAL and index are still \
+                            beside it; the bridge waits for them to be removed before it opens the new file
+                            """,
+                            metadata: [
+                                "database": "\(path)", "leftovers": "\(leftovers.joined(separator: ", "))",
+                                "was": "\(change.was)", "now": "\(change.now)",
+                            ])
+                    }
+                    return
+                }
                 try await reconcileObjects()
                 var g = began
                 if g == nil { g = try await store.beginNewGeneration() }

@@ -12,6 +12,10 @@ public enum LegacyQueueError: Error, CustomStringConvertible, Sendable {
     case locked(path: String, seconds: Double)
     /// Another file was put at the path; the store must be reopened first.
     case fileReplaced(path: String, now: FileIdentity)
+    /// Another file is at the path, but the replaced file's WAL or index is
+    /// still beside it: opening the new file now would read the old file's
+    /// pages into it.
+    case restoreIncomplete(path: String, leftovers: [String])
 
     public var description: String {
         switch self {
@@ -25,6 +29,11 @@ public enum LegacyQueueError: Error, CustomStringConvertible, Sendable {
         case .objects(let m): return m
         case .fileReplaced(let p, let now):
             return "another file (\(now)) was put at \(p); writes wait until the bridge has reopened it"
+        case .restoreIncomplete(let p, let leftovers):
+            return
+                "another file was put at \(p), but the replaced file's \(leftovers.joined(separator: " and ")) "
+                + "are still beside it; the bridge opens the new file once they are removed (a connection opened "
+                + "next to them would read the replaced file's pages into it)"
         case .locked(let p, let seconds):
             return
                 "the legacy file \(p) is locked by another process (no write lock within \(Int(seconds.rounded())) s); "
@@ -55,6 +64,10 @@ public final class LegacyQueueStore: Sendable {
         var watcher: DatabaseQueue
         /// The file they were opened on (device and inode).
         var identity: FileIdentity?
+        /// Its WAL and index as they were once open: while the bridge holds
+        /// the file, nobody deletes them, so the same identities found beside
+        /// another file at the path mean a restore left them behind.
+        var sidecars: Sidecars
     }
     let connections: Mutex<Connections>
     /// The `schema_version` at which the table's continuity was last checked
@@ -63,6 +76,10 @@ public final class LegacyQueueStore: Sendable {
     var pool: DatabasePool { connections.withLock { $0.pool } }
     var watcher: DatabaseQueue { connections.withLock { $0.watcher } }
     let busyTimeoutMilliseconds: Int
+    /// Set while another file is at the path but the replaced file's WAL or
+    /// index is still beside it (see `reopen()`).
+    let waitingForRestore = Atomic<Bool>(false)
+    public var restoreIncomplete: Bool { waitingForRestore.load(ordering: .relaxed) }
     /// Waits for another process's write lock (see `LockWatch`).
     public let lockWatch = LockWatch()
     /// Writes failing for good until something outside changes (see `WriteFailureWatch`).
@@ -91,7 +108,8 @@ public final class LegacyQueueStore: Sendable {
             created = true
         }
         let identity = FileIdentity(path: path)
-        let (pool, watcher) = try openConnections(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+        let (pool, watcher) = try openConnections(
+            path: path, expected: identity, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         if created {
             try pool.write { db in
                 try db.execute(sql: LegacySchema.variantADDL(table: table))
@@ -100,13 +118,38 @@ public final class LegacyQueueStore: Sendable {
         let schema = try detectSchema(pool, table: table)
         let store = LegacyQueueStore(
             path: path, schema: schema, objects: BridgeObjects(table: table, bridgeID: bridgeID),
-            connections: Connections(pool: pool, watcher: watcher, identity: identity),
+            connections: Connections(
+                pool: pool, watcher: watcher, identity: identity ?? FileIdentity(path: path),
+                sidecars: Sidecars(of: path)),
             busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         return OpenResult(store: store, created: created)
     }
 
-    static func openConnections(path: String, busyTimeoutMilliseconds: Int) throws -> (DatabasePool, DatabaseQueue) {
+    /// Every connection, the pool's later readers included, first checks that
+    /// the file it opened is `expected` (nil: the one the first creates), before
+    /// anything is read: SQLite finds the WAL and index by the path, so a
+    /// reader opened on a restored copy while the replaced file's WAL and
+    /// index are still beside it reads the copy through the old WAL (its
+    /// checkpoint would write those pages into the copy) and leaves the old
+    /// index to every later connection of this process to the copy
+    /// (`FleetTests.fileReplacedUnderARunningBridge` caught one under load).
+    /// The check after the file is open and before its first read is exact:
+    /// a rename after the open leaves the connection on the file it expected.
+    static func openConnections(path: String, expected: FileIdentity?, busyTimeoutMilliseconds: Int) throws
+        -> (DatabasePool, DatabaseQueue)
+    {
+        // A file created by the first connection is the one expected after.
+        let expected = Mutex(expected)
+        let sameFile: @Sendable (Database) throws -> Void = { _ in
+            guard let now = FileIdentity(path: path) else { throw LegacyQueueError.missingDatabase(path) }
+            let was = expected.withLock { e in
+                if e == nil { e = now }
+                return e
+            }
+            guard now == was else { throw LegacyQueueError.fileReplaced(path: path, now: now) }
+        }
         var config = Configuration()
+        config.prepareDatabase(sameFile)
         config.busyMode = .callback(busyHandler(milliseconds: max(busyTimeoutMilliseconds, 5000)))
         config.label = "legacy"
         // Legacy workers put the file in WAL on every connect; a hand-made
@@ -114,6 +157,7 @@ public final class LegacyQueueStore: Sendable {
         // writers. The pool switches it to WAL, as a legacy worker would.
         let pool = try DatabasePool(path: path, configuration: config)
         var wconfig = Configuration()
+        wconfig.prepareDatabase(sameFile)
         wconfig.readonly = true
         wconfig.busyMode = .callback(busyHandler(milliseconds: max(busyTimeoutMilliseconds, 5000)))
         wconfig.label = "legacy-watch"
@@ -213,8 +257,14 @@ public final class LegacyQueueStore: Sendable {
     /// has no bridge objects (install makes a fresh origin).
     @discardableResult
     public func reopen() throws -> (generation: Int64, archived: Int)? {
-        let identity = FileIdentity(path: path)
-        let (pool, watcher) = try Self.openConnections(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+        guard let identity = FileIdentity(path: path) else { throw LegacyQueueError.missingDatabase(path) }
+        let leftovers = Sidecars(of: path).shared(with: connections.withLock { $0.sidecars }, path: path)
+        guard leftovers.isEmpty else {
+            waitingForRestore.store(true, ordering: .relaxed)
+            throw LegacyQueueError.restoreIncomplete(path: path, leftovers: leftovers)
+        }
+        let (pool, watcher) = try Self.openConnections(
+            path: path, expected: identity, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         let fresh = try Self.detectSchema(pool, table: schema.table)
         guard fresh == schema else {
             throw LegacyQueueError.objects(
@@ -233,11 +283,13 @@ public final class LegacyQueueStore: Sendable {
             }
             return g
         }
+        let sidecars = Sidecars(of: path)
         let old = connections.withLock { c -> Connections in
-            defer { c = Connections(pool: pool, watcher: watcher, identity: identity) }
+            defer { c = Connections(pool: pool, watcher: watcher, identity: identity, sidecars: sidecars) }
             return c
         }
         Self.retired.withLock { $0.append(old) }
+        waitingForRestore.store(false, ordering: .relaxed)
         return generation
     }
 
@@ -526,4 +578,23 @@ public struct FileIdentity: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { "dev \(device) inode \(inode)" }
+}
+
+/// The WAL and the index SQLite keeps beside a database file, by identity.
+struct Sidecars: Sendable, Equatable {
+    var wal: FileIdentity?
+    var shm: FileIdentity?
+
+    init(of path: String) {
+        wal = FileIdentity(path: path + "-wal")
+        shm = FileIdentity(path: path + "-shm")
+    }
+
+    /// The paths of the ones that are still `old`'s.
+    func shared(with old: Sidecars, path: String) -> [String] {
+        var names: [String] = []
+        if let wal, wal == old.wal { names.append(path + "-wal") }
+        if let shm, shm == old.shm { names.append(path + "-shm") }
+        return names
+    }
 }

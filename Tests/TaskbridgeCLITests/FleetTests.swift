@@ -341,6 +341,55 @@ import TestSlots
         }
     }
 
+    /// A restore that puts the copy back but leaves the replaced file's WAL
+    /// and index beside it: the bridge opens nothing on the copy (a connection
+    /// would read it through the old WAL), says so once, and reopens it as
+    /// soon as they are removed.
+    @Test func aRestoreThatLeavesTheOldWALBesideTheCopyIsWaitedOut() async throws {
+        try await BridgeHarness.with(types: [Self.scrape], startEngine: false) { h in
+            let bridgeProcess = try BridgeProcess(harness: h, metrics: true)
+            try bridgeProcess.start()
+            defer { Task { await bridgeProcess.kill() } }
+            _ = try await bridgeProcess.waitForHealth()
+            try await Self.insertAndWaitSent(h, ["b0", "b1"], expected: 2)
+            let backup = h.tm.directory.path("backup.db")
+            let source = try observerConnection(h.legacyPath)
+            let copy = try DatabaseQueue(path: backup)
+            try source.backup(to: copy)
+            try copy.close()
+            try source.close()
+            try await Self.insertAndWaitSent(h, ["lost"], expected: 3)
+            #expect(rename(backup, h.legacyPath) == 0)
+            let waiting = "the bridge waits for them to be removed"
+            #expect(
+                try await eventually(timeout: .seconds(60)) { bridgeProcess.stderrText.contains(waiting) },
+                "\(bridgeProcess.stderrText.suffix(3000))")
+            // Looked at again and again while they stay, warned about once.
+            let seen = try PrometheusText(try await bridgeProcess.metrics()).sum("taskbridge_legacy_wakeups_total")
+            _ = try await eventually(timeout: .seconds(30)) {
+                try PrometheusText(try await bridgeProcess.metrics()).sum("taskbridge_legacy_wakeups_total") > seen + 5
+            }
+            #expect(bridgeProcess.stderrText.components(separatedBy: waiting).count == 2, "warned once")
+            #expect(try PrometheusText(try await bridgeProcess.metrics()).sum("taskbridge_legacy_file_replaced_total") == 0)
+            unlink(h.legacyPath + "-wal")
+            unlink(h.legacyPath + "-shm")
+            let after = try h.producer()
+            defer { try? after.close() }
+            // Row 3 of the replaced file is not in the copy: its id comes again.
+            #expect(try after.insert(type: Self.scrape.legacyType, parameters: #"{"video_url": "new"}"#) == 3)
+            #expect(
+                try await eventually(timeout: .seconds(60)) {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_ledger WHERE state = 'sent'") == 3
+                }, "\(bridgeProcess.stderrText.suffix(3000))")
+            #expect(try h.scalar("SELECT COUNT(*) FROM task_queue") == 3)
+            let check = try observerConnection(h.legacyPath)
+            #expect(try await check.read { try String.fetchOne($0, sql: "PRAGMA integrity_check") } == "ok")
+            try check.close()
+            let metrics = try PrometheusText(try await bridgeProcess.metrics())
+            #expect(metrics.sum("taskbridge_legacy_file_replaced_total") == 1)
+        }
+    }
+
     /// SIGKILL while rows flow into two queues: after a restart every row of
     /// both has exactly one task of its own.
     @Test func sigkillWithSeveralQueuesLosesAndDoublesNothing() async throws {
