@@ -19,22 +19,30 @@ extension BridgeEngine {
             interval: .milliseconds(Int64(config.bridge.mirrorIntervalSeconds * 1000)), clock: .continuous)
         var lastAdoption = 0.0
         // Idle (no reverse type, no entry in flight) a beat reads nothing.
+        // Whether entries are in flight is read from the ledger at the end of
+        // each cycle, after its claims: a row this cycle inserted, or an
+        // outcome whose retry is due later, still needs its beats when a
+        // cutover to `off` takes the last type out of reverse. A cycle that
+        // failed part-way counts as busy.
         var busy = true
         for await _ in chain([()].async, beat.map { _ in () }) {
             if isStopping { return }
             let modes = await state.snapshot().modes
             let types = config.types.filter { modes[$0.legacyType] == .reverse }
             if types.isEmpty && !busy { continue }
+            busy = true
             await attempt("reverse") {
                 // Outcomes first: a task failed back to `pending` is claimed
                 // again below only after its previous attempt is recorded.
-                busy = try await reverseReport()
-                guard !types.isEmpty else { return }
-                let now = Date().timeIntervalSince1970
-                if now - lastAdoption >= Self.adoptionInterval {
-                    if try await reverseAdopt(types) { lastAdoption = now }
+                try await reverseReport()
+                if !types.isEmpty {
+                    let now = Date().timeIntervalSince1970
+                    if now - lastAdoption >= Self.adoptionInterval {
+                        if try await reverseAdopt(types) { lastAdoption = now }
+                    }
+                    try await reverseClaim(types)
                 }
-                try await reverseClaim(types)
+                busy = try await store.reverseInFlight()
             }
         }
     }

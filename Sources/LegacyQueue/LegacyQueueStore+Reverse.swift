@@ -49,6 +49,16 @@ extension LegacyQueueStore {
         try await writeLedger { db in try ReverseLedger.recordConflict(db, entryID: entryID, detail: detail) }
     }
 
+    /// Whether any entry is in flight: a row waiting for a legacy worker, or
+    /// an outcome not yet accepted by TaskManager (due now or later).
+    public func reverseInFlight() async throws -> Bool {
+        try await asyncRead { db in
+            try Bool.fetchOne(
+                db, sql: "SELECT EXISTS (SELECT 1 FROM _taskbridge_reverse WHERE state IN ('inserted','completing'))")
+                ?? false
+        }
+    }
+
     /// Tasks with a live entry (the bridge holds a row for them).
     public func reverseHeldTasks() async throws -> Set<Int64> {
         try await asyncRead { db in

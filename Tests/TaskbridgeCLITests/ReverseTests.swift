@@ -212,6 +212,46 @@ import TestSlots
         }
     }
 
+    /// A cutover to `off` stops claims, not the outcomes already owed: a
+    /// completion TaskManager refused for now is retried until it lands, though
+    /// no type is left in reverse (the loop once went idle on such an entry).
+    @Test func anOutcomeOwedAtACutoverToOffStillGoesOut() async throws {
+        try await BridgeHarness.with(types: [Self.reverse], withProxy: true, startEngine: false) { h in
+            let proxy = try #require(h.proxy)
+            let bridge = try BridgeProcess(harness: h, metrics: true)
+            try bridge.start()
+            defer { Task { await bridge.kill() } }
+            _ = try await bridge.waitForHealth()
+            let ids = try await Self.create(h, 1)
+            #expect(
+                try await eventually(timeout: .seconds(20)) { try h.scalar("SELECT COUNT(*) FROM task_queue") == 1 })
+            proxy.set(.matching("/complete", .status(503, body: "down")))
+            let worker = try LegacyWorker(path: h.legacyPath, workerID: "legacy-0")
+            defer { try? worker.close() }
+            let row = try #require(try worker.claim())
+            try worker.complete(row.id, data: #"{"owed": true}"#)
+            #expect(try await eventually(timeout: .seconds(20)) { Self.completeCalls(proxy) >= 1 })
+            let off = try await CLIRun.run(
+                ["cutover", Self.reverse.legacyType, "off", "--reason", "pause claims"], harness: h)
+            #expect(off.status == 0, "\(off.stderr)")
+            // Retries go on while TaskManager refuses; the bridge takes up `off` meanwhile.
+            let before = Self.completeCalls(proxy)
+            #expect(
+                try await eventually(timeout: .seconds(30)) { Self.completeCalls(proxy) >= before + 3 },
+                "\(bridge.stderrText.suffix(2000))")
+            proxy.set(.pass)
+            #expect(
+                try await eventually(timeout: .seconds(30)) {
+                    try await h.tm.client.getTask(id: ids[0]).rawStatus == "completed"
+                }, "\(bridge.stderrText.suffix(2000))")
+            #expect(try await h.tm.client.getTask(id: ids[0]).result == ["owed": true])
+            #expect(
+                try await eventually(timeout: .seconds(20)) {
+                    try h.scalar("SELECT COUNT(*) FROM _taskbridge_reverse WHERE state = 'done'") == 1
+                })
+        }
+    }
+
     /// A lease that expires while its row runs: the bridge claims the task
     /// again, recognises it and inserts nothing; the completion still lands.
     /// A TaskManager worker that takes an expired task makes the bridge's
