@@ -48,9 +48,7 @@ extension BridgeEngine {
     }
 
     /// Legacy outcomes into the ledger, then to TaskManager.
-    /// True while entries are in flight (rows to watch or outcomes to report).
-    @discardableResult
-    func reverseReport() async throws -> Bool {
+    func reverseReport() async throws {
         let collected = try await store.reverseCollect()
         if !collected.lost.isEmpty {
             logger.warning(
@@ -58,11 +56,10 @@ extension BridgeEngine {
                 metadata: ["tasks": "\(collected.lost.map(String.init).joined(separator: " "))"])
         }
         let due = try await store.reverseDue(limit: 256)
-        guard !due.isEmpty else { return collected.watching }
+        guard !due.isEmpty else { return }
         await withTaskGroup(of: Void.self) { group in
             for outcome in due { group.addTask { await self.reverseComplete(outcome) } }
         }
-        return true
     }
 
     /// One completion. TaskManager answers 400 "not in claimed state" when it

@@ -18,17 +18,15 @@ extension LegacyQueueStore {
 
     /// Copies the outcome of every newly terminal row into its entry; marks
     /// entries whose row is gone or replaced. Returns what changed.
-    /// `watching`: rows inserted for tasks are still waiting for a legacy worker.
-    public func reverseCollect() async throws -> (completing: Int, lost: [Int64], watching: Bool) {
+    public func reverseCollect() async throws -> (completing: Int, lost: [Int64]) {
         let t = table
         if try await !pool.read({ db in
             try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM _taskbridge_reverse WHERE state = 'inserted')")
                 ?? false
         }) {
-            return (0, [], false)
+            return (0, [])
         }
-        let (completing, lost) = try await writeLedger { db in try ReverseLedger.collectOutcomes(db, legacyTable: t) }
-        return (completing, lost, true)
+        return try await writeLedger { db in try ReverseLedger.collectOutcomes(db, legacyTable: t) }
     }
 
     public func reverseDue(limit: Int, now: Date = Date()) async throws -> [ReverseLedger.Outcome] {
@@ -52,20 +50,12 @@ extension LegacyQueueStore {
     /// Whether any entry is in flight: a row waiting for a legacy worker, or
     /// an outcome not yet accepted by TaskManager (due now or later).
     public func reverseInFlight() async throws -> Bool {
-        try await asyncRead { db in
-            try Bool.fetchOne(
-                db, sql: "SELECT EXISTS (SELECT 1 FROM _taskbridge_reverse WHERE state IN ('inserted','completing'))")
-                ?? false
-        }
+        try await asyncRead { db in try ReverseLedger.anyLive(db) }
     }
 
     /// Tasks with a live entry (the bridge holds a row for them).
     public func reverseHeldTasks() async throws -> Set<Int64> {
-        try await asyncRead { db in
-            Set(
-                try Int64.fetchAll(
-                    db, sql: "SELECT tm_task_id FROM _taskbridge_reverse WHERE state IN ('inserted','completing')"))
-        }
+        try await asyncRead { db in try ReverseLedger.liveTasks(db) }
     }
 
     /// Rows the bridge inserted for a type that no legacy worker took yet:

@@ -35,6 +35,8 @@ public enum ReverseLedger {
     public enum State: String, CaseIterable, Sendable {
         case inserted, completing, done, lost, conflict
         public static let live: [State] = [.inserted, .completing]
+        /// `live` as an SQL list, for `state IN (...)`.
+        static let liveSQL = live.map { "'\($0.rawValue)'" }.joined(separator: ",")
     }
 
     public static let table = "_taskbridge_reverse"
@@ -82,6 +84,17 @@ public enum ReverseLedger {
         case recognised(legacyID: Int64)
     }
 
+    /// Whether any entry is live: a row waiting for a legacy worker, or an
+    /// outcome TaskManager has not accepted yet (due now or later).
+    static func anyLive(_ db: Database) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM \(table) WHERE state IN (\(State.liveSQL)))") ?? false
+    }
+
+    /// Tasks with a live entry.
+    static func liveTasks(_ db: Database) throws -> Set<Int64> {
+        Set(try Int64.fetchAll(db, sql: "SELECT tm_task_id FROM \(table) WHERE state IN (\(State.liveSQL))"))
+    }
+
     /// TaskManager priority (higher first, 0 when none was given: the live
     /// server ignores it on create) onto legacy 1..10 (higher first, 5 by
     /// default, as BaseWorker defaults a missing priority).
@@ -99,13 +112,13 @@ public enum ReverseLedger {
             db.cachedStatement(
                 sql: """
                     SELECT legacy_id FROM _taskbridge_reverse
-                    WHERE tm_task_id = ? AND state IN ('inserted','completing')
+                    WHERE tm_task_id = ? AND state IN (\(State.liveSQL))
                     """), arguments: [task.taskID])
         {
             try db.exec(
                 sql: """
                     UPDATE _taskbridge_reverse SET claims = claims + 1, claimed_at = ?, updated_at = ?
-                    WHERE tm_task_id = ? AND state IN ('inserted','completing')
+                    WHERE tm_task_id = ? AND state IN (\(State.liveSQL))
                     """, arguments: [now, now, task.taskID])
             return .recognised(legacyID: held)
         }
