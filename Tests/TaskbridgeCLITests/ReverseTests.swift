@@ -222,6 +222,8 @@ import TestSlots
             try bridge.start()
             defer { Task { await bridge.kill() } }
             _ = try await bridge.waitForHealth()
+            // The bridge registers the type once it runs; tasks can be created after that.
+            _ = try await h.typeID(Self.reverse.name)
             let ids = try await Self.create(h, 1)
             #expect(
                 try await eventually(timeout: .seconds(20)) { try h.scalar("SELECT COUNT(*) FROM task_queue") == 1 })
